@@ -1,0 +1,115 @@
+# t2t — plain GNU make + pkg-config.  See README.md.
+#   make [all] | test | bench | demo | lint | install | clean | deps
+#   V=1 (show commands)  SANITIZE=address,undefined  WERROR=1  PREFIX=/usr/local DESTDIR=
+
+LUA_PC   ?= lua5.4
+CJSON_PC ?= $(LUA_PC)-cjson
+PKGS      = $(LUA_PC) $(CJSON_PC) libcurl openssl libedit libmicrohttpd
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/t2t
+B        ?= build
+CC       ?= cc
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN   = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+         -Wmissing-prototypes -Wformat=2 -Wimplicit-fallthrough
+CFLAGS ?= -O2 -g
+ifdef WERROR
+WARN  += -Werror
+endif
+ifdef SANITIZE
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=$(SANITIZE)
+B       := build/san
+endif
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# lua5.4-cjson.pc names /usr/lib as libdir; the archive lives in the multiarch dir the linker searches.
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = $(WARN) $(CFLAGS) -D_GNU_SOURCE -DT2T_VERSION='"$(VERSION)"' -Icore -I$(B) $(PKG_CFLAGS) $(CPPFLAGS)
+LIBS       = $(PKG_LIBS) -lpthread -lm
+
+CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_OBJ = $(CORE_SRC:core/%.c=$(B)/core/%.o) $(B)/embedded.o $(B)/modules.o
+LUA_SRC  = $(shell find lua -name '*.lua' | LC_ALL=C sort) $(sort $(wildcard scripts/*.lua))
+CTESTS   = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all test bench demo lint install clean deps check-deps
+all: $(B)/t2t
+
+# deps: install the Debian packages we build and test with (as root), else print the apt-get line.
+deps:
+	$(Q)sh tools/deps.sh
+
+$(B)/t2t: $(B)/core/main.o $(CORE_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/core/%.o: core/%.c | deps-stamp
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/%.o: $(B)/%.c
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+# Every core/*.c that defines luaopen_t2t_NAME becomes preloadable as "t2t.core.NAME".
+$(B)/modules.c: $(CORE_SRC) tools/modules.sh
+	@mkdir -p $(B)
+	$(Q)sh tools/modules.sh $(CORE_SRC) > $@.tmp && mv $@.tmp $@
+
+# lua/**/*.lua and scripts/*.lua embedded as one C array (text; loaded lazily).
+$(B)/embed: tools/embed.c
+	@mkdir -p $(B)
+	$(Q)$(CC) -O1 -o $@ $<
+$(B)/embedded.c: $(B)/embed $(LUA_SRC)
+	@$(if $(Q),echo "  EMBED   $(words $(LUA_SRC)) Lua files")
+	$(Q)$(B)/embed $(LUA_SRC) > $@.tmp && mv $@.tmp $@
+
+# A stamp so a missing -dev package is reported once, before any compiler error.
+deps-stamp: $(B)/.deps-ok
+$(B)/.deps-ok: tools/deps.sh
+	$(Q)sh tools/deps.sh
+	@mkdir -p $(B) && touch $@
+.PHONY: deps-stamp
+
+$(B)/tests/%: tests/c/%.c $(CORE_OBJ) tests/c/check.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LIBS)
+
+test: $(B)/t2t $(CTESTS)
+	$(Q)T2T_BUILD=$(B) sh tests/run.sh
+
+bench: $(B)/t2t
+	$(Q)T2T_BUILD=$(B) sh tests/bench/run.sh
+
+demo: $(B)/t2t
+	$(Q)$(B)/t2t run demo
+
+lint:
+	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--suppress=missingIncludeSystem -Icore core tools
+	$(Q)for f in $(LUA_SRC); do luac5.4 -p $$f || exit 1; done 2>/dev/null || \
+		for f in $(LUA_SRC); do $(B)/t2t -e "assert(loadfile('$$f'))" || exit 1; done
+
+install: $(B)/t2t
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(B)/t2t $(DESTDIR)$(BINDIR)/t2t
+	install -m 0644 docs/t2t.1 $(DESTDIR)$(MANDIR)/man1/t2t.1
+	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+	cp -R docs/. $(DESTDIR)$(DOCDIR)/ && rm -f $(DESTDIR)$(DOCDIR)/t2t.1
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(B)/core/*.d)

@@ -1,0 +1,180 @@
+/* host.c — state set-up, protected calls with tracebacks, embedded Lua loading, Ctrl-C.
+ *
+ * The SIGINT handling follows lua.c: the handler only sets a hook, and the hook raises the
+ * error inside Lua where it is safe.  Signals are per process, so the interrupted state is
+ * the one process-wide static here (as in lua.c); everything else lives in the lua_State. */
+#include <stdlib.h>
+#include <string.h>
+#include "host.h"
+#include <lua-cjson.h>             /* needs lua.h first */
+
+volatile sig_atomic_t host_sigint;
+static lua_State *volatile sig_L;            /* the state a host_pcall is running, for the hook */
+static void (*volatile sig_wake)(void *);
+static void *volatile sig_wake_ud;
+
+void host_on_sigint(void (*fn)(void *), void *ud) {
+    sig_wake = NULL;
+    sig_wake_ud = ud;
+    sig_wake = fn;
+}
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void on_sigint(int sig) {
+    int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+    signal(sig, SIG_DFL);                    /* a second Ctrl-C kills the process */
+    host_sigint++;
+    if (sig_L) lua_sethook(sig_L, stop_hook, flag, 1);
+    if (sig_wake) sig_wake(sig_wake_ud);
+}
+
+/* Message handler: add a traceback; cope with non-string errors (tables with __tostring). */
+static int msghandler(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;                        /* error objects keep their own message */
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int host_pcall(lua_State *L, int nargs, int nresults) {
+    int base = lua_gettop(L) - nargs;
+    lua_State *prev = sig_L;
+    lua_pushcfunction(L, msghandler);
+    lua_insert(L, base);
+    sig_L = L;
+    void (*old)(int) = signal(SIGINT, on_sigint);
+    int status = lua_pcall(L, nargs, nresults, base);
+    signal(SIGINT, old == SIG_ERR ? SIG_DFL : old);
+    sig_L = prev;
+    lua_remove(L, base);
+    return status;
+}
+
+int host_report(lua_State *L, int status) {
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (msg == NULL) msg = "(error object is not a string)";
+        fprintf(stderr, "t2t: %s\n", msg);
+        fflush(stderr);
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+static const struct host_embedded *find_embedded(const char *name, int runbook) {
+    int lo = 0, hi = host_embedded_count - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        const struct host_embedded *e = &host_embedded[mid];
+        int c = e->runbook != runbook ? e->runbook - runbook : strcmp(e->name, name);
+        if (c == 0) return e;
+        if (c < 0) lo = mid + 1; else hi = mid - 1;
+    }
+    return NULL;
+}
+
+/* package.preload loader for an embedded module: upvalue 1 is its index. */
+static int load_embedded(lua_State *L) {
+    const struct host_embedded *e = &host_embedded[lua_tointeger(L, lua_upvalueindex(1))];
+    if (luaL_loadbufferx(L, e->src, e->len, e->chunk, "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushstring(L, e->name);
+    lua_pushstring(L, e->chunk + 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
+/* host.embedded(kind) -> sorted list of embedded names ("module" or "runbook"). */
+static int l_embedded(lua_State *L) {
+    int runbook = luaL_checkoption(L, 1, "runbook", (const char *const[]){"module", "runbook", NULL});
+    lua_newtable(L);
+    for (int i = 0, n = 0; i < host_embedded_count; i++)
+        if (host_embedded[i].runbook == runbook) {
+            lua_pushstring(L, host_embedded[i].name);
+            lua_rawseti(L, -2, ++n);
+        }
+    return 1;
+}
+
+/* host.source(name, kind) -> source, chunkname  | nil when not embedded. */
+static int l_source(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    int runbook = luaL_checkoption(L, 2, "runbook", (const char *const[]){"module", "runbook", NULL});
+    const struct host_embedded *e = find_embedded(name, runbook);
+    if (!e) return 0;
+    lua_pushlstring(L, e->src, e->len);
+    lua_pushstring(L, e->chunk);
+    return 2;
+}
+
+/* host.interrupted() -> number of Ctrl-C seen so far (for loops that cancel work cleanly). */
+static int l_interrupted(lua_State *L) {
+    lua_pushinteger(L, host_sigint);
+    return 1;
+}
+
+/* host.pcall(f, ...) -> true, ... | false, err: a protected call with a traceback that a
+ * Ctrl-C interrupts (used for runbooks and REPL lines). */
+static int l_pcall(lua_State *L) {
+    luaL_checkany(L, 1);
+    int status = host_pcall(L, lua_gettop(L) - 1, LUA_MULTRET);
+    lua_pushboolean(L, status == LUA_OK);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+static int luaopen_host(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"embedded", l_embedded}, {"source", l_source}, {"interrupted", l_interrupted},
+        {"pcall", l_pcall},
+        {NULL, NULL}};
+    luaL_newlib(L, fns);
+    lua_pushstring(L, T2T_VERSION);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, LUA_RELEASE);
+    lua_setfield(L, -2, "lua_release");
+    const char *dir = getenv("T2T_LUA_DIR");
+    if (dir && *dir) {
+        lua_pushstring(L, dir);
+        lua_setfield(L, -2, "lua_dir");
+    }
+    return 1;
+}
+
+void host_openlibs(lua_State *L) {
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_setfield(L, -2, "cjson");
+    lua_pushcfunction(L, luaopen_host);
+    lua_setfield(L, -2, "t2t.core.host");
+    for (const struct host_cmodule *m = host_cmodules; m->name; m++) {
+        lua_pushcfunction(L, m->open);
+        lua_setfield(L, -2, m->name);
+    }
+    const char *dir = getenv("T2T_LUA_DIR");
+    if (dir && *dir) {                       /* development: the source tree wins */
+        lua_getglobal(L, "package");
+        lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", dir, dir);
+        lua_getfield(L, -2, "path");
+        lua_concat(L, 2);
+        lua_setfield(L, -2, "path");
+        lua_pop(L, 1);
+    } else {
+        for (int i = 0; i < host_embedded_count && !host_embedded[i].runbook; i++) {
+            lua_pushinteger(L, i);
+            lua_pushcclosure(L, load_embedded, 1);
+            lua_setfield(L, -2, host_embedded[i].name);
+        }
+    }
+    lua_pop(L, 1);
+}

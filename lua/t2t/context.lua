@@ -1,0 +1,120 @@
+-- t2t.context: the `ctx` a runbook's run(ctx, p) receives — output, logging, confirmation,
+-- per-item results, the closing summary, and the exit code.
+local log = require "t2t.log"
+
+local M = {}
+M.__index = M
+
+local EXIT = { ok = 0, failure = 1, usage = 2, partial = 3 }
+
+-- A failure a runbook raises on purpose: printed as a message, without a traceback.
+local Failure = {}
+Failure.__index = Failure
+Failure.__tostring = function(f) return f.message end
+
+function M.new(opts, decl)
+  opts = opts or {}
+  if opts.log_level then log.set_level(opts.log_level) end
+  return setmetatable({
+    opts = opts,
+    name = decl and decl.name or "?",
+    log = log,
+    summary_rows = {},
+    items = { ok = 0, failed = 0, list = {} },
+    json = opts.output == "json",
+  }, M)
+end
+
+-- Print a line of the runbook's output (text mode only; redacted).
+function M:say(fmt, ...)
+  if self.json then return end
+  local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
+  io.write(log.redact(s), "\n")
+end
+
+-- Stop the runbook with a message a person can act on.
+function M:fail(fmt, ...)
+  local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
+  error(setmetatable({ message = s }, Failure), 0)
+end
+
+-- Record a value for the closing summary table.
+function M:summary(key, value)
+  self.summary_rows[#self.summary_rows + 1] = { tostring(key), value }
+end
+
+-- Record one item's result in a bulk job; failed items make the exit code 3 (partial).
+function M:item(name, ok, detail)
+  local it = self.items
+  if ok then it.ok = it.ok + 1 else it.failed = it.failed + 1 end
+  it.list[#it.list + 1] = { name = tostring(name), ok = ok and true or false,
+                            detail = detail ~= nil and log.redact(tostring(detail)) or nil }
+end
+
+-- Ask a yes/no question; --yes answers yes; without a terminal the answer is no.
+function M:confirm(question)
+  if self.opts.yes then return true end
+  local term = require "t2t.core.term"
+  if not term.isatty(0) then
+    self.log.warn("%s -- no terminal to ask on; pass --yes to confirm", question)
+    return false
+  end
+  io.write(question, " [y/N] ")
+  io.flush()
+  local answer = io.read("l") or ""
+  return answer:match("^%s*[yY]") ~= nil
+end
+
+local function print_summary(self, status)
+  local rows = self.summary_rows
+  local it = self.items
+  if it.ok + it.failed > 0 then
+    rows[#rows + 1] = { "items ok", it.ok }
+    rows[#rows + 1] = { "items failed", it.failed }
+  end
+  rows[#rows + 1] = { "result", status }
+  local width = 0
+  for _, r in ipairs(rows) do width = math.max(width, #r[1]) end
+  io.write("\n")
+  for _, r in ipairs(rows) do
+    io.write(log.redact(string.format("  %-" .. width .. "s  %s", r[1], tostring(r[2]))), "\n")
+  end
+end
+
+local function json_result(self, status, value, err)
+  local cjson = require "cjson"
+  local summary = {}
+  for _, r in ipairs(self.summary_rows) do summary[r[1]] = r[2] end
+  local doc = { runbook = self.name, status = status, summary = summary,
+                items = #self.items.list > 0 and self.items.list or nil,
+                result = type(value) == "table" and value or nil,
+                error = err }
+  io.write(log.redact(cjson.encode(doc)), "\n")
+end
+
+-- Run the declaration's `run` and turn its outcome into output and an exit code.
+function M:execute(decl, params)
+  local host = require "t2t.core.host"
+  local ok, value = host.pcall(decl.run, self, params)
+  local status, code, err
+  if ok then
+    if self.items.failed > 0 then
+      status, code = self.items.ok > 0 and "partial" or "failed", self.items.ok > 0 and EXIT.partial or EXIT.failure
+    else
+      status, code = "ok", EXIT.ok
+    end
+  else
+    status, code = "failed", EXIT.failure
+    if getmetatable(value) == Failure then
+      err = value.message
+    else
+      err = tostring(value)
+    end
+    io.stderr:write(log.redact("t2t: " .. self.name .. ": " .. err), "\n")
+  end
+  if self.json then json_result(self, status, value, err and log.redact(err))
+  else print_summary(self, status) end
+  return code
+end
+
+return M

@@ -1,0 +1,46 @@
+#!/bin/sh
+# Run every test layer and print one closing line "N passed, N failed, N skipped".
+#   C units (build/tests/test_*), Lua units inside t2t (tests/lua), CLI transcripts
+#   (tests/cli/test_*.sh), the REPL through a pseudo-terminal, end-to-end (tests/e2e/test_*.sh).
+# Every layer prints "ok ..." / "not ok ..." lines (TAP-like); this script counts them.
+B=${T2T_BUILD:-build}
+export T2T="$B/t2t"
+LOG="$B/test-log"
+mkdir -p "$LOG"
+ONLY=${TESTS:-}
+: > "$LOG/all"
+
+layer() { # layer NAME COMMAND...
+  name=$1; shift
+  case "$ONLY" in ""|*"$name"*) ;; *) return ;; esac
+  printf '%-28s ' "$name"
+  out="$LOG/$(echo "$name" | tr / _).out"
+  "$@" > "$out" 2>&1
+  rc=$?
+  p=$(grep -cE '^ok\b' "$out" | tr -d ' ')
+  s=$(grep -cE '^ok\b.*# *SKIP' "$out" | tr -d ' ')
+  f=$(grep -cE '^not ok\b' "$out" | tr -d ' ')
+  p=$((p - s))
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then   # crashed without reporting a failure
+    f=1; echo "not ok - $name exited $rc" >> "$out"
+  fi
+  echo "$p passed, $f failed, $s skipped"
+  if [ "$f" != 0 ]; then
+    grep -E -A12 '^not ok\b' "$out" | head -60 | sed 's/^/    /'
+  fi
+  cat "$out" >> "$LOG/all"
+}
+
+for t in "$B"/tests/test_*; do
+  [ -x "$t" ] && layer "c/$(basename "$t")" "$t"
+done
+layer lua "$T2T" tests/lua/run.lua
+for t in tests/cli/test_*.sh tests/e2e/test_*.sh; do
+  [ -f "$t" ] && layer "${t#tests/}" sh "$t"
+done
+
+P=$(grep -cE '^ok\b' "$LOG/all"); S=$(grep -cE '^ok\b.*# *SKIP' "$LOG/all")
+F=$(grep -cE '^not ok\b' "$LOG/all")
+P=$((P - S))
+echo "$P passed, $F failed, $S skipped"
+[ "$F" = 0 ]
