@@ -53,7 +53,7 @@ $(B)/t2t: $(B)/core/main.o $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/core/%.o: core/%.c | deps-stamp
+$(B)/core/%.o: core/%.c $(B)/modules.h | deps-stamp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
@@ -65,7 +65,12 @@ $(B)/%.o: $(B)/%.c
 # Every core/*.c that defines luaopen_t2t_NAME becomes preloadable as "t2t.core.NAME".
 $(B)/modules.c: $(CORE_SRC) tools/modules.sh
 	@mkdir -p $(B)
-	$(Q)sh tools/modules.sh $(CORE_SRC) > $@.tmp && mv $@.tmp $@
+	$(Q)sh tools/modules.sh c $(CORE_SRC) > $@.tmp && mv $@.tmp $@
+# The prototypes, rewritten only when the set of modules changes (so edits don't rebuild all).
+$(B)/modules.h: $(CORE_SRC) tools/modules.sh
+	@mkdir -p $(B)
+	$(Q)sh tools/modules.sh h $(CORE_SRC) > $@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
 
 # lua/**/*.lua and scripts/*.lua embedded as one C array (text; loaded lazily).
 $(B)/embed: tools/embed.c

@@ -11,6 +11,7 @@
 /* C modules: generated table (tools/modules.sh), preloaded as "t2t.core.NAME". */
 struct host_cmodule { const char *name; lua_CFunction open; };
 extern const struct host_cmodule host_cmodules[];
+#include "modules.h"                        /* generated: every luaopen_t2t_NAME prototype */
 
 /* Embedded Lua sources (tools/embed.c): modules first, then runbooks, each sorted by name. */
 struct host_embedded {

@@ -12,7 +12,7 @@ ONLY=${TESTS:-}
 
 layer() { # layer NAME COMMAND...
   name=$1; shift
-  case "$ONLY" in ""|*"$name"*) ;; *) return ;; esac
+  case "$name" in *"$ONLY"*) ;; *) return ;; esac
   printf '%-28s ' "$name"
   out="$LOG/$(echo "$name" | tr / _).out"
   "$@" > "$out" 2>&1
