@@ -7,6 +7,7 @@ CJSON_PC ?= $(LUA_PC)-cjson
 PKGS      = $(LUA_PC) $(CJSON_PC) libcurl openssl libedit libmicrohttpd
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
+LIBDIR   ?= $(PREFIX)/lib
 MANDIR   ?= $(PREFIX)/share/man
 DOCDIR   ?= $(PREFIX)/share/doc/t2t
 B        ?= build
@@ -37,10 +38,30 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(WARN) $(CFLAGS) -D_GNU_SOURCE -DT2T_VERSION='"$(VERSION)"' -Icore -I$(B) $(PKG_CFLAGS) $(CPPFLAGS)
 LIBS       = $(PKG_LIBS) -lpthread -lm
 
-CORE_SRC = $(filter-out core/main.c,$(wildcard core/*.c))
+# Plugins: C modules whose libraries are costly to load (libcurl pulls in ~30 shared
+# libraries, ~5 ms at every start; libmicrohttpd brings GnuTLS; libcrypto ~1 ms).  Each is a
+# shared object in $(B)/lib/t2t/, loaded by the host on the first `require` of its module, so
+# `t2t -e ''` starts about as fast as lua5.4.  Everything else is in the binary.
+PLUGIN_http   = $(wildcard core/http*.c core/sched*.c)
+PLUGIN_server = $(wildcard core/sim_server*.c)
+PLUGIN_crypto = $(wildcard core/crypto*.c core/x509*.c)
+PLUGINS       = http server crypto
+PLUGIN_SRC    = $(foreach p,$(PLUGINS),$(PLUGIN_$(p)))
+PLUGIN_SO     = $(foreach p,$(PLUGINS),$(if $(PLUGIN_$(p)),$(B)/lib/t2t/$(p).so))
+comma := ,
+empty :=
+space := $(empty) $(empty)
+PLUGIN_ARGS   = $(foreach p,$(PLUGINS),$(if $(PLUGIN_$(p)),$(p)=$(subst $(space),$(comma),$(strip $(PLUGIN_$(p))))))
+PLUGIN_PKGS_http   = libcurl
+PLUGIN_PKGS_server = libmicrohttpd
+PLUGIN_PKGS_crypto = openssl
+
+CORE_SRC = $(filter-out core/main.c $(PLUGIN_SRC),$(wildcard core/*.c))
 CORE_OBJ = $(CORE_SRC:core/%.c=$(B)/core/%.o) $(B)/embedded.o $(B)/modules.o
+PIC_OBJ  = $(PLUGIN_SRC:core/%.c=$(B)/pic/%.o)
 LUA_SRC  = $(shell find lua -name '*.lua' | LC_ALL=C sort) $(sort $(wildcard scripts/*.lua))
 CTESTS   = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
+BIN_LIBS = $(shell pkg-config --libs $(LUA_PC) $(CJSON_PC) libedit 2>/dev/null) -ldl -lpthread -lm
 
 .PHONY: all test bench demo lint install clean deps check-deps
 all: $(B)/t2t
@@ -49,9 +70,23 @@ all: $(B)/t2t
 deps:
 	$(Q)sh tools/deps.sh
 
+all: $(PLUGIN_SO)
 $(B)/t2t: $(B)/core/main.o $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(BIN_LIBS)
+
+$(B)/pic/%.o: core/%.c $(B)/modules.h | deps-stamp
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (plugin)")
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+# A plugin links its own libraries; Lua and the host's symbols come from the executable.
+.SECONDEXPANSION:
+plugin_objs = $(patsubst core/%.c,$(B)/pic/%.o,$(PLUGIN_$(1)))
+$(B)/lib/t2t/%.so: $$(call plugin_objs,$$*)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs $(PLUGIN_PKGS_$*) 2>/dev/null) -lpthread
 
 $(B)/core/%.o: core/%.c $(B)/modules.h | deps-stamp
 	@mkdir -p $(dir $@)
@@ -63,13 +98,13 @@ $(B)/%.o: $(B)/%.c
 	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 # Every core/*.c that defines luaopen_t2t_NAME becomes preloadable as "t2t.core.NAME".
-$(B)/modules.c: $(CORE_SRC) tools/modules.sh
+$(B)/modules.c: $(CORE_SRC) $(PLUGIN_SRC) tools/modules.sh Makefile
 	@mkdir -p $(B)
-	$(Q)sh tools/modules.sh c $(CORE_SRC) > $@.tmp && mv $@.tmp $@
+	$(Q)sh tools/modules.sh c $(CORE_SRC) $(PLUGIN_ARGS) > $@.tmp && mv $@.tmp $@
 # The prototypes, rewritten only when the set of modules changes (so edits don't rebuild all).
-$(B)/modules.h: $(CORE_SRC) tools/modules.sh
+$(B)/modules.h: $(CORE_SRC) $(PLUGIN_SRC) tools/modules.sh
 	@mkdir -p $(B)
-	$(Q)sh tools/modules.sh h $(CORE_SRC) > $@.tmp && \
+	$(Q)sh tools/modules.sh h $(CORE_SRC) $(PLUGIN_ARGS) > $@.tmp && \
 		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
 
 # lua/**/*.lua and scripts/*.lua embedded as one C array (text; loaded lazily).
@@ -87,18 +122,19 @@ $(B)/.deps-ok: tools/deps.sh
 	@mkdir -p $(B) && touch $@
 .PHONY: deps-stamp
 
-$(B)/tests/%: tests/c/%.c $(CORE_OBJ) tests/c/check.h
+# C unit tests link the plugins' objects directly (no dlopen needed).
+$(B)/tests/%: tests/c/%.c $(CORE_OBJ) $(PIC_OBJ) tests/c/check.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(CORE_OBJ) $(PIC_OBJ) $(LDFLAGS) -rdynamic $(LIBS) -ldl
 
-test: $(B)/t2t $(CTESTS)
+test: $(B)/t2t $(PLUGIN_SO) $(CTESTS)
 	$(Q)T2T_BUILD=$(B) sh tests/run.sh
 
-bench: $(B)/t2t
+bench: $(B)/t2t $(PLUGIN_SO)
 	$(Q)T2T_BUILD=$(B) sh tests/bench/run.sh
 
-demo: $(B)/t2t
+demo: $(B)/t2t $(PLUGIN_SO)
 	$(Q)$(B)/t2t run demo
 
 lint:
@@ -107,9 +143,10 @@ lint:
 	$(Q)for f in $(LUA_SRC); do luac5.4 -p $$f || exit 1; done 2>/dev/null || \
 		for f in $(LUA_SRC); do $(B)/t2t -e "assert(loadfile('$$f'))" || exit 1; done
 
-install: $(B)/t2t
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+install: $(B)/t2t $(PLUGIN_SO)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR)/t2t
 	install -m 0755 $(B)/t2t $(DESTDIR)$(BINDIR)/t2t
+	$(if $(PLUGIN_SO),install -m 0644 $(PLUGIN_SO) $(DESTDIR)$(LIBDIR)/t2t/)
 	install -m 0644 docs/t2t.1 $(DESTDIR)$(MANDIR)/man1/t2t.1
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	cp -R docs/. $(DESTDIR)$(DOCDIR)/ && rm -f $(DESTDIR)$(DOCDIR)/t2t.1
@@ -117,4 +154,4 @@ install: $(B)/t2t
 clean:
 	rm -rf build
 
--include $(wildcard $(B)/core/*.d)
+-include $(wildcard $(B)/core/*.d $(B)/pic/*.d)

@@ -3,8 +3,12 @@
  * The SIGINT handling follows lua.c: the handler only sets a hook, and the hook raises the
  * error inside Lua where it is safe.  Signals are per process, so the interrupted state is
  * the one process-wide static here (as in lua.c); everything else lives in the lua_State. */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "host.h"
 #include <lua-cjson.h>             /* needs lua.h first */
 
@@ -93,6 +97,54 @@ static int load_embedded(lua_State *L) {
     return 1;
 }
 
+/* The directory plugins are loaded from: $T2T_LIB_DIR, else <exe dir>/lib/t2t (build tree),
+ * else <exe dir>/../lib/t2t (installed).  Pushes the path of NAME.so that exists, or the
+ * first candidate when none does (so the error message names a real place). */
+static void push_plugin_path(lua_State *L, const char *so) {
+    const char *env = getenv("T2T_LIB_DIR");
+    if (env && *env) {
+        lua_pushfstring(L, "%s/%s.so", env, so);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        lua_pushfstring(L, "lib/t2t/%s.so", so);
+        return;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    lua_pushfstring(L, "%s/lib/t2t/%s.so", exe, so);
+    if (access(lua_tostring(L, -1), R_OK) == 0) return;
+    lua_pushfstring(L, "%s/../lib/t2t/%s.so", exe, so);
+    if (access(lua_tostring(L, -1), R_OK) == 0) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+}
+
+/* package.preload loader for a plugin module: upvalue 1 is its index in host_cmodules.
+ * The object is opened RTLD_NODELETE and never closed: libraries such as libcurl keep global
+ * state that must outlive every lua_State (and sanitizers can then still name its frames). */
+static int load_plugin(lua_State *L) {
+    const struct host_cmodule *m = &host_cmodules[lua_tointeger(L, lua_upvalueindex(1))];
+    push_plugin_path(L, m->plugin);
+    const char *path = lua_tostring(L, -1);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!lib)
+        return luaL_error(L, "cannot load module '%s': %s (set T2T_LIB_DIR to the directory "
+                          "holding %s.so)", m->name, dlerror(), m->plugin);
+    const char *sym = lua_pushfstring(L, "luaopen_t2t_%s", m->name + sizeof "t2t.core." - 1);
+    lua_CFunction open = (lua_CFunction)(uintptr_t)dlsym(lib, sym);
+    if (!open) return luaL_error(L, "cannot load module '%s': %s has no %s", m->name, path, sym);
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, m->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
 /* host.embedded(kind) -> sorted list of embedded names ("module" or "runbook"). */
 static int l_embedded(lua_State *L) {
     int runbook = luaL_checkoption(L, 1, "runbook", (const char *const[]){"module", "runbook", NULL});
@@ -157,9 +209,14 @@ void host_openlibs(lua_State *L) {
     lua_setfield(L, -2, "cjson");
     lua_pushcfunction(L, luaopen_host);
     lua_setfield(L, -2, "t2t.core.host");
-    for (const struct host_cmodule *m = host_cmodules; m->name; m++) {
-        lua_pushcfunction(L, m->open);
-        lua_setfield(L, -2, m->name);
+    for (int i = 0; host_cmodules[i].name; i++) {
+        if (host_cmodules[i].open) {
+            lua_pushcfunction(L, host_cmodules[i].open);
+        } else {
+            lua_pushinteger(L, i);
+            lua_pushcclosure(L, load_plugin, 1);
+        }
+        lua_setfield(L, -2, host_cmodules[i].name);
     }
     const char *dir = getenv("T2T_LUA_DIR");
     if (dir && *dir) {                       /* development: the source tree wins */

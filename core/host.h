@@ -8,8 +8,9 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-/* C modules: generated table (tools/modules.sh), preloaded as "t2t.core.NAME". */
-struct host_cmodule { const char *name; lua_CFunction open; };
+/* C modules: generated table (tools/modules.sh), preloaded as "t2t.core.NAME".  A module with
+ * `plugin` set lives in lib/t2t/<plugin>.so and is loaded on first require (open is NULL). */
+struct host_cmodule { const char *name; lua_CFunction open; const char *plugin; };
 extern const struct host_cmodule host_cmodules[];
 #include "modules.h"                        /* generated: every luaopen_t2t_NAME prototype */
 
