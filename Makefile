@@ -35,7 +35,7 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # lua5.4-cjson.pc names /usr/lib as libdir; the archive lives in the multiarch dir the linker searches.
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS = $(WARN) $(CFLAGS) -D_GNU_SOURCE -DT2T_VERSION='"$(VERSION)"' -Icore -I$(B) $(PKG_CFLAGS) $(CPPFLAGS)
+ALL_CFLAGS = $(WARN) $(CFLAGS) -D_GNU_SOURCE -DT2T_VERSION='"$(VERSION)"' -iquote core -iquote $(B) $(PKG_CFLAGS) $(CPPFLAGS)
 LIBS       = $(PKG_LIBS) -lpthread -lm
 
 # Plugins: C modules whose libraries are costly to load (libcurl pulls in ~30 shared
