@@ -38,12 +38,12 @@ exit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some items failed)
 M.GLOBALS = {
   profile   = { arg = true,  ready = false },
   config    = { arg = true,  ready = false },
-  plan      = { arg = false, ready = false },
+  plan      = { arg = false, ready = true },
   yes       = { arg = false, ready = true },
   output    = { arg = true,  ready = true, choices = { text = true, json = true } },
   ["log-level"] = { arg = true, ready = true,
                     choices = { error = true, warn = true, info = true, debug = true, trace = true } },
-  audit     = { arg = true,  ready = false },
+  audit     = { arg = true,  ready = true },
   sim       = { arg = "optional", ready = false },
 }
 

@@ -15,7 +15,8 @@ Failure.__tostring = function(f) return f.message end
 function M.new(opts, decl)
   opts = opts or {}
   if opts.log_level then log.set_level(opts.log_level) end
-  return setmetatable({
+  local self
+  self = setmetatable({
     opts = opts,
     name = decl and decl.name or "?",
     log = log,
@@ -23,6 +24,12 @@ function M.new(opts, decl)
     items = { ok = 0, failed = 0, list = {} },
     json = opts.output == "json",
   }, M)
+  -- every mutation a runbook makes goes through ctx.plan (--plan: shown, not applied)
+  self.plan = require("t2t.plan").new {
+    dry_run = opts.plan, audit = opts.audit,
+    out = function(line) self:say("%s", line) end,
+  }
+  return self
 end
 
 -- Print a line of the runbook's output (text mode only; redacted).
@@ -68,6 +75,12 @@ end
 local function print_summary(self, status)
   local rows = self.summary_rows
   local it = self.items
+  local pl = self.plan
+  if pl.dry_run then rows[#rows + 1] = { "changes planned", pl.planned }
+  elseif pl.applied + pl.failed > 0 then
+    rows[#rows + 1] = { "changes applied", pl.applied }
+    if pl.failed > 0 then rows[#rows + 1] = { "changes failed", pl.failed } end
+  end
   if it.ok + it.failed > 0 then
     rows[#rows + 1] = { "items ok", it.ok }
     rows[#rows + 1] = { "items failed", it.failed }

@@ -32,8 +32,8 @@ expect_rc 2 "unknown command"; expect_err "unknown command 'frobnicate'" "names 
 t2t_run --output xml list
 expect_rc 2 "bad global option value"; expect_err "'xml' is not one of json, text" "lists the choices"
 
-t2t_run --plan run doctor
-expect_rc 2 "--plan before its machinery exists"; expect_err "--plan is documented but not available" "never silently ignored"
+t2t_run --profile x run doctor
+expect_rc 2 "--profile before its machinery exists"; expect_err "--profile is documented but not available" "never silently ignored"
 
 t2t_run -e 'error("boom")'
 expect_rc 1 "a Lua error exits 1"; expect_err "boom" "and prints the message"
@@ -72,4 +72,15 @@ expect_rc 1 "ctx:fail"; expect_err "the scope group G is not mail-enabled: run s
 expect_no "stack traceback" "no traceback for an expected failure"
 t2t_run run "$RB/strict.lua"
 expect_rc 1 "strict globals"; expect_err "undefined global 'undefined_thing'" "names the global"
+cat > "$RB/change.lua" <<'EOR'
+return runbook { name = "change", description = "one change", run = function(ctx)
+  ctx.plan:change { kind = "create", target = "group 'G'", tenant = "contoso", after = { name = "G" },
+                    apply = function() ctx:say("APPLIED") return true, "rid-1" end } end }
+EOR
+t2t_run run "$RB/change.lua" --plan
+expect_rc 0 "--plan"; expect_out "would + create group 'G' [contoso]" "plan shows the change"
+expect_no "APPLIED" "and does not apply it"; expect_out "changes planned  1" "summary counts planned changes"
+t2t_run run "$RB/change.lua" --audit "$RB/audit.jsonl"
+expect_rc 0 "--audit"; expect_out "APPLIED" "the change is applied"
+if grep -q '"request_id":"rid-1"' "$RB/audit.jsonl"; then ok "audit line written"; else notok "audit line written"; fi
 rm -rf "$RB"
