@@ -1,0 +1,879 @@
+/* sim_server.c — the embedded HTTP(S) server the simulator runs on.  Module "t2t.core.server".
+ *
+ * libmicrohttpd (GnuTLS inside) accepts and parses; every request is answered by a Lua handler
+ * that lives in the server's OWN lua_State, so the caller's state and the server share nothing
+ * but loopback sockets.  Only one thread at a time touches that state: MHD's single internal
+ * polling thread (threads = 1), or the pool threads serialised by lua_mu (threads > 1).
+ *
+ * Delayed responses (latency injection) suspend the connection and put it in a min-heap that a
+ * small timer thread drains, calling MHD_resume_connection when a deadline passes.  Why a timer
+ * thread and not MHD's external-select mode: the internal polling thread keeps MHD's own tuned
+ * epoll loop (TLS records buffered inside GnuTLS, edge-triggered readiness) that an external
+ * loop would have to reproduce; MHD_resume_connection is documented thread-safe and wakes the
+ * daemon through its ITC.  The timer thread never touches Lua; holding N delayed responses
+ * costs one heap entry each (O(log N) push/pop), so thousands fit in one thread.
+ *
+ * No Lua API call happens inside an MHD callback except through lua_pcall of srv_call, and all
+ * C memory a Lua error could strand hangs off the request, which MHD's completion callback frees. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <microhttpd.h>
+
+#include "host.h"
+
+#define SRV_MT "t2t.server.Server"
+#define SRV_MID_FILL 1024           /* body sent by abort = "mid" when the handler gave none */
+
+enum { ABORT_NONE, ABORT_BEFORE, ABORT_MID };
+enum { REQ_NEW, REQ_READING, REQ_DELAYED };
+enum { HAVE_MU = 1, HAVE_LUA_MU = 2, HAVE_CV = 4, HAVE_TIMER = 8 };
+
+struct srv_hdr { char *name, *value; };
+
+struct srv_resp {                    /* the handler's answer, copied out of Lua */
+    int status;
+    struct srv_hdr *hdrs;
+    size_t nhdrs, caphdrs;
+    char *body;
+    size_t len;
+    double delay;
+    int abort;
+};
+
+struct srv_kv { const char *k, *v; size_t vlen; };
+
+struct srv_req {                     /* one request; freed by srv_completed */
+    char *uri;                       /* raw request target, copied before MHD unescapes it */
+    char *body;
+    size_t len, cap;
+    int state, too_big;
+    struct srv_kv *kv;               /* request headers, pointers into MHD's pool */
+    size_t nkv, capkv;
+    struct srv_resp resp;
+};
+
+struct srv_timer { double at; struct MHD_Connection *c; };
+
+struct srv {
+    struct MHD_Daemon *d;
+    lua_State *L;                    /* the server's own state */
+    int handler_ref;
+    int have, multi, stopping, log_errors;
+    pthread_mutex_t mu, lua_mu;      /* mu guards heap and stopping */
+    pthread_cond_t cv;
+    pthread_t timer;
+    struct srv_timer *heap;
+    size_t n, cap;
+    size_t max_body;
+    char *cert, *key;
+    unsigned port;
+    char err[256];                   /* MHD's last log line during start */
+    atomic_ullong requests, errors, delayed, aborted;
+};
+
+typedef struct { struct srv *s; } srv_box;
+
+static double srv_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- timer heap (all under s->mu) ---- */
+
+static int heap_push(struct srv *s, double at, struct MHD_Connection *c) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        struct srv_timer *h = realloc(s->heap, cap * sizeof *h);
+        if (!h) return 0;
+        s->heap = h;
+        s->cap = cap;
+    }
+    size_t i = s->n++;
+    while (i > 0 && s->heap[(i - 1) / 2].at > at) {
+        s->heap[i] = s->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->heap[i] = (struct srv_timer){at, c};
+    return 1;
+}
+
+static struct MHD_Connection *heap_pop(struct srv *s) {
+    struct MHD_Connection *top = s->heap[0].c;
+    struct srv_timer last = s->heap[--s->n];
+    size_t i = 0;
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= s->n) break;
+        if (k + 1 < s->n && s->heap[k + 1].at < s->heap[k].at) k++;
+        if (s->heap[k].at >= last.at) break;
+        s->heap[i] = s->heap[k];
+        i = k;
+    }
+    if (s->n) s->heap[i] = last;
+    return top;
+}
+
+/* Timer thread: resume every suspended connection whose deadline has passed. */
+static void *srv_timer_main(void *ud) {
+    struct srv *s = ud;
+    struct MHD_Connection *due[64];
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        if (s->n == 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        double now = srv_now(), at = s->heap[0].at;
+        if (at > now) {
+            struct timespec ts;
+            ts.tv_sec = (time_t)at;
+            ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+            if (ts.tv_nsec >= 1000000000L) ts.tv_nsec = 999999999L;
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            continue;
+        }
+        size_t k = 0;
+        while (k < 64 && s->n && s->heap[0].at <= now) due[k++] = heap_pop(s);
+        pthread_mutex_unlock(&s->mu);       /* MHD takes its own locks in resume */
+        for (size_t i = 0; i < k; i++) MHD_resume_connection(due[i]);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- requests ---- */
+
+static void resp_clear(struct srv_resp *r) {
+    for (size_t i = 0; i < r->nhdrs; i++) {
+        free(r->hdrs[i].name);
+        free(r->hdrs[i].value);
+    }
+    free(r->hdrs);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static void req_free(struct srv_req *r) {
+    if (!r) return;
+    resp_clear(&r->resp);
+    free(r->uri);
+    free(r->body);
+    free(r->kv);
+    free(r);
+}
+
+static struct srv_req *req_new(const char *uri) {
+    struct srv_req *r = calloc(1, sizeof *r);
+    if (r && !(r->uri = strdup(uri ? uri : "/"))) {
+        free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the raw target (path + query) before MHD unescapes it. */
+static void *srv_uri_log(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls; (void)c;
+    return req_new(uri);
+}
+
+static void srv_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe) {
+    (void)cls; (void)c; (void)toe;
+    req_free(*con_cls);
+    *con_cls = NULL;
+}
+
+static enum MHD_Result srv_collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          size_t key_size, const char *value, size_t value_size) {
+    struct srv_req *r = cls;
+    (void)kind; (void)key_size;
+    if (r->nkv == r->capkv) {
+        size_t cap = r->capkv ? r->capkv * 2 : 16;
+        struct srv_kv *kv = realloc(r->kv, cap * sizeof *kv);
+        if (!kv) return MHD_NO;
+        r->kv = kv;
+        r->capkv = cap;
+    }
+    r->kv[r->nkv++] = (struct srv_kv){key, value ? value : "", value ? value_size : 0};
+    return MHD_YES;
+}
+
+static int hexval(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Push the form-decoded s[0..n) ('+' is a space, %XX a byte; malformed escapes kept). */
+static void push_decoded(lua_State *L, const char *s, size_t n) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '+') luaL_addchar(&b, ' ');
+        else if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+                 (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+            luaL_addchar(&b, (char)(hi * 16 + lo));
+            i += 2;
+        } else luaL_addchar(&b, s[i]);
+    }
+    luaL_pushresult(&b);
+}
+
+/* Push the decoded query as a table; a key given twice maps to the list of its values. */
+static void push_args(lua_State *L, const char *q) {
+    lua_newtable(L);
+    while (q && *q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t kn = eq ? (size_t)(eq - q) : n;
+        if (n > 0) {
+            push_decoded(L, q, kn);
+            if (eq) push_decoded(L, eq + 1, n - kn - 1);
+            else lua_pushliteral(L, "");
+            lua_pushvalue(L, -2);
+            int t = lua_rawget(L, -4);
+            if (t == LUA_TNIL) {
+                lua_pop(L, 1);
+                lua_rawset(L, -3);
+            } else {                         /* stack: args key value old */
+                if (t != LUA_TTABLE) {
+                    lua_createtable(L, 2, 0);
+                    lua_insert(L, -2);
+                    lua_rawseti(L, -2, 1);
+                    lua_pushvalue(L, -3);
+                    lua_pushvalue(L, -2);
+                    lua_rawset(L, -6);
+                }
+                lua_insert(L, -2);
+                lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+                lua_pop(L, 2);
+            }
+        }
+        q += n;
+        if (*q == '&') q++;
+    }
+}
+
+/* Push the request headers, names lower-cased; a repeated header is joined with ", ". */
+static void push_headers(lua_State *L, const struct srv_req *r) {
+    lua_createtable(L, 0, (int)r->nkv);
+    for (size_t i = 0; i < r->nkv; i++) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (const char *k = r->kv[i].k; *k; k++)
+            luaL_addchar(&b, (*k >= 'A' && *k <= 'Z') ? (char)(*k + 32) : *k);
+        luaL_pushresult(&b);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, r->kv[i].v, r->kv[i].vlen);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, r->kv[i].v, r->kv[i].vlen);
+        }
+        lua_rawset(L, -3);
+    }
+}
+
+static char *dup_lstring(lua_State *L, int idx, size_t *len) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    char *d = malloc(n + 1);
+    if (!d) luaL_error(L, "not enough memory");
+    memcpy(d, s, n + 1);
+    if (len) *len = n;
+    return d;
+}
+
+static void resp_add_header(lua_State *L, struct srv_resp *r, int kidx, int vidx) {
+    if (lua_type(L, vidx) != LUA_TSTRING && lua_type(L, vidx) != LUA_TNUMBER)
+        luaL_error(L, "handler: header '%s' must be a string, a number or a list of them",
+                   lua_tostring(L, kidx));
+    if (r->nhdrs == r->caphdrs) {
+        size_t cap = r->caphdrs ? r->caphdrs * 2 : 8;
+        struct srv_hdr *h = realloc(r->hdrs, cap * sizeof *h);
+        if (!h) luaL_error(L, "not enough memory");
+        r->hdrs = h;
+        r->caphdrs = cap;
+    }
+    struct srv_hdr *h = &r->hdrs[r->nhdrs];
+    h->value = NULL;
+    h->name = dup_lstring(L, kidx, NULL);
+    r->nhdrs++;                              /* owned by r from here, even if the next fails */
+    lua_pushvalue(L, vidx);                  /* tolstring on a copy: never convert a key */
+    h->value = dup_lstring(L, -1, NULL);
+    lua_pop(L, 1);
+}
+
+/* Copy the handler's result table (at idx) into r; raises on a malformed result. */
+static void resp_from_lua(lua_State *L, int idx, struct srv_resp *r) {
+    static const char *const aborts[] = {"none", "before", "mid", NULL};
+    if (!lua_istable(L, idx))
+        luaL_error(L, "handler returned %s, expected a table {status, headers, body}",
+                   luaL_typename(L, idx));
+    lua_getfield(L, idx, "status");
+    lua_Integer st = lua_isnil(L, -1) ? 200 : lua_tointeger(L, -1);
+    if (st < 100 || st > 599) luaL_error(L, "handler: bad status %s", luaL_tolstring(L, -1, NULL));
+    r->status = (int)st;
+    lua_getfield(L, idx, "abort");
+    r->abort = lua_isnil(L, -1) ? ABORT_NONE : luaL_checkoption(L, -1, NULL, aborts);
+    lua_getfield(L, idx, "delay");
+    lua_Number d = lua_isnil(L, -1) ? 0 : lua_tonumber(L, -1);
+    if (!(d >= 0 && d <= 86400)) luaL_error(L, "handler: delay must be 0..86400 seconds");
+    r->delay = d;
+    lua_getfield(L, idx, "body");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "handler: body must be a string");
+        r->body = dup_lstring(L, -1, &r->len);
+    }
+    lua_getfield(L, idx, "headers");
+    if (!lua_isnil(L, -1)) {
+        int h = lua_gettop(L);
+        luaL_checktype(L, h, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, h)) {
+            if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "handler: header names must be strings");
+            if (lua_istable(L, -1)) {
+                lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+                for (lua_Integer i = 1; i <= n; i++) {
+                    lua_rawgeti(L, -1, i);
+                    resp_add_header(L, r, -3, lua_gettop(L));
+                    lua_pop(L, 1);
+                }
+            } else resp_add_header(L, r, -2, -1);
+            lua_pop(L, 1);
+        }
+    }
+}
+
+struct srv_call_args {
+    struct srv *s;
+    struct srv_req *r;
+    const char *method, *version, *peer;
+};
+
+/* Protected: build the request table, call the handler, copy its answer into r->resp. */
+static int srv_call(lua_State *L) {
+    struct srv_call_args *a = lua_touserdata(L, 1);
+    struct srv_req *r = a->r;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->s->handler_ref);
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, a->method);
+    lua_setfield(L, -2, "method");
+    const char *q = strchr(r->uri, '?');
+    lua_pushlstring(L, r->uri, q ? (size_t)(q - r->uri) : strlen(r->uri));
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, q ? q + 1 : "");
+    lua_setfield(L, -2, "query");
+    push_args(L, q ? q + 1 : NULL);
+    lua_setfield(L, -2, "args");
+    push_headers(L, r);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, r->body ? r->body : "", r->len);
+    lua_setfield(L, -2, "body");
+    lua_pushstring(L, a->peer);
+    lua_setfield(L, -2, "peer");
+    lua_pushstring(L, a->version);
+    lua_setfield(L, -2, "version");
+    lua_call(L, 1, 1);
+    resp_from_lua(L, lua_gettop(L), &r->resp);
+    return 0;
+}
+
+/* Message handler: traceback; copes with non-string errors (as host.c's, but without its
+ * process-wide SIGINT hook, which must stay with the main thread). */
+static int srv_msgh(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static void format_peer(struct MHD_Connection *c, char *buf, size_t size) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)ci->client_addr;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        port = ntohs(in->sin_port);
+        snprintf(buf, size, "%s:%u", ip, port);
+    } else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
+        inet_ntop(AF_INET6, &in->sin6_addr, ip, sizeof ip);
+        port = ntohs(in->sin6_port);
+        snprintf(buf, size, "[%s]:%u", ip, port);
+    } else snprintf(buf, size, "?");
+}
+
+/* Run the Lua handler for r; on any error r->resp becomes a 500 carrying the message. */
+static void srv_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *r,
+                       const char *method, const char *version) {
+    char peer[INET6_ADDRSTRLEN + 16];
+    format_peer(c, peer, sizeof peer);
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, srv_collect_header, r);
+    struct srv_call_args a = {s, r, method, version, peer};
+    if (s->multi) pthread_mutex_lock(&s->lua_mu);
+    lua_State *L = s->L;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, srv_msgh);
+    lua_pushcfunction(L, srv_call);
+    lua_pushlightuserdata(L, &a);
+    int st = lua_pcall(L, 1, 0, 1);
+    if (st != LUA_OK) {
+        size_t n = 0;
+        const char *msg = lua_tolstring(L, -1, &n);
+        if (!msg) msg = "(error)", n = 7;
+        resp_clear(&r->resp);
+        r->resp.status = 500;
+        r->resp.body = malloc(n + 1);
+        if (r->resp.body) {
+            memcpy(r->resp.body, msg, n + 1);
+            r->resp.len = n;
+        }
+        if (s->log_errors) fprintf(stderr, "t2t server: %s %s: %s\n", method, r->uri, msg);
+        atomic_fetch_add(&s->errors, 1);
+    }
+    lua_settop(L, 0);
+    if (s->multi) pthread_mutex_unlock(&s->lua_mu);
+}
+
+struct srv_mid { size_t len, cut; char data[]; };
+
+static ssize_t srv_mid_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    struct srv_mid *m = cls;
+    if (pos >= m->cut) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = m->cut - (size_t)pos;
+    if (n > max) n = max;
+    memcpy(buf, m->data + pos, n);
+    return (ssize_t)n;
+}
+
+/* A response that sends its headers and half its body, then breaks the connection. */
+static struct MHD_Response *mid_response(struct srv_resp *rp) {
+    size_t len = rp->len ? rp->len : SRV_MID_FILL;
+    struct srv_mid *m = malloc(sizeof *m + len);
+    if (!m) return NULL;
+    m->len = len;
+    m->cut = len / 2 ? len / 2 : 1;
+    if (rp->len) memcpy(m->data, rp->body, len);
+    else memset(m->data, 'x', len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(len, 4096, srv_mid_read, m, free);
+    if (!resp) free(m);
+    return resp;
+}
+
+/* Queue the prepared response of r (or drop the connection for abort = "before"). */
+static enum MHD_Result srv_respond(struct srv *s, struct MHD_Connection *c, struct srv_req *r) {
+    struct srv_resp *rp = &r->resp;
+    struct MHD_Response *resp;
+    if (rp->abort == ABORT_BEFORE) {
+        atomic_fetch_add(&s->aborted, 1);
+        return MHD_NO;
+    }
+    if (rp->abort == ABORT_MID) {
+        atomic_fetch_add(&s->aborted, 1);
+        resp = mid_response(rp);
+    } else if (rp->len) {
+        resp = MHD_create_response_from_buffer(rp->len, rp->body, MHD_RESPMEM_MUST_FREE);
+        if (resp) rp->body = NULL;           /* MHD frees it now */
+    } else resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    for (size_t i = 0; i < rp->nhdrs; i++)   /* MHD refuses a few it owns (Content-Length) */
+        (void)MHD_add_response_header(resp, rp->hdrs[i].name, rp->hdrs[i].value);
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)rp->status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
+/* Suspend c until now + delay; 0 when stopping (the caller answers at once). */
+static int srv_delay(struct srv *s, struct MHD_Connection *c, double delay) {
+    int ok = 0;
+    pthread_mutex_lock(&s->mu);
+    if (!s->stopping) {
+        MHD_suspend_connection(c);
+        ok = heap_push(s, srv_now() + delay, c);
+        if (!ok) MHD_resume_connection(c);
+        else pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls) {
+    struct srv *s = cls;
+    struct srv_req *r = *con_cls;
+    if (!r && !(r = *con_cls = req_new(url))) return MHD_NO;
+    if (r->state == REQ_DELAYED) return srv_respond(s, c, r);
+    if (r->state == REQ_NEW) {               /* headers only; the body (if any) follows */
+        r->state = REQ_READING;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->too_big || r->len + n > s->max_body) {
+            r->too_big = 1;
+            return MHD_YES;
+        }
+        if (r->len + n > r->cap) {
+            size_t cap = r->cap ? r->cap : 1024;
+            while (cap < r->len + n) cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (!b) return MHD_NO;
+            r->body = b;
+            r->cap = cap;
+        }
+        memcpy(r->body + r->len, upload, n);
+        r->len += n;
+        return MHD_YES;
+    }
+    atomic_fetch_add(&s->requests, 1);
+    if (r->too_big) {
+        r->resp.status = 413;
+        return srv_respond(s, c, r);
+    }
+    srv_handle(s, c, r, method, version);
+    if (r->resp.delay > 0) {
+        r->state = REQ_DELAYED;
+        if (srv_delay(s, c, r->resp.delay)) {
+            atomic_fetch_add(&s->delayed, 1);
+            return MHD_YES;
+        }
+    }
+    return srv_respond(s, c, r);
+}
+
+__attribute__((format(printf, 2, 0)))
+static void srv_logger(void *cls, const char *fmt, va_list ap) {
+    struct srv *s = cls;
+    if (s->d) return;                        /* only start-up failures are reported */
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    size_t n = strlen(s->err);
+    while (n && (s->err[n - 1] == '\n' || s->err[n - 1] == '.')) s->err[--n] = '\0';
+}
+
+/* ---- life cycle ---- */
+
+/* Stop everything s owns, in order: timer, suspended connections, daemon, Lua.  Never raises;
+ * copes with a half-built s. */
+static void srv_close(struct srv *s) {
+    if (s->have & HAVE_MU) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = 1;                     /* from here no connection gets suspended */
+        if (s->have & HAVE_CV) pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (s->have & HAVE_TIMER) pthread_join(s->timer, NULL);
+    if (s->have & HAVE_MU) {                 /* MHD forbids stopping with suspended connections */
+        pthread_mutex_lock(&s->mu);
+        while (s->n) MHD_resume_connection(heap_pop(s));
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (s->d) MHD_stop_daemon(s->d);
+    if (s->L) lua_close(s->L);
+    if (s->have & HAVE_CV) pthread_cond_destroy(&s->cv);
+    if (s->have & HAVE_MU) pthread_mutex_destroy(&s->mu);
+    if (s->have & HAVE_LUA_MU) pthread_mutex_destroy(&s->lua_mu);
+    free(s->heap);
+    free(s->cert);
+    free(s->key);
+    free(s);
+}
+
+static int srv_gc(lua_State *L) {
+    srv_box *b = luaL_checkudata(L, 1, SRV_MT);
+    if (b->s) {
+        struct srv *s = b->s;
+        b->s = NULL;
+        srv_close(s);
+    }
+    return 0;
+}
+
+static struct srv *check_srv(lua_State *L) {
+    srv_box *b = luaL_checkudata(L, 1, SRV_MT);
+    if (!b->s) luaL_error(L, "attempt to use a stopped server");
+    return b->s;
+}
+
+/* Protected, in the server's state: libraries, package.path, require the handler, init(arg). */
+static int srv_setup(lua_State *L) {
+    struct srv *s = lua_touserdata(L, 1);    /* 2: module name, 3: path, 4: cpath, 5: arg */
+    host_openlibs(L);
+    lua_getglobal(L, "package");
+    for (int i = 3; i <= 4; i++)
+        if (lua_isstring(L, i)) {
+            lua_pushvalue(L, i);
+            lua_setfield(L, -2, i == 3 ? "path" : "cpath");
+        }
+    lua_getglobal(L, "require");
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    int mod = lua_gettop(L);
+    if (lua_istable(L, mod)) {
+        if (lua_getfield(L, mod, "init") != LUA_TNIL) {
+            lua_pushvalue(L, 5);
+            lua_call(L, 1, 0);
+        } else lua_pop(L, 1);
+        lua_getfield(L, mod, "handle");
+    } else lua_pushvalue(L, mod);
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "handler module '%s' must return a function or a table with "
+                          "a function 'handle'", lua_tostring(L, 2));
+    s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* Copy caller option `name` (a string or nil) into the server state at the top. */
+static void xmove_scalar(lua_State *from, int idx, lua_State *to) {
+    switch (lua_type(from, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *p = lua_tolstring(from, idx, &n);
+        lua_pushlstring(to, p, n);
+        break;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(from, idx)) lua_pushinteger(to, lua_tointeger(from, idx));
+        else lua_pushnumber(to, lua_tonumber(from, idx));
+        break;
+    case LUA_TBOOLEAN: lua_pushboolean(to, lua_toboolean(from, idx)); break;
+    default: lua_pushnil(to);
+    }
+}
+
+static lua_Integer opt_int(lua_State *L, const char *k, lua_Integer def, lua_Integer lo,
+                           lua_Integer hi) {
+    int isint = 1;
+    lua_getfield(L, 1, k);
+    lua_Integer v = lua_isnil(L, -1) ? def : lua_tointegerx(L, -1, &isint);
+    if (!isint || v < lo || v > hi)
+        luaL_error(L, "bad option '%s' (integer %I..%I expected)", k, lo, hi);
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_str(lua_State *L, const char *k, const char *def) {
+    lua_getfield(L, 1, k);               /* left on the stack so the string stays alive */
+    if (lua_isnil(L, -1)) return def;
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "bad option '%s' (string expected)", k);
+    return lua_tostring(L, -1);
+}
+
+static char *xstrdup(const char *p) { return p ? strdup(p) : NULL; }
+
+/* Push nil, "server: <msg>" and close s (the start failed for an outside reason). */
+static int start_fail(lua_State *L, srv_box *b, const char *msg) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "server: %s", msg);
+    struct srv *s = b->s;
+    b->s = NULL;
+    srv_close(s);
+    return 2;
+}
+
+/* Build the server's state and run srv_setup; 0 and an error string pushed on L on failure. */
+static int start_lua(lua_State *L, struct srv *s, const char *module) {
+    if (!(s->L = luaL_newstate())) {
+        lua_pushliteral(L, "cannot create Lua state");
+        return 0;
+    }
+    lua_State *S = s->L;
+    lua_getglobal(L, "package");
+    lua_pushcfunction(S, srv_msgh);
+    lua_pushcfunction(S, srv_setup);
+    lua_pushlightuserdata(S, s);
+    lua_pushstring(S, module);
+    for (int i = 0; i < 2; i++) {
+        if (lua_istable(L, -1)) lua_getfield(L, -1, i ? "cpath" : "path");
+        else lua_pushnil(L);
+        xmove_scalar(L, -1, S);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "handler_arg");
+    xmove_scalar(L, -1, S);
+    lua_pop(L, 1);
+    if (lua_pcall(S, 5, 0, 1) != LUA_OK) {
+        const char *m = lua_tostring(S, -1);
+        lua_pushstring(L, m ? m : "handler set-up failed");
+        lua_settop(S, 0);
+        return 0;
+    }
+    lua_settop(S, 0);
+    lua_gc(S, LUA_GCGEN, 0, 0);              /* per-request garbage dies young */
+    return 1;
+}
+
+/* server.start{port, cert_pem, key_pem, handler_module, handler_arg, bind, threads, ...}
+ *   -> server | nil, err.  Bad options raise; bind/TLS/handler failures return nil, err. */
+static int l_start(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer port = opt_int(L, "port", 0, 0, 65535);
+    lua_Integer threads = opt_int(L, "threads", 1, 1, 64);
+    lua_Integer max_body = opt_int(L, "max_body", 64 << 20, 0, INT_MAX);
+    lua_Integer timeout = opt_int(L, "timeout", 60, 0, 86400);
+    lua_Integer limit = opt_int(L, "connection_limit", 4096, 1, 1 << 20);
+    const char *module = opt_str(L, "handler_module", NULL);
+    const char *cert = opt_str(L, "cert_pem", NULL);
+    const char *key = opt_str(L, "key_pem", NULL);
+    const char *bind = opt_str(L, "bind", "127.0.0.1");
+    lua_getfield(L, 1, "log_errors");
+    int log_errors = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!module) return luaL_error(L, "option 'handler_module' is required");
+    if (!cert != !key) return luaL_error(L, "options 'cert_pem' and 'key_pem' go together");
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    memset(&in4, 0, sizeof in4);
+    memset(&in6, 0, sizeof in6);
+    int v6 = strchr(bind, ':') != NULL;
+    if (v6) {
+        in6.sin6_family = AF_INET6;
+        in6.sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, bind, &in6.sin6_addr) != 1)
+            return luaL_error(L, "bad option 'bind' (IP address expected, got '%s')", bind);
+    } else {
+        in4.sin_family = AF_INET;
+        in4.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, bind, &in4.sin_addr) != 1)
+            return luaL_error(L, "bad option 'bind' (IP address expected, got '%s')", bind);
+    }
+
+    srv_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+    b->s = NULL;                             /* closed until fully built */
+    luaL_setmetatable(L, SRV_MT);
+    struct srv *s = calloc(1, sizeof *s);
+    if (!s) return luaL_error(L, "not enough memory");
+    b->s = s;
+    s->max_body = (size_t)max_body;
+    s->log_errors = log_errors;
+    s->multi = threads > 1;
+    s->handler_ref = LUA_NOREF;
+    if (pthread_mutex_init(&s->mu, NULL) == 0) s->have |= HAVE_MU;
+    if (pthread_mutex_init(&s->lua_mu, NULL) == 0) s->have |= HAVE_LUA_MU;
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) == 0) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (pthread_cond_init(&s->cv, &ca) == 0) s->have |= HAVE_CV;
+        pthread_condattr_destroy(&ca);
+    }
+    if (s->have != (HAVE_MU | HAVE_LUA_MU | HAVE_CV)) return start_fail(L, b, "pthread init failed");
+    if (cert && (!(s->cert = xstrdup(cert)) || !(s->key = xstrdup(key))))
+        return start_fail(L, b, "not enough memory");
+    if (!start_lua(L, s, module)) {
+        const char *m = lua_tostring(L, -1);
+        return start_fail(L, b, m ? m : "?");
+    }
+
+    /* The server's threads inherit this mask: a peer that hangs up must not SIGPIPE us. */
+    sigset_t pipe, old;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    if (pthread_create(&s->timer, NULL, srv_timer_main, s) == 0) s->have |= HAVE_TIMER;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (cert) flags |= MHD_USE_TLS;
+    if (v6) flags |= MHD_USE_IPv6;
+    snprintf(s->err, sizeof s->err, "cannot start on %s port %d", bind, (int)port);
+    if (s->have & HAVE_TIMER)
+        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, srv_access, s,
+            MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&in6 : (struct sockaddr *)&in4,
+            MHD_OPTION_EXTERNAL_LOGGER, srv_logger, s,
+            MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
+            MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)limit,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+            cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
+            MHD_OPTION_HTTPS_MEM_KEY, s->key,
+            MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!(s->have & HAVE_TIMER)) return start_fail(L, b, "cannot create the timer thread");
+    if (!s->d) return start_fail(L, b, s->err);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : (unsigned)port;
+    return 1;
+}
+
+/* s:port() -> the bound port (the real one when started with port = 0). */
+static int l_port(lua_State *L) {
+    lua_pushinteger(L, check_srv(L)->port);
+    return 1;
+}
+
+/* s:stats() -> {requests, errors, delayed, aborted, pending, connections}. */
+static int l_stats(lua_State *L) {
+    struct srv *s = check_srv(L);
+    pthread_mutex_lock(&s->mu);
+    size_t pending = s->n;
+    pthread_mutex_unlock(&s->mu);
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, (lua_Integer)atomic_load(&s->requests));
+    lua_setfield(L, -2, "requests");
+    lua_pushinteger(L, (lua_Integer)atomic_load(&s->errors));
+    lua_setfield(L, -2, "errors");
+    lua_pushinteger(L, (lua_Integer)atomic_load(&s->delayed));
+    lua_setfield(L, -2, "delayed");
+    lua_pushinteger(L, (lua_Integer)atomic_load(&s->aborted));
+    lua_setfield(L, -2, "aborted");
+    lua_pushinteger(L, (lua_Integer)pending);
+    lua_setfield(L, -2, "pending");
+    lua_pushinteger(L, di ? (lua_Integer)di->num_connections : 0);
+    lua_setfield(L, -2, "connections");
+    return 1;
+}
+
+/* s:stop(): shut down and join everything; idempotent (so are __gc and __close). */
+static int l_stop(lua_State *L) {
+    return srv_gc(L);
+}
+
+static int l_tostring(lua_State *L) {
+    srv_box *b = luaL_checkudata(L, 1, SRV_MT);
+    if (b->s) lua_pushfstring(L, "t2t.server (port %d)", (int)b->s->port);
+    else lua_pushliteral(L, "t2t.server (stopped)");
+    return 1;
+}
+
+int luaopen_t2t_server(lua_State *L) {
+    static const luaL_Reg meth[] = {
+        {"port", l_port}, {"stats", l_stats}, {"stop", l_stop}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__gc", srv_gc}, {"__close", srv_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"start", l_start}, {NULL, NULL}};
+    if (luaL_newmetatable(L, SRV_MT)) {
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, meth);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, fns);
+    return 1;
+}
