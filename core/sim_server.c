@@ -68,8 +68,9 @@ struct srv {
     struct MHD_Daemon *d;
     lua_State *L;                    /* the server's own state */
     int handler_ref;
-    int have, multi, stopping, log_errors;
-    pthread_mutex_t mu, lua_mu;      /* mu guards heap and stopping */
+    int have, multi, log_errors;
+    atomic_int stopping;             /* set under mu: no suspension after it */
+    pthread_mutex_t mu, lua_mu;      /* mu guards the heap */
     pthread_cond_t cv;
     pthread_t timer;
     struct srv_timer *heap;
@@ -79,6 +80,7 @@ struct srv {
     unsigned port;
     char err[256];                   /* MHD's last log line during start */
     atomic_ullong requests, errors, delayed, aborted;
+    atomic_int started;              /* set once MHD runs: the logger stops recording */
 };
 
 typedef struct { struct srv *s; } srv_box;
@@ -441,15 +443,21 @@ static void srv_handle(struct srv *s, struct MHD_Connection *c, struct srv_req *
     lua_pushlightuserdata(L, &a);
     int st = lua_pcall(L, 1, 0, 1);
     if (st != LUA_OK) {
-        size_t n = 0;
-        const char *msg = lua_tolstring(L, -1, &n);
-        if (!msg) msg = "(error)", n = 7;
+        size_t n = 7;
+        const char *msg = "(error)";
+        if (lua_type(L, -1) == LUA_TSTRING) msg = lua_tolstring(L, -1, &n);
         resp_clear(&r->resp);
         r->resp.status = 500;
         r->resp.body = malloc(n + 1);
+        r->resp.hdrs = malloc(sizeof *r->resp.hdrs);
         if (r->resp.body) {
             memcpy(r->resp.body, msg, n + 1);
             r->resp.len = n;
+        }
+        if (r->resp.hdrs) {
+            r->resp.caphdrs = r->resp.nhdrs = 1;
+            r->resp.hdrs[0].name = strdup("Content-Type");
+            r->resp.hdrs[0].value = strdup("text/plain; charset=utf-8");
         }
         if (s->log_errors) fprintf(stderr, "t2t server: %s %s: %s\n", method, r->uri, msg);
         atomic_fetch_add(&s->errors, 1);
@@ -501,7 +509,8 @@ static enum MHD_Result srv_respond(struct srv *s, struct MHD_Connection *c, stru
     } else resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!resp) return MHD_NO;
     for (size_t i = 0; i < rp->nhdrs; i++)   /* MHD refuses a few it owns (Content-Length) */
-        (void)MHD_add_response_header(resp, rp->hdrs[i].name, rp->hdrs[i].value);
+        if (rp->hdrs[i].name && rp->hdrs[i].value)
+            (void)MHD_add_response_header(resp, rp->hdrs[i].name, rp->hdrs[i].value);
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)rp->status, resp);
     MHD_destroy_response(resp);
     return ok;
@@ -527,7 +536,8 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const cha
     struct srv *s = cls;
     struct srv_req *r = *con_cls;
     if (!r && !(r = *con_cls = req_new(url))) return MHD_NO;
-    if (r->state == REQ_DELAYED) return srv_respond(s, c, r);
+    if (r->state == REQ_DELAYED)             /* resumed; when stopping, drop it instead */
+        return atomic_load(&s->stopping) ? MHD_NO : srv_respond(s, c, r);
     if (r->state == REQ_NEW) {               /* headers only; the body (if any) follows */
         r->state = REQ_READING;
         return MHD_YES;
@@ -570,7 +580,7 @@ static enum MHD_Result srv_access(void *cls, struct MHD_Connection *c, const cha
 __attribute__((format(printf, 2, 0)))
 static void srv_logger(void *cls, const char *fmt, va_list ap) {
     struct srv *s = cls;
-    if (s->d) return;                        /* only start-up failures are reported */
+    if (atomic_load(&s->started)) return;    /* only start-up failures are reported */
     vsnprintf(s->err, sizeof s->err, fmt, ap);
     size_t n = strlen(s->err);
     while (n && (s->err[n - 1] == '\n' || s->err[n - 1] == '.')) s->err[--n] = '\0';
@@ -620,50 +630,77 @@ static struct srv *check_srv(lua_State *L) {
     return b->s;
 }
 
-/* Protected, in the server's state: libraries, package.path, require the handler, init(arg). */
+/* Copy the value at from[idx] onto `to`: nil, booleans, numbers, strings and tables of them
+ * (no cycles).  Runs protected in `to`; only non-raising calls touch `from`, so an error can
+ * unwind `to` alone (the caller resets from's stack top afterwards). */
+static void xcopy(lua_State *from, int idx, lua_State *to, int depth) {
+    idx = lua_absindex(from, idx);
+    switch (lua_type(from, idx)) {
+    case LUA_TNIL: lua_pushnil(to); break;
+    case LUA_TBOOLEAN: lua_pushboolean(to, lua_toboolean(from, idx)); break;
+    case LUA_TNUMBER:
+        if (lua_isinteger(from, idx)) lua_pushinteger(to, lua_tointeger(from, idx));
+        else lua_pushnumber(to, lua_tonumber(from, idx));
+        break;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *p = lua_tolstring(from, idx, &n);   /* a string already: no conversion */
+        lua_pushlstring(to, p, n);
+        break;
+    }
+    case LUA_TTABLE:
+        if (depth > 32 || !lua_checkstack(from, 3))
+            luaL_error(to, "handler_arg: tables nested too deep (a cycle?)");
+        luaL_checkstack(to, 4, "handler_arg");
+        lua_newtable(to);
+        lua_pushnil(from);
+        while (lua_next(from, idx)) {
+            if (lua_type(from, -2) == LUA_TTABLE) luaL_error(to, "handler_arg: table used as a key");
+            xcopy(from, -2, to, depth + 1);
+            xcopy(from, -1, to, depth + 1);
+            lua_rawset(to, -3);
+            lua_pop(from, 1);
+        }
+        break;
+    default:
+        luaL_error(to, "handler_arg: cannot pass a %s to the server's state",
+                   lua_typename(from, lua_type(from, idx)));
+    }
+}
+
+struct srv_setup_args { struct srv *s; lua_State *from; const char *module; };
+
+/* Protected, in the server's state: libraries, the caller's package.path and cpath, require
+ * the handler module, init(handler_arg).  The caller's state has package at -2, arg at -1. */
 static int srv_setup(lua_State *L) {
-    struct srv *s = lua_touserdata(L, 1);    /* 2: module name, 3: path, 4: cpath, 5: arg */
+    struct srv_setup_args *a = lua_touserdata(L, 1);
+    lua_State *from = a->from;
     host_openlibs(L);
     lua_getglobal(L, "package");
-    for (int i = 3; i <= 4; i++)
-        if (lua_isstring(L, i)) {
-            lua_pushvalue(L, i);
-            lua_setfield(L, -2, i == 3 ? "path" : "cpath");
+    for (int i = 0; i < 2 && lua_istable(from, -2); i++) {
+        lua_getfield(from, -2, i ? "cpath" : "path");   /* package is a plain table: no raise */
+        if (lua_type(from, -1) == LUA_TSTRING) {
+            xcopy(from, -1, L, 0);
+            lua_setfield(L, -2, i ? "cpath" : "path");
         }
+        lua_pop(from, 1);
+    }
     lua_getglobal(L, "require");
-    lua_pushvalue(L, 2);
+    lua_pushstring(L, a->module);
     lua_call(L, 1, 1);
     int mod = lua_gettop(L);
     if (lua_istable(L, mod)) {
         if (lua_getfield(L, mod, "init") != LUA_TNIL) {
-            lua_pushvalue(L, 5);
+            xcopy(from, -1, L, 0);
             lua_call(L, 1, 0);
         } else lua_pop(L, 1);
         lua_getfield(L, mod, "handle");
     } else lua_pushvalue(L, mod);
     if (!lua_isfunction(L, -1))
         return luaL_error(L, "handler module '%s' must return a function or a table with "
-                          "a function 'handle'", lua_tostring(L, 2));
-    s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+                          "a function 'handle'", a->module);
+    a->s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
-}
-
-/* Copy caller option `name` (a string or nil) into the server state at the top. */
-static void xmove_scalar(lua_State *from, int idx, lua_State *to) {
-    switch (lua_type(from, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *p = lua_tolstring(from, idx, &n);
-        lua_pushlstring(to, p, n);
-        break;
-    }
-    case LUA_TNUMBER:
-        if (lua_isinteger(from, idx)) lua_pushinteger(to, lua_tointeger(from, idx));
-        else lua_pushnumber(to, lua_tonumber(from, idx));
-        break;
-    case LUA_TBOOLEAN: lua_pushboolean(to, lua_toboolean(from, idx)); break;
-    default: lua_pushnil(to);
-    }
 }
 
 static lua_Integer opt_int(lua_State *L, const char *k, lua_Integer def, lua_Integer lo,
@@ -703,23 +740,17 @@ static int start_lua(lua_State *L, struct srv *s, const char *module) {
         return 0;
     }
     lua_State *S = s->L;
+    int top = lua_gettop(L);
     lua_getglobal(L, "package");
-    lua_pushcfunction(S, srv_msgh);
-    lua_pushcfunction(S, srv_setup);
-    lua_pushlightuserdata(S, s);
-    lua_pushstring(S, module);
-    for (int i = 0; i < 2; i++) {
-        if (lua_istable(L, -1)) lua_getfield(L, -1, i ? "cpath" : "path");
-        else lua_pushnil(L);
-        xmove_scalar(L, -1, S);
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
     lua_getfield(L, 1, "handler_arg");
-    xmove_scalar(L, -1, S);
-    lua_pop(L, 1);
-    if (lua_pcall(S, 5, 0, 1) != LUA_OK) {
-        const char *m = lua_tostring(S, -1);
+    struct srv_setup_args a = {s, L, module};
+    lua_pushcfunction(S, srv_msgh);          /* light C functions: these pushes cannot fail */
+    lua_pushcfunction(S, srv_setup);
+    lua_pushlightuserdata(S, &a);
+    int st = lua_pcall(S, 1, 0, 1);
+    lua_settop(L, top);
+    if (st != LUA_OK) {
+        const char *m = lua_type(S, -1) == LUA_TSTRING ? lua_tostring(S, -1) : NULL;
         lua_pushstring(L, m ? m : "handler set-up failed");
         lua_settop(S, 0);
         return 0;
@@ -815,6 +846,7 @@ static int l_start(lua_State *L) {
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!(s->have & HAVE_TIMER)) return start_fail(L, b, "cannot create the timer thread");
     if (!s->d) return start_fail(L, b, s->err);
+    atomic_store(&s->started, 1);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : (unsigned)port;
     return 1;

@@ -8,7 +8,7 @@ local ECHO = "tests.lua.handlers.server_echo"
 local HELLO = "tests.lua.handlers.server_hello"
 
 local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
   local out = p:read("a")
   local _, _, code = p:close()
   return out, code
@@ -119,6 +119,15 @@ function TestServer.test_function_handler_arg_and_empty_status()
   lu.assertEquals((curl(base(s) .. "/arg")), "the-arg")
   local out = curl("-i " .. base(s) .. "/empty")
   lu.assertStrContains(out, "HTTP/1.1 204")
+  local t <close> = start { handler_arg = { users = 3, seed = "x", faults = { 1.5, true } } }
+  lu.assertEquals(cjson.decode((curl(base(t) .. "/arg"))),
+    { users = 3, seed = "x", faults = { 1.5, true } })
+  lu.assertErrorMsgContains("cannot pass a function",
+    function() assert(server.start { handler_module = ECHO, handler_arg = { print } }) end)
+  local cyc = {}
+  cyc.self = cyc
+  lu.assertErrorMsgContains("too deep",
+    function() assert(server.start { handler_module = ECHO, handler_arg = cyc }) end)
 end
 
 function TestServer.test_plain_http_without_cert()
@@ -184,6 +193,7 @@ function TestServer.test_handler_error_is_500_with_the_message()
   local s <close> = start { log_errors = false }
   local out = curl("-i " .. base(s) .. "/error")
   lu.assertStrContains(out, "HTTP/1.1 500")
+  lu.assertStrContains(out, "Content-Type: text/plain")
   lu.assertStrContains(out, "boom in handler")
   out = curl("-i " .. base(s) .. "/bad")
   lu.assertStrContains(out, "HTTP/1.1 500")
@@ -253,4 +263,9 @@ function TestServer.test_thread_pool_serves_many_requests()
   lu.assertEquals(code, 0, out)
   lu.assertEquals(select(2, out:gsub("200\n", "")), 50, out)
   lu.assertEquals(s:stats().requests, 50)
+  -- delayed responses resume on the pool's threads too
+  out, code = curl(("--parallel -w '%%{http_code}\\n' -o /dev/null '%s/delay?s=0.3&[1-20]'"):format(base(s)))
+  lu.assertEquals(code, 0, out)
+  lu.assertEquals(select(2, out:gsub("200\n", "")), 20, out)
+  lu.assertEquals(s:stats().delayed, 20)
 end

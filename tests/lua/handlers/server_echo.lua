@@ -2,7 +2,7 @@
 --   /echo*?status=N    the request as JSON (status N), with single and multi-valued headers
 --   /delay?s=SECONDS   answers "slow" after SECONDS (latency injection)
 --   /abort/before, /abort/mid   connection faults;  /error  a handler error;  /bad  a bad result
---   /arg               the handler_arg given to init;  /empty  204 with no body
+--   /arg               the handler_arg given to init (JSON if a table);  /empty  204 with no body
 local cjson = require "cjson"
 
 local M = {}
@@ -33,7 +33,9 @@ routes["/abort/mid-empty"] = function() return { abort = "mid" } end
 routes["/error"] = function() error("boom in handler") end
 routes["/bad"] = function() return 42 end
 routes["/badstatus"] = function() return { status = 42 } end
-routes["/arg"] = function() return { body = tostring(arg_seen) } end
+routes["/arg"] = function()
+  return { body = type(arg_seen) == "table" and cjson.encode(arg_seen) or tostring(arg_seen) }
+end
 routes["/empty"] = function() return { status = 204 } end
 routes["/fast"] = function() return { body = "fast" } end
 
