@@ -1,0 +1,152 @@
+-- t2t.sim.control: the simulator's own API under /_sim/ (any host; loopback only).  For the
+-- main thread (t2t.sim), tests and people poking at a running `t2t sim`.
+--   GET  /_sim/profile            tenants, admin apps (with secrets), hosts
+--   GET  /_sim/state              the whole state (JSON);  PUT /_sim/state  replace it
+--   POST /_sim/save {path?}       write the state file (default: the --state file)
+--   GET  /_sim/log?since=N        request log entries after sequence N
+--   GET  /_sim/faults             current faults/latency; POST {faults = SPEC, latency = MS|A-B}
+--   GET  /_sim/clock              {now, offset}; POST {offset = s} or {advance = s}
+--   POST /_sim/token {tid, aud, appid, oid, roles, wids, scp, lifetime}  issue a token directly
+--   POST /_sim/device/approve {user_code, user?}   approve a device code (login service hook)
+--   ANY  /_sim/svc/NAME/...       delegated to the service module's control(sim, req, rest)
+local model = require "t2t.sim.model"
+local context = require "t2t.sim.context"
+local router = require "t2t.sim.router"
+
+local M = {}
+
+local function json(status, body) return { status = status, body = body } end
+local function bad(msg) return json(400, { error = { code = "BadRequest", message = msg } }) end
+
+-- tenant_profile(t) -> what a client needs to use a tenant (secrets included: loopback only).
+local function tenant_profile(t)
+  local p = { id = t.id, name = t.name, initial_domain = t.initial_domain,
+              display_name = t.display_name, domains = {} }
+  for i, d in ipairs(t.domains) do p.domains[i] = d.id end
+  local a = t.seeded and t.seeded.admin_app
+  if a then
+    local app = t.dir.objects[a.object_id]
+    local cred = app and app.passwordCredentials and app.passwordCredentials[1]
+    p.admin_app = { app_id = a.app_id, object_id = a.object_id, sp_id = a.sp_id,
+                    client_secret = cred and cred._secret }
+  end
+  local u = t.seeded and t.seeded.admin_user and t.dir.objects[t.seeded.admin_user]
+  if u then p.admin_user = u.userPrincipalName end
+  return p
+end
+
+-- profile(sim) -> {tenants = {contoso = {...}, ...}, source, target, hosts, seed}.
+function M.profile(sim)
+  local st = sim.state
+  local out = { seed = st.seed, tenants = {}, hosts = router.CERT_HOSTS }
+  for _, t in pairs(st.tenants) do out.tenants[t.name] = tenant_profile(t) end
+  if st.pair then
+    local s, t = st.tenants[st.pair.source], st.tenants[st.pair.target]
+    out.source = s and s.name
+    out.target = t and t.name
+  end
+  return out
+end
+
+local routes = {}
+
+routes["GET /_sim/profile"] = function(sim) return json(200, M.profile(sim)) end
+
+routes["GET /_sim/state"] = function(sim)
+  return { status = 200, headers = { ["content-type"] = "application/json" },
+           body = model.encode_state(sim.state) }
+end
+
+routes["PUT /_sim/state"] = function(sim, req)
+  local st, err = model.decode_state(req.body or "")
+  if not st then return bad(err) end
+  sim.state = st
+  return { status = 204 }
+end
+
+routes["POST /_sim/save"] = function(sim, req)
+  local path = type(req.json) == "table" and req.json.path or (sim.options and sim.options.state)
+  if type(path) ~= "string" or path == "" then return bad("no path given and no --state file") end
+  local ok, err = model.save(sim.state, path)
+  if not ok then return json(500, { error = { code = "SaveFailed", message = tostring(err) } }) end
+  return json(200, { path = path })
+end
+
+routes["GET /_sim/log"] = function(sim, req)
+  local since = tonumber(req.args and req.args.since) or 0
+  return json(200, { value = model.array(sim:log_entries(since)), last = sim.log_n })
+end
+
+routes["GET /_sim/faults"] = function(sim)
+  return json(200, { faults = sim.faults, latency = sim.latency })
+end
+
+routes["POST /_sim/faults"] = function(sim, req)
+  local b = type(req.json) == "table" and req.json or {}
+  if b.faults ~= nil then
+    local f, err = context.parse_faults(b.faults)
+    if not f then return bad(err) end
+    sim.faults = f
+  end
+  if b.latency ~= nil then
+    local l, err = context.parse_latency(b.latency)
+    if not l then return bad(err) end
+    sim.latency = l
+  end
+  return json(200, { faults = sim.faults, latency = sim.latency })
+end
+
+routes["GET /_sim/clock"] = function(sim)
+  return json(200, { now = sim:now(), offset = sim.clock_offset })
+end
+
+routes["POST /_sim/clock"] = function(sim, req)
+  local b = type(req.json) == "table" and req.json or {}
+  if tonumber(b.offset) then sim.clock_offset = tonumber(b.offset)
+  elseif tonumber(b.advance) then sim.clock_offset = sim.clock_offset + tonumber(b.advance)
+  else return bad("give offset or advance (seconds)") end
+  return json(200, { now = sim:now(), offset = sim.clock_offset })
+end
+
+routes["POST /_sim/token"] = function(sim, req)
+  local b = req.json
+  if type(b) ~= "table" or type(b.tid) ~= "string" or type(b.aud) ~= "string" then
+    return bad("tid and aud are required")
+  end
+  local token, claims = sim.tokens:issue(b)
+  return json(200, { access_token = token, expires_in = claims.exp - claims.iat,
+                     token_type = "Bearer" })
+end
+
+local function login_hook(sim, req, fn_name)
+  local mod = router.module("login")
+  local fn = mod and mod[fn_name]
+  if not fn then return json(501, { error = { code = "NotImplemented",
+    message = "the login service has no " .. fn_name .. " hook" } }) end
+  return fn(sim, req.json or {}, req)
+end
+
+routes["POST /_sim/device/approve"] = function(sim, req) return login_hook(sim, req, "approve") end
+routes["POST /_sim/device/deny"] = function(sim, req) return login_hook(sim, req, "deny") end
+
+function M.handle(sim, req)
+  local path = req.path:gsub("/+$", "")
+  local r = routes[req.method .. " " .. path]
+  if r then return r(sim, req) end
+  local svc, rest = path:match("^/_sim/svc/([%w_]+)(.*)$")
+  if svc then
+    local mod = router.MODULES[svc] and router.module(svc)
+    if not mod or not mod.control then
+      return json(404, { error = { code = "NotFound", message = "no control hook for " .. svc } })
+    end
+    return mod.control(sim, req, rest)
+  end
+  for k in pairs(routes) do
+    if k:match("^%u+ (.*)$") == path then
+      return json(405, { error = { code = "MethodNotAllowed", message = req.method .. " " .. path } })
+    end
+  end
+  return json(404, { error = { code = "NotFound", message = "no control route " .. path } })
+end
+
+return M

@@ -1,0 +1,247 @@
+-- t2t.sim.handler: the simulator's entry point in the server thread (handler_module of
+-- t2t.core.server).  init(arg) seeds or loads the state; handle(req) adds latency, draws
+-- faults, routes by Host to a service, encodes table bodies as JSON and logs the request.
+-- Contract: docs/simulator.md.
+local cjson = require "cjson"
+local model = require "t2t.sim.model"
+local context = require "t2t.sim.context"
+local router = require "t2t.sim.router"
+
+local M = {}
+
+local ARRAY_MT, OBJECT_MT = model.ARRAY_MT, model.OBJECT_MT
+local null = cjson.null
+local concat, fmt, type, pairs, next = table.concat, string.format, type, pairs, next
+local tointeger, huge = math.tointeger, math.huge
+local str = cjson.encode                    -- C-speed string escaping
+
+---------------------------------------------------------------------------------------------
+-- JSON for response bodies.  cjson 2.1 cannot tell an empty array from an empty object, so:
+-- an empty table is [] unless it has OBJECT_MT (model.object()); a table with t[1] or
+-- ARRAY_MT is an array; cjson.null is null.  Keys of objects are sorted only when asked.
+
+local encode_value
+
+local function encode_table(t, buf, n, depth)
+  if depth > 200 then error("json: nesting too deep (cycle?)", 0) end
+  local mt = getmetatable(t)
+  if mt ~= OBJECT_MT and (t[1] ~= nil or mt == ARRAY_MT or next(t) == nil) then
+    local len = #t
+    if len == 0 then buf[n + 1] = "[]" return n + 1 end
+    n = n + 1; buf[n] = "["
+    for i = 1, len do
+      if i > 1 then n = n + 1; buf[n] = "," end
+      n = encode_value(t[i], buf, n, depth + 1)
+    end
+    n = n + 1; buf[n] = "]"
+    return n
+  end
+  n = n + 1; buf[n] = "{"
+  local first = true
+  for k, v in pairs(t) do
+    if type(k) == "string" and type(v) ~= "function" then
+      if not first then n = n + 1; buf[n] = "," end
+      first = false
+      n = n + 1; buf[n] = str(k)
+      n = n + 1; buf[n] = ":"
+      n = encode_value(v, buf, n, depth + 1)
+    end
+  end
+  n = n + 1; buf[n] = "}"
+  return n
+end
+
+encode_value = function(v, buf, n, depth)
+  local tv = type(v)
+  if tv == "string" then
+    n = n + 1; buf[n] = str(v)
+  elseif tv == "number" then
+    local i = tointeger(v)
+    n = n + 1
+    if i and (v >= -2^53 and v <= 2^53) then buf[n] = fmt("%d", i)
+    elseif v ~= v or v == huge or v == -huge then buf[n] = "null"
+    else buf[n] = fmt("%.17g", v) end
+  elseif tv == "boolean" then
+    n = n + 1; buf[n] = v and "true" or "false"
+  elseif tv == "table" then
+    n = encode_table(v, buf, n, depth)
+  elseif v == null or v == nil then
+    n = n + 1; buf[n] = "null"
+  else
+    error("json: cannot encode a " .. tv, 0)
+  end
+  return n
+end
+
+-- json_encode(value) -> JSON text (the rules above).
+function M.json_encode(v)
+  local buf = {}
+  local n = encode_value(v, buf, 0, 0)
+  return concat(buf, "", 1, n)
+end
+
+---------------------------------------------------------------------------------------------
+-- Set-up.
+
+local sim
+
+local function file_exists(p)
+  local f = io.open(p, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+-- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
+-- Loads the state file when it exists, else seeds the pair.  Raises on a bad option (the
+-- server then refuses to start with the message).
+function M.init(arg)
+  arg = arg or {}
+  local state
+  if arg.state and arg.state ~= "" and file_exists(arg.state) then
+    state = assert(model.load(arg.state))
+  else
+    state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
+                                            target_users = arg.target_users }
+  end
+  sim = context.new { state = state, seed = arg.seed or state.seed, faults = arg.faults,
+                      latency = arg.latency, log = arg.log }
+  sim.options = arg
+  sim.json_encode = M.json_encode
+  M.sim = sim
+  return sim
+end
+
+---------------------------------------------------------------------------------------------
+-- Faults.
+
+local STATUS_ORDER = { "429", "500", "502", "503", "504" }
+local REASON = { ["429"] = "Too Many Requests", ["500"] = "Internal Server Error",
+                 ["502"] = "Bad Gateway", ["503"] = "Service Unavailable", ["504"] = "Gateway Timeout" }
+
+-- One draw per request decides "reset" or an injected status (so the sequence of faults
+-- depends only on the seed and the order of requests).
+local function draw_fault(service)
+  local u = sim.fault_rng:float()
+  local acc = sim:fault("reset", service) or 0
+  if u < acc then return "reset" end
+  for _, code in ipairs(STATUS_ORDER) do
+    local p = sim:fault(code, service)
+    if p then
+      acc = acc + p
+      if u < acc then return code end
+    end
+  end
+  return nil
+end
+
+-- The injected status in the service's own shape when it offers fault(sim, req, status),
+-- else a plain one.
+local function fault_response(mod, req, code)
+  local status = tonumber(code)
+  if mod and mod.fault then
+    local r = mod.fault(sim, req, status)
+    if r then return r end
+  end
+  local ra = tostring(math.floor(sim.faults.retry_after or (status == 429 and 2 or 1)))
+  return { status = status,
+           headers = { ["content-type"] = "text/plain", ["retry-after"] = ra },
+           body = REASON[code] }
+end
+
+local MUTATING = { POST = true, PUT = true, PATCH = true, DELETE = true }
+
+-- Query parameters that may carry a secret are masked in the log.
+local SECRET_PARAM = { client_secret = true, client_assertion = true, password = true, code = true,
+                       refresh_token = true, access_token = true, assertion = true, sig = true }
+local function redact_query(q)
+  if not q or q == "" then return nil end
+  return (q:gsub("([^&=]+)=([^&]*)", function(k, v)
+    if SECRET_PARAM[k:lower()] then return k .. "=***" end
+    return k .. "=" .. v
+  end))
+end
+
+local function traceback(e)
+  return debug.traceback(tostring(e), 2)
+end
+
+---------------------------------------------------------------------------------------------
+-- handle(req) -> response for t2t.core.server.
+
+function M.handle(req)
+  if not sim then M.init({}) end
+  local t_start = sim:now()
+  local host = router.host_of(req)
+  req.host = host
+  local path = req.path
+  local service = router.service(host, path)
+  local body = req.body
+  if body and body ~= "" then
+    local ct = req.headers["content-type"]
+    if ct and ct:find("json", 1, true) then
+      local ok, v = pcall(cjson.decode, body)
+      if ok then req.json = v end
+    end
+  end
+  local delay, fault = 0, nil
+  if service ~= "control" then
+    delay = sim:delay()
+    req.delay = delay
+    if service then fault = draw_fault(service) end
+  end
+  local mod, resp, err
+  if service then mod, err = router.module(service) end
+  if fault == "reset" then
+    resp = { abort = "before" }
+  elseif fault then
+    resp = fault_response(mod, req, fault)
+  elseif not service then
+    resp = { status = 404, headers = { ["content-type"] = "text/plain" },
+             body = "t2t sim: no simulated service for host '" .. host .. "'" }
+  elseif not mod then
+    resp = { status = 501, headers = { ["content-type"] = "text/plain" },
+             body = "t2t sim: service '" .. service .. "' is not available: " .. tostring(err) }
+  else
+    local ok, r = xpcall(mod.handle, traceback, sim, req)
+    if not ok then
+      err = r
+      resp = { status = 500, headers = { ["content-type"] = "text/plain" },
+               body = "t2t sim: handler error in " .. service .. ": " .. tostring(r) }
+      if sim.options.log_errors ~= false then io.stderr:write("t2t sim: ", tostring(r), "\n") end
+    elseif type(r) ~= "table" then
+      resp = { status = 500, headers = { ["content-type"] = "text/plain" },
+               body = "t2t sim: service " .. service .. " returned " .. type(r) }
+    else
+      resp = r
+    end
+    -- the change is applied, then the response is lost (the client sees a reset)
+    if ok and service ~= "control" and MUTATING[req.method] and resp.status and resp.status < 400
+       and sim:draw(sim:fault("lost", service)) then
+      fault = "lost"
+      resp.abort = "before"
+    elseif ok and service ~= "control" and sim:draw(sim:fault("mid", service)) then
+      fault = "mid"
+      resp.abort = "mid"
+    end
+  end
+  local b = resp.body
+  if type(b) == "table" then
+    local h = resp.headers or {}
+    resp.headers = h
+    if not (h["content-type"] or h["Content-Type"]) then h["content-type"] = "application/json" end
+    resp.body = M.json_encode(b)
+  end
+  if delay > 0 and (resp.delay or 0) < delay then resp.delay = delay end
+  local e = { method = req.method, host = host, path = path, service = service or "none",
+              query = redact_query(req.query),
+              status = resp.abort == "before" and 0 or (resp.status or 200), fault = fault,
+              ms = math.floor((sim:now() - t_start + (resp.delay or 0)) * 1000 + 0.5),
+              error = err and tostring(err):match("^[^\n]*") or nil }
+  if type(req.note) == "table" then           -- what the service adds (e.g. the EXO cmdlet)
+    for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
+  end
+  sim:log(e)
+  return resp
+end
+
+return M
