@@ -5,8 +5,9 @@
 # Every layer prints "ok ..." / "not ok ..." lines (TAP-like); this script counts them.
 B=${T2T_BUILD:-build}
 export T2T="$B/t2t"
-LOG="$B/test-log"
-mkdir -p "$LOG"
+mkdir -p "$B"
+LOG=$(mktemp -d "$B/test-log.XXXXXX")         # one per run: concurrent runs must not mix
+trap 'rm -rf "$LOG"' EXIT
 ONLY=${TESTS:-}
 : > "$LOG/all"
 
@@ -42,5 +43,6 @@ done
 P=$(grep -cE '^ok\b' "$LOG/all"); S=$(grep -cE '^ok\b.*# *SKIP' "$LOG/all")
 F=$(grep -cE '^not ok\b' "$LOG/all")
 P=$((P - S))
+rm -rf "$B/test-log" && cp -R "$LOG" "$B/test-log"   # the last run's logs, for reading
 echo "$P passed, $F failed, $S skipped"
 [ "$F" = 0 ]
