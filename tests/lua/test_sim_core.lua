@@ -293,3 +293,43 @@ function TestSimCore.test_log_ring_and_file()
   os.remove(path)
   lu.assertEquals(lines, 5)
 end
+
+-- The real thing: sim.start on the embedded HTTPS server, reached through connect_to.
+TestSimStart = {}
+
+function TestSimStart.test_start_profile_connect_to_and_state_file()
+  lu.skipIf(not (pcall(require, "t2t.http") and pcall(require, "t2t.crypto")),
+            "needs t2t.http and t2t.crypto")
+  local sim_mod = require "t2t.sim"
+  local http = require "t2t.http"
+  local path = os.tmpname()
+  os.remove(path)
+  local s = assert(sim_mod.start { users = 6, seed = 21, state = path, log_errors = false })
+  lu.assertTrue(sim_mod.current() == s)
+  local p = s.profile
+  local c = p.tenants.contoso
+  lu.assertEquals(c.cloud, "global")
+  lu.assertStrMatches(c.tenant_id, "%x+%-%x+%-%x+%-%x+%-%x+")
+  lu.assertStrContains(c.client_secret, "8Q~")
+  lu.assertEquals(p.port, s.port)
+  -- a real host name, mapped to the simulator, TLS verified against the sim's CA
+  local r = assert(http.request { url = "https://graph.microsoft.com/_sim/clock", ca_file = s.ca_file,
+                                  connect_to = s.connect_to })
+  lu.assertEquals(r.status, 200)
+  r = assert(http.request { url = "https://kv1.vault.azure.net/_sim/clock", ca_file = s.ca_file,
+                            connect_to = s.connect_to })
+  lu.assertEquals(r.status, 200)
+  local log = assert(s:control("GET", "/_sim/log"))
+  lu.assertEquals(log.value[#log.value].host, "kv1.vault.azure.net")
+  assert(s:control("POST", "/_sim/clock", { advance = 5 }))
+  assert(s:stop())
+  lu.assertNil(sim_mod.current() == s and true or nil)
+  lu.assertTrue(s:stop())                                  -- idempotent
+  -- the state file was written at stop and is loaded by the next start (users/seed ignored)
+  local s2 = assert(sim_mod.start { users = 1, seed = 1, state = path, log_errors = false })
+  lu.assertEquals(s2.profile.tenants.contoso.tenant_id, c.tenant_id)
+  lu.assertEquals(s2.profile.tenants.fabrikam.client_secret, p.tenants.fabrikam.client_secret)
+  s2:stop { save = false }
+  os.remove(path)
+  lu.assertNil((sim_mod.start { faults = "nonsense=1" }))
+end

@@ -32,7 +32,36 @@ local function tenant_profile(t)
   end
   local u = t.seeded and t.seeded.admin_user and t.dir.objects[t.seeded.admin_user]
   if u then p.admin_user = u.userPrincipalName end
+  local subs = {}
+  for id in pairs(t.azure and t.azure.subscriptions or {}) do subs[#subs + 1] = id end
+  table.sort(subs)
+  p.subscription = subs[1]
   return p
+end
+
+-- A movable mailbox: a licensed user mailbox without holds or more than 12 aux archives.
+local function clean(r)
+  return r.RecipientTypeDetails == "UserMailbox" and not r.LitigationHoldEnabled
+     and not r.DelayHoldApplied and not r.DelayReleaseHoldApplied and not r.ComplianceTagHoldApplied
+     and (r.InPlaceHolds == nil or #r.InPlaceHolds == 0) and (r.AuxArchiveCount or 0) <= 12
+     and r.PersistedCapabilities and #r.PersistedCapabilities > 0
+end
+
+-- sample_mailboxes(t, n) -> the n alphabetically first movable mailboxes' primary addresses
+-- (one pass, no sort of the whole tenant).
+local function sample_mailboxes(t, n)
+  local best = {}
+  for _, r in pairs(t.exo.recipients) do
+    if clean(r) then
+      local a = r.PrimarySmtpAddress
+      if #best < n or a < best[#best] then
+        local i = #best < n and #best + 1 or #best
+        best[i] = a
+        while i > 1 and best[i] < best[i - 1] do best[i], best[i - 1] = best[i - 1], best[i]; i = i - 1 end
+      end
+    end
+  end
+  return best
 end
 
 -- profile(sim) -> {tenants = {contoso = {...}, ...}, source, target, hosts, seed}.
@@ -44,6 +73,7 @@ function M.profile(sim)
     local s, t = st.tenants[st.pair.source], st.tenants[st.pair.target]
     out.source = s and s.name
     out.target = t and t.name
+    if s then out.sample_mailboxes = sample_mailboxes(s, 10) end
   end
   return out
 end

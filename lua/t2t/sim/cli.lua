@@ -1,0 +1,151 @@
+-- t2t.sim.cli: `t2t sim` — run the simulated Microsoft cloud until Ctrl-C and print what a
+-- client needs to use it (hosts, CA file, tenant ids, admin app credentials).
+local M = {}
+
+local HELP = [[
+usage: t2t sim [options]
+
+Runs the simulated Microsoft cloud (Entra ID token endpoint, Graph, Exchange Online
+InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C, with a seeded tenant pair: source
+"contoso" (N mailboxes of realistic variety) and target "fabrikam".  Prints the profiles that
+make t2t (or curl, or any client) use it: every real host is mapped to the simulator with
+connect_to, and the simulator's CA file is trusted.
+
+options:
+  --port N            listen on 127.0.0.1:N (default: any free port)
+  --users N           source mailboxes to seed (default 50)
+  --seed S            seed for every random choice (default 1): same seed, same tenants
+  --state FILE        load the state from FILE if it exists (else seed), save it at exit
+  --faults SPEC       e.g. 429=0.05,503=0.02,reset=0.01,lost=0.01,lag=2s,exo_concurrency=3,
+                      graph_rate=600, graph.504=0.1 (one service only); shares are 0..1
+  --latency MS|A-B    added latency per response, fixed or a uniform range (milliseconds)
+  --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
+  --json              print the profile as one line of JSON instead of the text form
+  -h, --help          this help
+
+The control API is at https://127.0.0.1:PORT/_sim/ (profile, state, log, faults, clock);
+see docs/simulator.md.
+]]
+
+local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
+               state = "str", faults = "str", latency = "str", log = "str", json = "flag" }
+
+-- parse(args) -> options | nil, err | "help"
+function M.parse(args)
+  local o = {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then return "help" end
+    local name, inline = a:match("^%-%-([%w%-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w%-]+)$")
+    local kind = name and SPEC[name]
+    if not kind then return nil, "sim: unknown option '" .. a .. "'" end
+    local v
+    if kind == "flag" then
+      if inline then return nil, "sim: --" .. name .. " takes no value" end
+      v = true
+    else
+      v = inline
+      if v == nil then
+        i = i + 1
+        v = args[i]
+        if v == nil then return nil, "sim: --" .. name .. " needs a value" end
+      end
+      if kind == "int" then
+        local n = math.tointeger(tonumber(v))
+        if not n or n < 0 then return nil, "sim: --" .. name .. " needs a whole number, got '" .. v .. "'" end
+        v = n
+      end
+    end
+    o[name:gsub("%-", "_")] = v
+    i = i + 1
+  end
+  if o.port and o.port > 65535 then return nil, "sim: --port must be 0..65535" end
+  return o
+end
+
+local function lua_string(s) return string.format("%q", tostring(s)) end
+
+local function lua_list(l)
+  local out = {}
+  for i, v in ipairs(l or {}) do out[i] = lua_string(v) end
+  return "{ " .. table.concat(out, ", ") .. " }"
+end
+
+-- text(profile) -> the human form: a summary and a config.lua snippet.
+function M.text(p)
+  local b = {}
+  local function w(...) b[#b + 1] = table.concat({ ... }) end
+  w("t2t simulator on ", p.base_url, "  (Ctrl-C stops it)")
+  w("CA certificate: ", p.ca_file)
+  w("source: ", tostring(p.source), "   target: ", tostring(p.target), "   seed: ", tostring(math.tointeger(p.seed) or p.seed))
+  w("")
+  w("-- tenant profiles (for config.lua, or t2t.sim's profile in a script):")
+  w("profiles = {")
+  local names = {}
+  for n in pairs(p.tenants or {}) do names[#names + 1] = n end
+  table.sort(names)
+  for _, n in ipairs(names) do
+    local t = p.tenants[n]
+    w("  ", n, " = {")
+    w("    tenant_id = ", lua_string(t.tenant_id), ", domain = ", lua_string(t.domain), ",")
+    w("    client_id = ", lua_string(t.client_id), ",")
+    w("    client_secret = ", lua_string(t.client_secret), ",")
+    if t.subscription then w("    subscription = ", lua_string(t.subscription), ",") end
+    w("    cloud = \"global\", ca_file = ", lua_string(p.ca_file), ",")
+    w("    connect_to = ", lua_list(p.connect_to), ",")
+    w("  },")
+  end
+  w("}")
+  w("")
+  w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
+    " https://graph.microsoft.com/v1.0/organization")
+  return table.concat(b, "\n") .. "\n"
+end
+
+-- main(opts, args) -> exit code.  Serves until Ctrl-C, then stops (saving --state).
+function M.main(_, args)
+  local o, err = M.parse(args or {})
+  if o == "help" then io.write(HELP) return 0 end
+  if not o then
+    io.stderr:write("t2t: ", err, "\nTry 't2t sim --help'.\n")
+    return 2
+  end
+  local sim = require "t2t.sim"
+  local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
+                              faults = o.faults, latency = o.latency, log = o.log,
+                              target_users = o.target_users }
+  if not s then
+    io.stderr:write("t2t: sim: ", tostring(serr), "\n")
+    return 1
+  end
+  if o.json then
+    io.write(require("cjson").encode(s.profile), "\n")
+  else
+    io.write(M.text(s.profile))
+  end
+  io.stdout:flush()
+  local host = require "t2t.core.host"
+  local t2t = require "t2t"
+  -- Ctrl-C is the stop signal.  It raises "interrupted!" twice: from the event loop (woken by
+  -- the signal) and from host's hook at the next Lua instruction; both are caught here.
+  local seen = host.interrupted()
+  pcall(function()
+    pcall(function()
+      while host.interrupted() == seen do t2t.sleep(0.25) end
+    end)
+    local settle = 0
+    for i = 1, 4 do settle = settle + i end   -- the hook, if still pending, fires in here
+    return settle
+  end)
+  local ok, stop_err = s:stop()
+  if not ok then
+    io.stderr:write("t2t: sim: could not save the state: ", tostring(stop_err), "\n")
+    return 1
+  end
+  if o.state then io.stderr:write("t2t: sim: state saved to ", o.state, "\n") end
+  return 0
+end
+
+return M

@@ -1,0 +1,171 @@
+-- t2t.sim: start and stop the simulated Microsoft cloud from the main thread (docs/simulator.md).
+--   local sim = require "t2t.sim"
+--   local s = assert(sim.start { users = 50, seed = 1, state = "st.json", faults = "429=0.05" })
+--   s.port, s.ca_file, s.connect_to, s.profile        -- what clients need
+--   s:control("GET", "/_sim/log")                     -- the control API
+--   s:stop()                                          -- saves the state file, if one was given
+-- The server runs t2t.sim.handler in its own thread and lua_State; this side talks to it over
+-- HTTPS only (the control API), exactly as any other client would.
+local M = {}
+
+local Instance = {}
+Instance.__index = Instance
+
+local running = {}                           -- started, not yet stopped (newest last)
+
+local function write_file(path, data, mode)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  f:write(data)
+  f:close()
+  if mode then os.execute("chmod " .. mode .. " '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null") end
+  return true
+end
+
+-- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
+-- loopback names, so both real URLs (via connect_to) and https://127.0.0.1:PORT verify.
+local function make_certs(crypto, hosts)
+  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30 }
+  if not ca then return nil, "simulator CA: " .. tostring(ca_key) end
+  local san = {}
+  for i, h in ipairs(hosts) do san[i] = "DNS:" .. h end
+  san[#san + 1] = "IP:127.0.0.1"
+  local cert, key = crypto.new_cert { subject = "CN=t2t simulator,O=t2t", san = san, days = 30,
+                                      issuer_cert = ca, issuer_key = ca_key }
+  if not cert then return nil, "simulator certificate: " .. tostring(key) end
+  return { ca_pem = ca:pem(), cert_pem = cert:pem(), key_pem = key:private_pem() }
+end
+
+-- connect_to(port) -> curl CONNECT_TO entries mapping every real host to the simulator.  The
+-- last entry (empty host) catches the per-vault hosts NAME.vault.azure.net.
+function M.connect_to(port)
+  local router = require "t2t.sim.router"
+  local out = {}
+  for _, h in ipairs(router.CERT_HOSTS) do
+    if not h:find("*", 1, true) and h ~= "localhost" then
+      out[#out + 1] = h .. ":443:127.0.0.1:" .. port
+    end
+  end
+  out[#out + 1] = ":443:127.0.0.1:" .. port
+  return out
+end
+
+-- client_profile(p, tenant) -> a tenant profile in the shape t2t's config profiles use.
+local function client_profile(s, t)
+  local a = t.admin_app or {}
+  return {
+    name = t.name, tenant = t.id, tenant_id = t.id, domain = t.initial_domain,
+    initial_domain = t.initial_domain, domains = t.domains, display_name = t.display_name,
+    cloud = "global", client_id = a.app_id, client_secret = a.client_secret, secret = a.client_secret,
+    app_object_id = a.object_id, sp_id = a.sp_id, admin_user = t.admin_user,
+    subscription = t.subscription, connect_to = s.connect_to, ca_file = s.ca_file,
+  }
+end
+
+-- start{users, seed, state, faults, latency, log, port, target_users} -> instance | nil, err.
+function M.start(o)
+  o = o or {}
+  local okc, crypto = pcall(require, "t2t.crypto")
+  if not okc then return nil, "the simulator needs t2t.crypto: " .. tostring(crypto) end
+  local server = require "t2t.core.server"
+  local router = require "t2t.sim.router"
+  local ctx = require "t2t.sim.context"
+  -- reject bad specs here, with the user's words, rather than as a server start failure
+  local _, ferr = ctx.parse_faults(o.faults)
+  if ferr then return nil, ferr end
+  local _, lerr = ctx.parse_latency(o.latency)
+  if lerr then return nil, lerr end
+  local certs, cerr = make_certs(crypto, router.CERT_HOSTS)
+  if not certs then return nil, cerr end
+  local ca_file = os.tmpname()
+  assert(write_file(ca_file, certs.ca_pem, "644"))
+  local srv, err = server.start {
+    port = o.port or 0, cert_pem = certs.cert_pem, key_pem = certs.key_pem,
+    handler_module = "t2t.sim.handler", log_errors = o.log_errors,
+    handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
+                    latency = o.latency, log = o.log, target_users = o.target_users,
+                    log_errors = o.log_errors },
+  }
+  if not srv then
+    os.remove(ca_file)
+    return nil, err
+  end
+  local port = srv:port()
+  local self = setmetatable({ server = srv, port = port, ca_file = ca_file, ca_pem = certs.ca_pem,
+                              state_file = o.state, base_url = "https://127.0.0.1:" .. port,
+                              connect_to = M.connect_to(port) }, Instance)
+  local prof, perr = self:control("GET", "/_sim/profile")
+  if type(prof) ~= "table" then
+    self:stop { save = false }
+    return nil, "simulator profile: " .. tostring(perr or prof)
+  end
+  prof.port, prof.ca_file, prof.connect_to = port, ca_file, self.connect_to
+  prof.base_url = self.base_url
+  for name, t in pairs(prof.tenants or {}) do prof.tenants[name] = client_profile(self, t) end
+  self.profile = prof
+  running[#running + 1] = self
+  M.instance = self
+  return self
+end
+
+-- control(method, path, body) -> decoded JSON (or the raw body), status | nil, err.
+-- body: a table (sent as JSON) or a string.
+function Instance:control(method, path, body)
+  if not self.server then return nil, "the simulator is stopped" end
+  local http = require "t2t.http"
+  local cjson = require "cjson"
+  local headers = { accept = "application/json" }
+  if type(body) == "table" then
+    body = cjson.encode(body)
+    headers["content-type"] = "application/json"
+  elseif body ~= nil then
+    headers["content-type"] = "application/json"
+  end
+  local r, err = http.request { method = method, url = self.base_url .. path, headers = headers,
+                                body = body, ca_file = self.ca_file, timeout = 120 }
+  if not r then return nil, tostring(err and (err.message or err) or "request failed") end
+  local ok, v = pcall(cjson.decode, r.body or "")
+  if r.status >= 400 then
+    local msg = ok and type(v) == "table" and v.error and v.error.message or r.body
+    return nil, string.format("%s %s: %d %s", method, path, r.status, tostring(msg))
+  end
+  if ok then return v, r.status end
+  return r.body, r.status
+end
+
+-- save(path?) -> true | nil, err: write the state (default: the --state file).
+function Instance:save(path)
+  local r, err = self:control("POST", "/_sim/save", path and { path = path } or {})
+  if not r then return nil, err end
+  return true
+end
+
+-- stop{save = true} -> true | nil, err.  Saves the state file first when one was given; the
+-- server stops in any case.  Idempotent.
+function Instance:stop(o)
+  if not self.server then return true end
+  local ok, err = true, nil
+  if self.state_file and not (o and o.save == false) then ok, err = self:save() end
+  self.server:stop()
+  self.server = nil
+  if self.ca_file then os.remove(self.ca_file) end
+  for i = #running, 1, -1 do if running[i] == self then table.remove(running, i) end end
+  if M.instance == self then M.instance = running[#running] end
+  return ok, err
+end
+Instance.__close = function(self) self:stop() end
+
+-- current() -> the most recently started instance still running | nil.
+function M.current() return running[#running] end
+
+-- stop_all(): stop every running instance (saving their state files), e.g. at exit.
+function M.stop_all()
+  local err
+  for i = #running, 1, -1 do
+    local ok, e = running[i]:stop()
+    if not ok then err = err or e end
+  end
+  return err == nil, err
+end
+
+return M
