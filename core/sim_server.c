@@ -30,27 +30,13 @@
 #include <microhttpd.h>
 
 #include "host.h"
+#include "sim_server_lua.h"
 
 #define SRV_MT "t2t.server.Server"
 #define SRV_MID_FILL 1024           /* body sent by abort = "mid" when the handler gave none */
 
-enum { ABORT_NONE, ABORT_BEFORE, ABORT_MID };
 enum { REQ_NEW, REQ_READING, REQ_DELAYED };
 enum { HAVE_MU = 1, HAVE_LUA_MU = 2, HAVE_CV = 4, HAVE_TIMER = 8 };
-
-struct srv_hdr { char *name, *value; };
-
-struct srv_resp {                    /* the handler's answer, copied out of Lua */
-    int status;
-    struct srv_hdr *hdrs;
-    size_t nhdrs, caphdrs;
-    char *body;
-    size_t len;
-    double delay;
-    int abort;
-};
-
-struct srv_kv { const char *k, *v; size_t vlen; };
 
 struct srv_req {                     /* one request; freed by srv_completed */
     char *uri;                       /* raw request target, copied before MHD unescapes it */
@@ -157,16 +143,6 @@ static void *srv_timer_main(void *ud) {
 
 /* ---- requests ---- */
 
-static void resp_clear(struct srv_resp *r) {
-    for (size_t i = 0; i < r->nhdrs; i++) {
-        free(r->hdrs[i].name);
-        free(r->hdrs[i].value);
-    }
-    free(r->hdrs);
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
 static void req_free(struct srv_req *r) {
     if (!r) return;
     resp_clear(&r->resp);
@@ -213,157 +189,6 @@ static enum MHD_Result srv_collect_header(void *cls, enum MHD_ValueKind kind, co
     return MHD_YES;
 }
 
-static int hexval(int c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Push the form-decoded s[0..n) ('+' is a space, %XX a byte; malformed escapes kept). */
-static void push_decoded(lua_State *L, const char *s, size_t n) {
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '+') luaL_addchar(&b, ' ');
-        else if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-                 (lo = hexval((unsigned char)s[i + 2])) >= 0) {
-            luaL_addchar(&b, (char)(hi * 16 + lo));
-            i += 2;
-        } else luaL_addchar(&b, s[i]);
-    }
-    luaL_pushresult(&b);
-}
-
-/* Push the decoded query as a table; a key given twice maps to the list of its values. */
-static void push_args(lua_State *L, const char *q) {
-    lua_newtable(L);
-    while (q && *q) {
-        size_t n = strcspn(q, "&");
-        const char *eq = memchr(q, '=', n);
-        size_t kn = eq ? (size_t)(eq - q) : n;
-        if (n > 0) {
-            push_decoded(L, q, kn);
-            if (eq) push_decoded(L, eq + 1, n - kn - 1);
-            else lua_pushliteral(L, "");
-            lua_pushvalue(L, -2);
-            int t = lua_rawget(L, -4);
-            if (t == LUA_TNIL) {
-                lua_pop(L, 1);
-                lua_rawset(L, -3);
-            } else {                         /* stack: args key value old */
-                if (t != LUA_TTABLE) {
-                    lua_createtable(L, 2, 0);
-                    lua_insert(L, -2);
-                    lua_rawseti(L, -2, 1);
-                    lua_pushvalue(L, -3);
-                    lua_pushvalue(L, -2);
-                    lua_rawset(L, -6);
-                }
-                lua_insert(L, -2);
-                lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-                lua_pop(L, 2);
-            }
-        }
-        q += n;
-        if (*q == '&') q++;
-    }
-}
-
-/* Push the request headers, names lower-cased; a repeated header is joined with ", ". */
-static void push_headers(lua_State *L, const struct srv_req *r) {
-    lua_createtable(L, 0, (int)r->nkv);
-    for (size_t i = 0; i < r->nkv; i++) {
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
-        for (const char *k = r->kv[i].k; *k; k++)
-            luaL_addchar(&b, (*k >= 'A' && *k <= 'Z') ? (char)(*k + 32) : *k);
-        luaL_pushresult(&b);
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, -3) == LUA_TSTRING) {
-            lua_pushliteral(L, ", ");
-            lua_pushlstring(L, r->kv[i].v, r->kv[i].vlen);
-            lua_concat(L, 3);
-        } else {
-            lua_pop(L, 1);
-            lua_pushlstring(L, r->kv[i].v, r->kv[i].vlen);
-        }
-        lua_rawset(L, -3);
-    }
-}
-
-static char *dup_lstring(lua_State *L, int idx, size_t *len) {
-    size_t n;
-    const char *s = lua_tolstring(L, idx, &n);
-    char *d = malloc(n + 1);
-    if (!d) luaL_error(L, "not enough memory");
-    memcpy(d, s, n + 1);
-    if (len) *len = n;
-    return d;
-}
-
-static void resp_add_header(lua_State *L, struct srv_resp *r, int kidx, int vidx) {
-    if (lua_type(L, vidx) != LUA_TSTRING && lua_type(L, vidx) != LUA_TNUMBER)
-        luaL_error(L, "handler: header '%s' must be a string, a number or a list of them",
-                   lua_tostring(L, kidx));
-    if (r->nhdrs == r->caphdrs) {
-        size_t cap = r->caphdrs ? r->caphdrs * 2 : 8;
-        struct srv_hdr *h = realloc(r->hdrs, cap * sizeof *h);
-        if (!h) luaL_error(L, "not enough memory");
-        r->hdrs = h;
-        r->caphdrs = cap;
-    }
-    struct srv_hdr *h = &r->hdrs[r->nhdrs];
-    h->value = NULL;
-    h->name = dup_lstring(L, kidx, NULL);
-    r->nhdrs++;                              /* owned by r from here, even if the next fails */
-    lua_pushvalue(L, vidx);                  /* tolstring on a copy: never convert a key */
-    h->value = dup_lstring(L, -1, NULL);
-    lua_pop(L, 1);
-}
-
-/* Copy the handler's result table (at idx) into r; raises on a malformed result. */
-static void resp_from_lua(lua_State *L, int idx, struct srv_resp *r) {
-    static const char *const aborts[] = {"none", "before", "mid", NULL};
-    if (!lua_istable(L, idx))
-        luaL_error(L, "handler returned %s, expected a table {status, headers, body}",
-                   luaL_typename(L, idx));
-    lua_getfield(L, idx, "status");
-    lua_Integer st = lua_isnil(L, -1) ? 200 : lua_tointeger(L, -1);
-    if (st < 100 || st > 599) luaL_error(L, "handler: bad status %s", luaL_tolstring(L, -1, NULL));
-    r->status = (int)st;
-    lua_getfield(L, idx, "abort");
-    r->abort = lua_isnil(L, -1) ? ABORT_NONE : luaL_checkoption(L, -1, NULL, aborts);
-    lua_getfield(L, idx, "delay");
-    lua_Number d = lua_isnil(L, -1) ? 0 : lua_tonumber(L, -1);
-    if (!(d >= 0 && d <= 86400)) luaL_error(L, "handler: delay must be 0..86400 seconds");
-    r->delay = d;
-    lua_getfield(L, idx, "body");
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "handler: body must be a string");
-        r->body = dup_lstring(L, -1, &r->len);
-    }
-    lua_getfield(L, idx, "headers");
-    if (!lua_isnil(L, -1)) {
-        int h = lua_gettop(L);
-        luaL_checktype(L, h, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, h)) {
-            if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "handler: header names must be strings");
-            if (lua_istable(L, -1)) {
-                lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-                for (lua_Integer i = 1; i <= n; i++) {
-                    lua_rawgeti(L, -1, i);
-                    resp_add_header(L, r, -3, lua_gettop(L));
-                    lua_pop(L, 1);
-                }
-            } else resp_add_header(L, r, -2, -1);
-            lua_pop(L, 1);
-        }
-    }
-}
-
 struct srv_call_args {
     struct srv *s;
     struct srv_req *r;
@@ -385,7 +210,7 @@ static int srv_call(lua_State *L) {
     lua_setfield(L, -2, "query");
     push_args(L, q ? q + 1 : NULL);
     lua_setfield(L, -2, "args");
-    push_headers(L, r);
+    push_headers(L, r->kv, r->nkv);
     lua_setfield(L, -2, "headers");
     lua_pushlstring(L, r->body ? r->body : "", r->len);
     lua_setfield(L, -2, "body");
@@ -630,61 +455,20 @@ static struct srv *check_srv(lua_State *L) {
     return b->s;
 }
 
-/* Copy the value at from[idx] onto `to`: nil, booleans, numbers, strings and tables of them
- * (no cycles).  Runs protected in `to`; only non-raising calls touch `from`, so an error can
- * unwind `to` alone (the caller resets from's stack top afterwards). */
-static void xcopy(lua_State *from, int idx, lua_State *to, int depth) {
-    idx = lua_absindex(from, idx);
-    switch (lua_type(from, idx)) {
-    case LUA_TNIL: lua_pushnil(to); break;
-    case LUA_TBOOLEAN: lua_pushboolean(to, lua_toboolean(from, idx)); break;
-    case LUA_TNUMBER:
-        if (lua_isinteger(from, idx)) lua_pushinteger(to, lua_tointeger(from, idx));
-        else lua_pushnumber(to, lua_tonumber(from, idx));
-        break;
-    case LUA_TSTRING: {
-        size_t n;
-        const char *p = lua_tolstring(from, idx, &n);   /* a string already: no conversion */
-        lua_pushlstring(to, p, n);
-        break;
-    }
-    case LUA_TTABLE:
-        if (depth > 32 || !lua_checkstack(from, 3))
-            luaL_error(to, "handler_arg: tables nested too deep (a cycle?)");
-        luaL_checkstack(to, 4, "handler_arg");
-        lua_newtable(to);
-        lua_pushnil(from);
-        while (lua_next(from, idx)) {
-            if (lua_type(from, -2) == LUA_TTABLE) luaL_error(to, "handler_arg: table used as a key");
-            xcopy(from, -2, to, depth + 1);
-            xcopy(from, -1, to, depth + 1);
-            lua_rawset(to, -3);
-            lua_pop(from, 1);
-        }
-        break;
-    default:
-        luaL_error(to, "handler_arg: cannot pass a %s to the server's state",
-                   lua_typename(from, lua_type(from, idx)));
-    }
-}
-
 struct srv_setup_args { struct srv *s; lua_State *from; const char *module; };
 
 /* Protected, in the server's state: libraries, the caller's package.path and cpath, require
- * the handler module, init(handler_arg).  The caller's state has package at -2, arg at -1. */
+ * the handler module, init(handler_arg).  The caller's stack ends with path, cpath, arg. */
 static int srv_setup(lua_State *L) {
     struct srv_setup_args *a = lua_touserdata(L, 1);
     lua_State *from = a->from;
     host_openlibs(L);
     lua_getglobal(L, "package");
-    for (int i = 0; i < 2 && lua_istable(from, -2); i++) {
-        lua_getfield(from, -2, i ? "cpath" : "path");   /* package is a plain table: no raise */
-        if (lua_type(from, -1) == LUA_TSTRING) {
-            xcopy(from, -1, L, 0);
+    for (int i = 0; i < 2; i++)
+        if (lua_type(from, i - 3) == LUA_TSTRING) {
+            xcopy(from, i - 3, L, 0);
             lua_setfield(L, -2, i ? "cpath" : "path");
         }
-        lua_pop(from, 1);
-    }
     lua_getglobal(L, "require");
     lua_pushstring(L, a->module);
     lua_call(L, 1, 1);
@@ -702,6 +486,14 @@ static int srv_setup(lua_State *L) {
     a->s->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
+
+struct srv_opts {
+    lua_Integer port, threads, max_body, timeout, limit;
+    const char *module, *cert, *key, *bind;
+    int log_errors, v6;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+};
 
 static lua_Integer opt_int(lua_State *L, const char *k, lua_Integer def, lua_Integer lo,
                            lua_Integer hi) {
@@ -721,7 +513,33 @@ static const char *opt_str(lua_State *L, const char *k, const char *def) {
     return lua_tostring(L, -1);
 }
 
-static char *xstrdup(const char *p) { return p ? strdup(p) : NULL; }
+/* Check every option of server.start (raising on misuse) before anything is acquired. */
+static void read_opts(lua_State *L, struct srv_opts *o) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(o, 0, sizeof *o);
+    o->port = opt_int(L, "port", 0, 0, 65535);
+    o->threads = opt_int(L, "threads", 1, 1, 64);
+    o->max_body = opt_int(L, "max_body", 64 << 20, 0, INT_MAX);
+    o->timeout = opt_int(L, "timeout", 60, 0, 86400);
+    o->limit = opt_int(L, "connection_limit", 4096, 1, 1 << 20);
+    o->module = opt_str(L, "handler_module", NULL);
+    o->cert = opt_str(L, "cert_pem", NULL);
+    o->key = opt_str(L, "key_pem", NULL);
+    o->bind = opt_str(L, "bind", "127.0.0.1");
+    lua_getfield(L, 1, "log_errors");
+    o->log_errors = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (!o->module) luaL_error(L, "option 'handler_module' is required");
+    if (!o->cert != !o->key) luaL_error(L, "options 'cert_pem' and 'key_pem' go together");
+    o->v6 = strchr(o->bind, ':') != NULL;
+    o->in4.sin_family = AF_INET;
+    o->in4.sin_port = htons((uint16_t)o->port);
+    o->in6.sin6_family = AF_INET6;
+    o->in6.sin6_port = o->in4.sin_port;
+    if (inet_pton(o->v6 ? AF_INET6 : AF_INET, o->bind,
+                  o->v6 ? (void *)&o->in6.sin6_addr : (void *)&o->in4.sin_addr) != 1)
+        luaL_error(L, "bad option 'bind' (IP address expected, got '%s')", o->bind);
+}
 
 /* Push nil, "server: <msg>" and close s (the start failed for an outside reason). */
 static int start_fail(lua_State *L, srv_box *b, const char *msg) {
@@ -741,7 +559,11 @@ static int start_lua(lua_State *L, struct srv *s, const char *module) {
     }
     lua_State *S = s->L;
     int top = lua_gettop(L);
-    lua_getglobal(L, "package");
+    lua_getglobal(L, "package");             /* srv_setup reads these three, never raising */
+    for (int i = 0; i < 2; i++)
+        if (lua_istable(L, top + 1)) lua_getfield(L, top + 1, i ? "cpath" : "path");
+        else lua_pushnil(L);
+    lua_remove(L, top + 1);
     lua_getfield(L, 1, "handler_arg");
     struct srv_setup_args a = {s, L, module};
     lua_pushcfunction(S, srv_msgh);          /* light C functions: these pushes cannot fail */
@@ -760,50 +582,53 @@ static int start_lua(lua_State *L, struct srv *s, const char *module) {
     return 1;
 }
 
+/* Start the timer thread and the daemon (both inherit SIGPIPE blocked: a peer that hangs up
+ * must not kill the process).  NULL on failure, with the reason. */
+static const char *start_daemon(struct srv *s, const struct srv_opts *o) {
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &mask, &old);
+    if (pthread_create(&s->timer, NULL, srv_timer_main, s) == 0) s->have |= HAVE_TIMER;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (o->cert) flags |= MHD_USE_TLS;
+    if (o->v6) flags |= MHD_USE_IPv6;
+    snprintf(s->err, sizeof s->err, "cannot start on %s port %d", o->bind, (int)o->port);
+    if (s->have & HAVE_TIMER)                /* without a cert the list ends before the TLS pair */
+        s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, srv_access, s,
+            MHD_OPTION_SOCK_ADDR, o->v6 ? (const void *)&o->in6 : (const void *)&o->in4,
+            MHD_OPTION_EXTERNAL_LOGGER, srv_logger, s,
+            MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
+            MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->limit,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout,
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
+            s->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
+            MHD_OPTION_HTTPS_MEM_KEY, s->key,
+            MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!(s->have & HAVE_TIMER)) return "cannot create the timer thread";
+    if (!s->d) return s->err;
+    atomic_store(&s->started, 1);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : (unsigned)o->port;
+    return NULL;
+}
+
 /* server.start{port, cert_pem, key_pem, handler_module, handler_arg, bind, threads, ...}
  *   -> server | nil, err.  Bad options raise; bind/TLS/handler failures return nil, err. */
 static int l_start(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer port = opt_int(L, "port", 0, 0, 65535);
-    lua_Integer threads = opt_int(L, "threads", 1, 1, 64);
-    lua_Integer max_body = opt_int(L, "max_body", 64 << 20, 0, INT_MAX);
-    lua_Integer timeout = opt_int(L, "timeout", 60, 0, 86400);
-    lua_Integer limit = opt_int(L, "connection_limit", 4096, 1, 1 << 20);
-    const char *module = opt_str(L, "handler_module", NULL);
-    const char *cert = opt_str(L, "cert_pem", NULL);
-    const char *key = opt_str(L, "key_pem", NULL);
-    const char *bind = opt_str(L, "bind", "127.0.0.1");
-    lua_getfield(L, 1, "log_errors");
-    int log_errors = lua_isnil(L, -1) || lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (!module) return luaL_error(L, "option 'handler_module' is required");
-    if (!cert != !key) return luaL_error(L, "options 'cert_pem' and 'key_pem' go together");
-    struct sockaddr_in in4;
-    struct sockaddr_in6 in6;
-    memset(&in4, 0, sizeof in4);
-    memset(&in6, 0, sizeof in6);
-    int v6 = strchr(bind, ':') != NULL;
-    if (v6) {
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, bind, &in6.sin6_addr) != 1)
-            return luaL_error(L, "bad option 'bind' (IP address expected, got '%s')", bind);
-    } else {
-        in4.sin_family = AF_INET;
-        in4.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, bind, &in4.sin_addr) != 1)
-            return luaL_error(L, "bad option 'bind' (IP address expected, got '%s')", bind);
-    }
-
+    struct srv_opts o;
+    read_opts(L, &o);
     srv_box *b = lua_newuserdatauv(L, sizeof *b, 0);
     b->s = NULL;                             /* closed until fully built */
     luaL_setmetatable(L, SRV_MT);
     struct srv *s = calloc(1, sizeof *s);
     if (!s) return luaL_error(L, "not enough memory");
-    b->s = s;
-    s->max_body = (size_t)max_body;
-    s->log_errors = log_errors;
-    s->multi = threads > 1;
+    b->s = s;                                /* from here __gc cleans up whatever exists */
+    s->max_body = (size_t)o.max_body;
+    s->log_errors = o.log_errors;
+    s->multi = o.threads > 1;
     s->handler_ref = LUA_NOREF;
     if (pthread_mutex_init(&s->mu, NULL) == 0) s->have |= HAVE_MU;
     if (pthread_mutex_init(&s->lua_mu, NULL) == 0) s->have |= HAVE_LUA_MU;
@@ -814,41 +639,11 @@ static int l_start(lua_State *L) {
         pthread_condattr_destroy(&ca);
     }
     if (s->have != (HAVE_MU | HAVE_LUA_MU | HAVE_CV)) return start_fail(L, b, "pthread init failed");
-    if (cert && (!(s->cert = xstrdup(cert)) || !(s->key = xstrdup(key))))
+    if (o.cert && (!(s->cert = strdup(o.cert)) || !(s->key = strdup(o.key))))
         return start_fail(L, b, "not enough memory");
-    if (!start_lua(L, s, module)) {
-        const char *m = lua_tostring(L, -1);
-        return start_fail(L, b, m ? m : "?");
-    }
-
-    /* The server's threads inherit this mask: a peer that hangs up must not SIGPIPE us. */
-    sigset_t pipe, old;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old);
-    if (pthread_create(&s->timer, NULL, srv_timer_main, s) == 0) s->have |= HAVE_TIMER;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (cert) flags |= MHD_USE_TLS;
-    if (v6) flags |= MHD_USE_IPv6;
-    snprintf(s->err, sizeof s->err, "cannot start on %s port %d", bind, (int)port);
-    if (s->have & HAVE_TIMER)
-        s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, srv_access, s,
-            MHD_OPTION_SOCK_ADDR, v6 ? (struct sockaddr *)&in6 : (struct sockaddr *)&in4,
-            MHD_OPTION_EXTERNAL_LOGGER, srv_logger, s,
-            MHD_OPTION_URI_LOG_CALLBACK, srv_uri_log, s,
-            MHD_OPTION_NOTIFY_COMPLETED, srv_completed, s,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)limit,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-            cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
-            MHD_OPTION_HTTPS_MEM_KEY, s->key,
-            MHD_OPTION_END);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!(s->have & HAVE_TIMER)) return start_fail(L, b, "cannot create the timer thread");
-    if (!s->d) return start_fail(L, b, s->err);
-    atomic_store(&s->started, 1);
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : (unsigned)port;
+    if (!start_lua(L, s, o.module)) return start_fail(L, b, lua_tostring(L, -1));
+    const char *err = start_daemon(s, &o);
+    if (err) return start_fail(L, b, err);
     return 1;
 }
 
@@ -866,19 +661,15 @@ static int l_stats(lua_State *L) {
     pthread_mutex_unlock(&s->mu);
     const union MHD_DaemonInfo *di =
         MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    const struct { const char *k; unsigned long long v; } f[] = {
+        {"requests", atomic_load(&s->requests)}, {"errors", atomic_load(&s->errors)},
+        {"delayed", atomic_load(&s->delayed)}, {"aborted", atomic_load(&s->aborted)},
+        {"pending", pending}, {"connections", di ? di->num_connections : 0}};
     lua_createtable(L, 0, 6);
-    lua_pushinteger(L, (lua_Integer)atomic_load(&s->requests));
-    lua_setfield(L, -2, "requests");
-    lua_pushinteger(L, (lua_Integer)atomic_load(&s->errors));
-    lua_setfield(L, -2, "errors");
-    lua_pushinteger(L, (lua_Integer)atomic_load(&s->delayed));
-    lua_setfield(L, -2, "delayed");
-    lua_pushinteger(L, (lua_Integer)atomic_load(&s->aborted));
-    lua_setfield(L, -2, "aborted");
-    lua_pushinteger(L, (lua_Integer)pending);
-    lua_setfield(L, -2, "pending");
-    lua_pushinteger(L, di ? (lua_Integer)di->num_connections : 0);
-    lua_setfield(L, -2, "connections");
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        lua_pushinteger(L, (lua_Integer)f[i].v);
+        lua_setfield(L, -2, f[i].k);
+    }
     return 1;
 }
 
