@@ -44,7 +44,7 @@ M.GLOBALS = {
   ["log-level"] = { arg = true, ready = true,
                     choices = { error = true, warn = true, info = true, debug = true, trace = true } },
   audit     = { arg = true,  ready = true },
-  sim       = { arg = "optional", ready = false },
+  sim       = { arg = "optional", ready = true },
 }
 
 local function usage_error(fmt, ...)
@@ -147,6 +147,23 @@ function M.script(path, rest)
   return 0
 end
 
+-- --sim[=STATE.json]: an in-process simulator for this run (opts.sim_instance; also
+-- require("t2t.sim").current()), stopped at exit, saving STATE.json when given.  Returns a
+-- to-be-closed guard, nil without --sim, or false after reporting a start failure.
+local function start_sim(opts, cmd)
+  if not opts.sim or cmd == "sim" then return nil end
+  local s, err = require("t2t.sim").start { state = type(opts.sim) == "string" and opts.sim or nil }
+  if not s then
+    io.stderr:write("t2t: --sim: ", tostring(err), "\n")
+    return false
+  end
+  opts.sim_instance = s
+  return setmetatable({}, { __close = function()
+    local ok, e = s:stop()
+    if not ok then io.stderr:write("t2t: --sim: could not save the state: ", tostring(e), "\n") end
+  end })
+end
+
 function M.main(argv)
   local opts, rest, code = {}, {}, {}
   local i, n = 1, #argv
@@ -181,6 +198,8 @@ function M.main(argv)
     end
   end
   M.opts = opts
+  local sim_guard <close> = start_sim(opts, rest[1])
+  if sim_guard == false then return M.EXIT.failure end
   if #code > 0 then
     for k, c in ipairs(code) do
       local rc = run_code(c, "=(command line)" .. (k > 1 and k or ""))
