@@ -1,0 +1,1055 @@
+-- t2t.tenant: ensure-style primitives for cross-tenant migration setup (ms-setup-and-prep.md
+-- §1-4 and §10).  Each one reads first, computes what differs, and changes only that, through
+-- the tenant's plan (t2t.plan: --plan shows it, the audit file records it).  A create whose
+-- response was lost is found again by re-reading (for `settle` seconds, to ride out replication
+-- lag) before anything is created a second time.
+--
+--   local tenant = require "t2t.tenant"
+--   local t = tenant.new{ name = "fabrikam", id = tid, domain = "fabrikam.onmicrosoft.com",
+--                         cloud = "global", graph = g, exo = ex, azure = az, plan = ctx.plan,
+--                         say = function(line) ctx:say("%s", line) end, log = ctx.log }
+--   local app = assert(t:ensure_app{ name = tenant.app_name("fabrikam", "contoso") })
+--
+-- Clients: graph (get/post/patch/delete(path, body) -> body | nil, err with err.status),
+-- exo (invoke(cmdlet, params, opts) -> list | nil, err with err.code = exception short name),
+-- azure (see t2t.tenant.keyvault).  Objects still to be created in --plan mode are returned as
+-- placeholders with `planned = true`; later steps plan their own changes without reading them.
+local log = require "t2t.log"
+
+local M = {}
+M.__index = M
+
+M.EXO_APP_ID = "00000002-0000-0ff1-ce00-000000000000"
+M.GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+M.KEYVAULT_APP_ID = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"
+M.ROLE = {
+  ["Mailbox.Migration"] = "f7264778-fba9-422d-8e9e-2675a2c4b513",      -- on Exchange Online
+  ["User.Invite.All"] = "09850681-111b-4a89-9bed-3f2cae46d706",        -- on Graph
+  ["Exchange.ManageAsApp"] = "dc50a0fb-09a3-484d-be87-e023b12c6440",   -- on Exchange Online
+}
+M.REDIRECT = "https://office.com"
+M.EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
+M.GLOBAL_ADMIN_ROLE = "62e90394-69f5-4237-9190-012177145e10"
+
+-- Per cloud: the login host (consent URLs) and the endpoint's RemoteServer (wire.md §0,
+-- ms-setup-and-prep.md §1.3 E.4 and §4.3).
+M.CLOUDS = {
+  global = { login = "https://login.microsoftonline.com", remote_server = "outlook.office.com",
+             vault_suffix = ".vault.azure.net" },
+  gcc = { login = "https://login.microsoftonline.com", remote_server = "outlook.office.com",
+          vault_suffix = ".vault.azure.net" },
+  usgov = { login = "https://login.microsoftonline.us", remote_server = "outlook.office365.us",
+            vault_suffix = ".vault.usgovcloudapi.net" },
+  usgovhigh = { login = "https://login.microsoftonline.us", remote_server = "outlook.office365.us",
+                vault_suffix = ".vault.usgovcloudapi.net" },
+  dod = { login = "https://login.microsoftonline.us", remote_server = "dod-outlook.office365.us",
+          vault_suffix = ".vault.usgovcloudapi.net" },
+  china = { login = "https://login.partner.microsoftonline.cn", remote_server = "partner.outlook.cn",
+            vault_suffix = ".vault.azure.cn" },
+}
+
+local function default_sleep(s)
+  local ok, t2t = pcall(require, "t2t")
+  if ok and type(t2t) == "table" and t2t.sleep then return t2t.sleep(s) end
+  os.execute(string.format("sleep %.3f", s))
+end
+
+-- tenant.new{name, id, domain, cloud, graph, exo, azure, plan, say, log, settle, poll, sleep, now}
+function M.new(o)
+  assert(type(o) == "table", "tenant.new: options table expected")
+  assert(o.plan, "tenant.new: a plan is required (every change goes through it)")
+  local self = setmetatable({
+    name = o.name or (o.domain and o.domain:match("^([^.]+)")) or o.id,
+    id = o.id, domain = o.domain, cloud = o.cloud or "global",
+    graph = o.graph, exo = o.exo, azure = o.azure, plan = o.plan,
+    say = o.say or function(line) io.write(log.redact(line), "\n") end,
+    log = o.log or log,
+    settle = o.settle or 20, poll = o.poll or 1,
+    sleep = o.sleep or default_sleep, now = o.now or os.time,
+    warnings = {},
+  }, M)
+  if not M.CLOUDS[self.cloud] then error("tenant.new: unknown cloud '" .. tostring(self.cloud) .. "'", 2) end
+  return self
+end
+
+-- An error value a person can act on: message plus an optional cause and code.
+local ErrMT = { __tostring = function(e) return e.message end }
+local function failure(code, fmt, ...)
+  return setmetatable({ code = code, message = string.format(fmt, ...) }, ErrMT)
+end
+M.failure = failure
+
+function M:warn(fmt, ...)
+  local s = string.format(fmt, ...)
+  self.warnings[#self.warnings + 1] = s
+  self.say("warning: " .. s)
+end
+
+function M:note(fmt, ...) self.say(string.format(fmt, ...)) end
+
+local function lower(s) return type(s) == "string" and s:lower() or s end
+
+local function contains_ci(list, value)
+  if type(list) == "string" then list = { list } end
+  for _, v in ipairs(list or {}) do
+    if lower(v) == lower(value) then return true end
+  end
+  return false
+end
+M.contains_ci = contains_ci
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local out = {}
+  for k, v in pairs(t) do out[k] = copy(v) end
+  return out
+end
+M.copy = copy
+
+local function odata_quote(s) return (tostring(s):gsub("'", "''")) end
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+M.urlencode = urlencode
+
+---------------------------------------------------------------------------------------------
+-- Service adapters: the only places that call the clients.
+
+local function need(self, what)
+  if not self[what] then
+    error(failure("NoClient", "%s: no %s connection for tenant %s", what, what, tostring(self.name)), 0)
+  end
+  return self[what]
+end
+
+-- GET a Graph path: object, or nil when it does not exist (404), or nil, err.
+function M:gget(path)
+  local g = need(self, "graph")
+  local body, err = g:get(path)
+  if body ~= nil then return body end
+  if type(err) == "table" and (err.status == 404 or err.code == "Request_ResourceNotFound") then
+    return nil
+  end
+  return nil, err or failure("GraphError", "GET %s failed", path)
+end
+
+-- Every object of a Graph collection (follows @odata.nextLink); nil, err on failure.
+function M:glist(path)
+  local g = need(self, "graph")
+  if g.items then
+    local out = {}
+    local ok, err = pcall(function()
+      for obj in g:items(path) do out[#out + 1] = obj end
+    end)
+    if not ok then return nil, err end
+    return out
+  end
+  local out = {}
+  local url = path
+  while url do
+    local body, err = g:get(url)
+    if not body then return nil, err end
+    for _, v in ipairs(body.value or {}) do out[#out + 1] = v end
+    url = body["@odata.nextLink"]
+  end
+  return out
+end
+
+function M:gpost(path, body) return need(self, "graph"):post(path, body) end
+function M:gpatch(path, body)
+  local r, err = need(self, "graph"):patch(path, body)
+  if r == nil and err == nil then return true end
+  return r, err
+end
+function M:gdelete(path)
+  local r, err = need(self, "graph"):delete(path)
+  if r == nil and err == nil then return true end
+  return r, err
+end
+
+-- Run an EXO cmdlet: list of objects, or nil, err (err.code = exception short name).
+function M:xo(cmdlet, params, opts)
+  return need(self, "exo"):invoke(cmdlet, params or {}, opts)
+end
+
+local function exo_code(err)
+  if type(err) ~= "table" then return tostring(err):match("([%w]+Exception)") end
+  return err.code or (err.exception and err.exception:match("([%w_]+)$"))
+end
+M.exo_code = exo_code
+
+local function not_found(err)
+  local c = exo_code(err)
+  return c == "ManagementObjectNotFoundException" or c == "MigrationEndpointNotFoundException"
+      or (type(err) == "table" and err.status == 404)
+end
+
+local function already_exists(err)
+  local c = exo_code(err) or ""
+  local m = tostring(err):lower()
+  return c:find("AlreadyExists", 1, true) ~= nil or m:find("already exists", 1, true) ~= nil
+      or (type(err) == "table" and err.status == 409)
+end
+
+-- Poll fn() (-> value | nil) until it returns a value or `settle` seconds pass.  Used after a
+-- create whose outcome is unknown, and to wait for replication of a fresh object.
+function M:eventually(fn, seconds)
+  local deadline = self.now() + (seconds or self.settle)
+  while true do
+    local v, err = fn()
+    if v ~= nil then return v end
+    if self.now() >= deadline then return nil, err end
+    self.sleep(self.poll)
+  end
+end
+
+-- Create through the plan, never twice: on failure, look for the object (find()) for `settle`
+-- seconds; found -> the create did happen (response lost); not found -> try again (attempts).
+-- Returns the object (or a placeholder in plan mode), or nil, err.
+function M:create(c, find, attempts)
+  attempts = attempts or 3
+  local last
+  for i = 1, attempts do
+    local change = {}
+    for k, v in pairs(c) do change[k] = v end
+    change.kind = "create"
+    if i > 1 then change.note = (c.note and (c.note .. "; ") or "") .. "retry " .. i end
+    local res, err = self.plan:change(change)
+    if err == "planned" then return nil, "planned" end
+    if res ~= nil then return res end
+    last = err
+    local found = self:eventually(find)
+    if found then
+      self:note("  (the create's response was lost; found %s by re-reading it)", c.target)
+      return found
+    end
+  end
+  return nil, last
+end
+
+---------------------------------------------------------------------------------------------
+-- Names and URLs.
+
+-- The app's display name: the legacy script's "<target>_Friends_<source>" without its random
+-- suffix, so that a re-run finds the same app instead of creating another.
+function M.app_name(target, source)
+  local function label(s) return (tostring(s):match("^([^.]+)")) end
+  return label(target) .. "_Friends_" .. label(source)
+end
+
+-- Admin consent URL for tenant (GUID or domain) (wire.md §1.9).
+function M.consent_url(cloud, tenant, app_id)
+  local c = M.CLOUDS[cloud or "global"] or M.CLOUDS.global
+  return string.format("%s/%s/adminconsent?client_id=%s&redirect_uri=%s", c.login, tenant, app_id,
+                       urlencode(M.REDIRECT))
+end
+
+function M:remote_server() return M.CLOUDS[self.cloud].remote_server end
+
+-- This tenant's id and initial domain from Graph /organization (when not given).
+function M:discover()
+  if self.id and self.domain then return self end
+  local org, err = self:glist("/organization")
+  if not org or not org[1] then
+    return nil, failure("Discover", "cannot read the organization of tenant %s: %s", tostring(self.name), tostring(err))
+  end
+  self.id = self.id or org[1].id
+  for _, d in ipairs(org[1].verifiedDomains or {}) do
+    if d.isInitial then self.domain = self.domain or d.name end
+  end
+  self.name = self.name or (self.domain and self.domain:match("^([^.]+)"))
+  return self
+end
+
+---------------------------------------------------------------------------------------------
+-- Entra ID: application, credentials, service principal, consent, invitation.
+
+local function rra_has(rra, resource_app, role_id)
+  for _, r in ipairs(rra or {}) do
+    if lower(r.resourceAppId) == lower(resource_app) then
+      for _, a in ipairs(r.resourceAccess or {}) do
+        if lower(a.id) == lower(role_id) and a.type == "Role" then return true end
+      end
+    end
+  end
+  return false
+end
+M.rra_has = rra_has
+
+-- The requiredResourceAccess the app needs, merged into what it has (nothing is removed).
+local function rra_merge(rra, wanted)
+  local out = copy(rra or {})
+  for _, w in ipairs(wanted) do
+    if not rra_has(out, w[1], w[2]) then
+      local entry
+      for _, r in ipairs(out) do
+        if lower(r.resourceAppId) == lower(w[1]) then entry = r end
+      end
+      if not entry then
+        entry = { resourceAppId = w[1], resourceAccess = {} }
+        out[#out + 1] = entry
+      end
+      entry.resourceAccess = entry.resourceAccess or {}
+      entry.resourceAccess[#entry.resourceAccess + 1] = { id = w[2], type = "Role" }
+    end
+  end
+  return out
+end
+
+-- Applications with this display name, oldest first.
+function M:find_apps(name)
+  local list, err = self:glist("/applications?$filter=displayName eq '" .. odata_quote(name) .. "'")
+  if not list then return nil, err end
+  local out = {}
+  for _, a in ipairs(list) do
+    if a.displayName == name then out[#out + 1] = a end
+  end
+  table.sort(out, function(a, b) return (a.createdDateTime or "") < (b.createdDateTime or "") end)
+  return out
+end
+
+-- ensure_app{name, invite = bool, app_id = existing appId}: the multi-tenant migration app
+-- with the https://office.com redirect and Mailbox.Migration (+ User.Invite.All when invite).
+function M:ensure_app(o)
+  local name = assert(o.name or o.app_id, "ensure_app: name or app_id")
+  local wanted = { { M.EXO_APP_ID, M.ROLE["Mailbox.Migration"] } }
+  if o.invite then wanted[2] = { M.GRAPH_APP_ID, M.ROLE["User.Invite.All"] } end
+  local app, err
+  if o.app_id then
+    app, err = self:gget("/applications(appId='" .. o.app_id .. "')")
+    if not app then
+      return nil, err or failure("AppNotFound", "no application with appId %s in tenant %s " ..
+        "(--app-id must name an app registered in the target tenant)", o.app_id, self.name)
+    end
+  else
+    local apps
+    apps, err = self:find_apps(name)
+    if not apps then return nil, err end
+    if #apps > 1 then
+      self:warn("%d applications are named '%s' (an earlier tool made duplicates); using the oldest, " ..
+                "appId %s -- remove the others in Entra ID > App registrations", #apps, name, apps[1].appId)
+    end
+    app = apps[1]
+  end
+  if not app then
+    local body = {
+      displayName = name, signInAudience = "AzureADMultipleOrgs",
+      web = { redirectUris = { M.REDIRECT }, homePageUrl = M.REDIRECT },
+      requiredResourceAccess = rra_merge({}, wanted),
+    }
+    local created
+    created, err = self:create({
+      target = "application '" .. name .. "'", tenant = self.name, operation = "ensure_app",
+      after = body, apply = function() return self:gpost("/applications", body) end,
+    }, function()
+      local l = self:find_apps(name)
+      return l and l[1]
+    end)
+    if err == "planned" then
+      return { planned = true, displayName = name, appId = "(new app id)", id = "(new)" }
+    end
+    return created, err
+  end
+  -- Exists: bring the properties we own up to date, keep everything else.
+  local before = { signInAudience = app.signInAudience,
+                   redirectUris = app.web and app.web.redirectUris or {},
+                   requiredResourceAccess = app.requiredResourceAccess or {} }
+  local after = copy(before)
+  after.signInAudience = "AzureADMultipleOrgs"
+  if not contains_ci(after.redirectUris, M.REDIRECT) then
+    after.redirectUris[#after.redirectUris + 1] = M.REDIRECT
+  end
+  after.requiredResourceAccess = rra_merge(after.requiredResourceAccess, wanted)
+  local _, uerr = self.plan:change {
+    kind = "update", target = "application '" .. app.displayName .. "'", tenant = self.name,
+    operation = "ensure_app", before = before, after = after,
+    apply = function()
+      return self:gpatch("/applications/" .. app.id, {
+        signInAudience = after.signInAudience,
+        web = { redirectUris = after.redirectUris },
+        requiredResourceAccess = after.requiredResourceAccess })
+    end,
+  }
+  if uerr == "unchanged" then
+    self:note("= application '%s' (appId %s) is up to date", app.displayName, app.appId)
+  elseif uerr and uerr ~= "planned" then
+    return nil, uerr
+  end
+  return app
+end
+
+local function iso(epoch) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(epoch)) end
+M.iso = iso
+
+-- "2026-01-02T03:04:05Z" (fractions and offsets tolerated) -> epoch seconds (UTC).
+local function parse_iso(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, se = s:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
+  if not y then return nil end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  -- days from civil (Howard Hinnant), no dependence on the local time zone
+  local yy = mo <= 2 and y - 1 or y
+  local era = (yy >= 0 and yy or yy - 399) // 400
+  local yoe = yy - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+end
+M.parse_iso = parse_iso
+
+-- Credentials of the app that expire within `window_days` (or already did): list of
+-- {kind, name, ends (epoch), expired}.  Warns for each.
+function M:check_credentials(app, window_days)
+  local now = self.now()
+  local out = {}
+  local function one(kind, c)
+    local ends = parse_iso(c.endDateTime)
+    if not ends then return end
+    local name = c.displayName or c.hint or c.keyId or "?"
+    if ends <= now then
+      out[#out + 1] = { kind = kind, name = name, ends = ends, expired = true }
+    elseif ends <= now + (window_days or 0) * 86400 then
+      out[#out + 1] = { kind = kind, name = name, ends = ends, expired = false }
+    end
+  end
+  for _, c in ipairs(app.passwordCredentials or {}) do one("secret", c) end
+  for _, c in ipairs(app.keyCredentials or {}) do one("certificate", c) end
+  for _, c in ipairs(out) do
+    if c.expired then
+      self:warn("the app's %s '%s' expired on %s: an endpoint using it fails to authenticate " ..
+                "(AADSTS7000222); add a new one (setup-target --new-secret) and update the endpoint",
+                c.kind, c.name, iso(c.ends):sub(1, 10))
+    else
+      self:warn("the app's %s '%s' expires on %s, within the project window of %d days: " ..
+                "plan a rotation (setup-target --new-secret) before then", c.kind, c.name,
+                iso(c.ends):sub(1, 10), window_days)
+    end
+  end
+  return out
+end
+
+-- add_secret(app, {name, days}): a new client secret.  Returns {secret, keyId, ends} (the secret
+-- is registered with the log redactor and never printed by t2t), or nil, "planned" | err.
+-- A secret whose response was lost can never be read again: it is removed and made anew.
+function M:add_secret(app, o)
+  o = o or {}
+  local days = o.days or 180
+  local label = (o.name or "t2t migration") .. " " .. iso(self.now())
+  local ends = iso(self.now() + days * 86400)
+  if app.planned then
+    self.plan:change { kind = "action", target = "client secret '" .. label .. "' on application '" ..
+      app.displayName .. "'", tenant = self.name, operation = "add_secret",
+      after = { displayName = label, endDateTime = ends }, apply = function() end }
+    return nil, "planned"
+  end
+  local function ours()
+    local a = self:gget("/applications/" .. app.id)
+    local found = {}
+    for _, c in ipairs(a and a.passwordCredentials or {}) do
+      if c.displayName == label then found[#found + 1] = c end
+    end
+    return found
+  end
+  for _ = 1, 3 do
+    local res, err = self.plan:change {
+      kind = "action", target = "client secret '" .. label .. "' on application '" .. app.displayName .. "'",
+      tenant = self.name, operation = "add_secret", after = { displayName = label, endDateTime = ends },
+      note = "valid " .. days .. " days; the value is shown once and never logged",
+      apply = function()
+        return self:gpost("/applications/" .. app.id .. "/addPassword",
+                          { passwordCredential = { displayName = label, endDateTime = ends } })
+      end,
+    }
+    if err == "planned" then return nil, "planned" end
+    if res and res.secretText then
+      log.secret(res.secretText)
+      return { secret = res.secretText, keyId = res.keyId, ends = ends, name = label }
+    end
+    -- Unknown outcome: a secret made without us seeing its value is useless; remove it.
+    self.sleep(self.poll)
+    for _, c in ipairs(ours()) do
+      self.plan:change { kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " ..
+        tostring(c.keyId) .. ")", tenant = self.name, operation = "add_secret",
+        note = "its value was lost with the response",
+        apply = function()
+          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
+        end }
+    end
+    if err and type(err) == "table" and err.retryable == false and err.status and err.status < 500 then
+      return nil, err
+    end
+  end
+  return nil, failure("SecretFailed", "could not add a client secret to application '%s'", app.displayName)
+end
+
+-- add_certificate(app, {cer = base64 DER, thumbprint_b64 = base64 SHA-1, subject, ends, starts}):
+-- the certificate as an AsymmetricX509Cert/Verify key credential (kept with the existing ones).
+function M:add_certificate(app, o)
+  local target = "certificate '" .. tostring(o.subject) .. "' on application '" .. app.displayName .. "'"
+  local cred = { type = "AsymmetricX509Cert", usage = "Verify", key = o.cer,
+                 customKeyIdentifier = o.thumbprint_b64, displayName = o.subject,
+                 startDateTime = o.starts and iso(o.starts) or iso(self.now()),
+                 endDateTime = iso(o.ends) }
+  if app.planned then
+    self.plan:change { kind = "action", target = target, tenant = self.name, operation = "add_certificate",
+                       after = { displayName = o.subject, endDateTime = cred.endDateTime }, apply = function() end }
+    return nil, "planned"
+  end
+  local function has(a)
+    for _, k in ipairs(a and a.keyCredentials or {}) do
+      if k.customKeyIdentifier and o.thumbprint_b64 and k.customKeyIdentifier == o.thumbprint_b64 then return k end
+    end
+  end
+  local current = self:gget("/applications/" .. app.id) or app
+  if has(current) then
+    self:note("= certificate '%s' already on application '%s'", tostring(o.subject), app.displayName)
+    return true
+  end
+  local keep = {}
+  for _, k in ipairs(current.keyCredentials or {}) do
+    keep[#keep + 1] = { keyId = k.keyId, type = k.type, usage = k.usage, key = k.key,
+                        customKeyIdentifier = k.customKeyIdentifier, displayName = k.displayName,
+                        startDateTime = k.startDateTime, endDateTime = k.endDateTime }
+  end
+  keep[#keep + 1] = cred
+  local res, err = self.plan:change {
+    kind = "action", target = target, tenant = self.name, operation = "add_certificate",
+    after = { displayName = o.subject, endDateTime = cred.endDateTime },
+    apply = function() return self:gpatch("/applications/" .. app.id, { keyCredentials = keep }) end,
+  }
+  if err == "planned" then return nil, "planned" end
+  if res then return true end
+  if self:eventually(function() return has(self:gget("/applications/" .. app.id)) end) then return true end
+  return nil, err
+end
+
+-- The service principal of appId in this tenant, or nil.
+function M:find_sp(app_id)
+  local list, err = self:glist("/servicePrincipals?$filter=appId eq '" .. odata_quote(app_id) .. "'")
+  if not list then return nil, err end
+  for _, sp in ipairs(list) do
+    if lower(sp.appId) == lower(app_id) then return sp end
+  end
+  return nil
+end
+
+-- ensure_sp(app): the app's service principal in this tenant (the first half of consent).
+function M:ensure_sp(app)
+  local app_id = type(app) == "table" and app.appId or app
+  local label = type(app) == "table" and app.displayName or app_id
+  if type(app) == "table" and app.planned then
+    self.plan:change { kind = "create", target = "service principal for '" .. label .. "'", tenant = self.name,
+                       operation = "ensure_sp", after = { appId = app_id }, apply = function() end }
+    return { planned = true, appId = app_id, id = "(new)", displayName = label }
+  end
+  local sp, err = self:find_sp(app_id)
+  if sp then
+    self:note("= service principal for '%s' exists (%s)", label, sp.id)
+    return sp
+  end
+  if err then return nil, err end
+  local created
+  created, err = self:create({
+    target = "service principal for '" .. label .. "'", tenant = self.name, operation = "ensure_sp",
+    after = { appId = app_id },
+    apply = function()
+      -- a fresh app may not have replicated yet: retry "not found"-like answers for a while
+      local r, e
+      local deadline = self.now() + self.settle
+      repeat
+        r, e = self:gpost("/servicePrincipals", { appId = app_id })
+        if r then return r end
+        if type(e) == "table" and (e.status == 409 or tostring(e.message):find("already", 1, true)) then
+          return self:eventually(function() return self:find_sp(app_id) end) or nil, e
+        end
+        if not (type(e) == "table" and (e.status == 400 or e.status == 404)) then return nil, e end
+        self.sleep(self.poll)
+      until self.now() >= deadline
+      return nil, e
+    end,
+  }, function() return self:find_sp(app_id) end)
+  if err == "planned" then return { planned = true, appId = app_id, id = "(new)", displayName = label } end
+  return created, err
+end
+
+-- App role ids assigned to client SP sp_id on resource SP res_id: set of lower-case role ids.
+function M:assigned_roles(sp_id, res_id)
+  local list, err = self:glist("/servicePrincipals/" .. sp_id .. "/appRoleAssignments")
+  if not list then return nil, err end
+  local out = {}
+  for _, a in ipairs(list) do
+    if lower(a.resourceId) == lower(res_id) then out[lower(a.appRoleId)] = true end
+  end
+  return out
+end
+
+-- grant_consent(sp, resource_app_id, role_name): the app role assignment that admin consent
+-- makes (ms-setup-and-prep.md §1.7, §4.2).
+function M:grant_consent(sp, resource_app_id, role)
+  local role_id = M.ROLE[role] or role
+  local res, err = self:find_sp(resource_app_id)
+  if not res then
+    return nil, err or failure("NoResource", "tenant %s has no service principal for %s: %s",
+      self.name, resource_app_id, resource_app_id == M.EXO_APP_ID and
+      "Exchange Online is not enabled in this tenant (no Exchange licence?)" or "the resource is not enabled")
+  end
+  local target = string.format("consent: %s on %s for '%s'", role, res.displayName or resource_app_id,
+                               sp.displayName or sp.appId)
+  if not sp.planned then
+    local have
+    have, err = self:assigned_roles(sp.id, res.id)
+    if not have then return nil, err end
+    if have[lower(role_id)] then
+      self:note("= %s (granted)", target)
+      return true
+    end
+  end
+  local body = { principalId = sp.id, resourceId = res.id, appRoleId = role_id }
+  local r
+  r, err = self:create({
+    target = target, tenant = self.name, operation = "grant_consent", after = body,
+    apply = function()
+      local a, e = self:gpost("/servicePrincipals/" .. res.id .. "/appRoleAssignedTo", body)
+      if not a and tostring(type(e) == "table" and e.message or e):find("already exists", 1, true) then
+        return true
+      end
+      return a, e
+    end,
+  }, function()
+    local have = self:assigned_roles(sp.id, res.id)
+    return have and have[lower(role_id)] or nil
+  end)
+  if err == "planned" then return true end
+  return r and true or nil, err
+end
+
+-- consent_status(app_id, owner_tenant_id): is the app instantiated and consented here?
+-- {sp, owner_ok, roles = {name = true}, consented (Mailbox.Migration granted)}.
+function M:consent_status(app_id, owner_tid)
+  local sp, err = self:find_sp(app_id)
+  if err then return nil, err end
+  local st = { sp = sp, roles = {}, consented = false }
+  if not sp then return st end
+  st.owner = sp.appOwnerOrganizationId
+  st.owner_ok = owner_tid == nil or lower(st.owner) == lower(owner_tid)
+  for _, pair in ipairs { { M.EXO_APP_ID, "Mailbox.Migration" }, { M.GRAPH_APP_ID, "User.Invite.All" } } do
+    local res = self:find_sp(pair[1])
+    local have = res and self:assigned_roles(sp.id, res.id)
+    if have and have[lower(M.ROLE[pair[2]])] then st.roles[pair[2]] = true end
+  end
+  st.consented = st.roles["Mailbox.Migration"] == true
+  return st
+end
+
+-- The invitation text of the legacy script (ms-setup-and-prep.md §1.3 A.11).
+function M.invitation_message(target_label, app_name, app_id)
+  return string.format("Organization [%s] wants to pull mailboxes from your organization using the " ..
+    "application [%s]. Please consent to the application as an administrator of your organization, " ..
+    "then put the application id [%s] in the OAuthApplicationId of the organization relationship " ..
+    "with [%s]. If the button above does not work, paste the invitation link into your browser.",
+    target_label, app_name, app_id, target_label)
+end
+
+-- invite(email, {redirect, app, resend}): a B2B invitation for the source admin whose
+-- redirect is the source consent URL.  Skipped when that guest already exists (resend sends again).
+function M:invite(email, o)
+  local existing = self:glist("/users?$filter=mail eq '" .. odata_quote(email) .. "'")
+  if existing and existing[1] and not o.resend then
+    self:note("= %s is already invited (guest %s); --reinvite sends the invitation again", email,
+              existing[1].id)
+    return existing[1]
+  end
+  local body = {
+    invitedUserEmailAddress = email, inviteRedirectUrl = o.redirect, sendInvitationMessage = true,
+    invitedUserMessageInfo = { customizedMessageBody = M.invitation_message(self.name, o.app.displayName,
+                                                                            o.app.appId) },
+  }
+  local r, err = self:create({
+    target = "invitation for " .. email, tenant = self.name, operation = "invite",
+    after = { invitedUserEmailAddress = email, inviteRedirectUrl = o.redirect },
+    apply = function()
+      local inv, e = self:gpost("/invitations", body)
+      if not inv and type(e) == "table" and e.status == 403 then
+        return nil, failure("InviteDenied", "the invitation to %s was refused (403): the app needs the " ..
+          "User.Invite.All role consented in %s, and B2B invitations must be allowed (Entra ID > External " ..
+          "Identities > External collaboration settings); or send the consent URL by mail yourself",
+          email, self.name)
+      end
+      return inv, e
+    end,
+  }, function()
+    local l = self:glist("/users?$filter=mail eq '" .. odata_quote(email) .. "'")
+    return l and l[1]
+  end)
+  if err == "planned" then return true end
+  if r then self:note("Successfully sent invitation to %s", email) end
+  return r, err
+end
+
+---------------------------------------------------------------------------------------------
+-- Exchange Online.
+
+-- ensure_org_customization(): Enable-OrganizationCustomization when the tenant is dehydrated.
+function M:ensure_org_customization()
+  local cfg, err = self:xo("Get-OrganizationConfig", {})
+  if not cfg then return nil, err end
+  cfg = cfg[1] or {}
+  if cfg.IsDehydrated ~= true then
+    self:note("= organization customization is enabled (the tenant is not dehydrated)")
+    return true
+  end
+  local r
+  r, err = self.plan:change {
+    kind = "update", target = "organization config", tenant = self.name,
+    operation = "ensure_org_customization", before = { IsDehydrated = true }, after = { IsDehydrated = false },
+    note = "the tenant is dehydrated: Enable-OrganizationCustomization",
+    apply = function()
+      local ok, e = self:xo("Enable-OrganizationCustomization", {})
+      if ok then return true end
+      return nil, failure("Dehydrated", "the tenant %s is dehydrated and Enable-OrganizationCustomization " ..
+        "failed (%s): it can take a while after the first call; wait a few minutes and run again", self.name,
+        tostring(e))
+    end,
+  }
+  if err == "planned" then return true end
+  return r, err
+end
+
+-- MailboxMoveCapability as a set and an ordered list ("Inbound, RemoteOutbound" or a list).
+local function caps_of(v)
+  local list = {}
+  if type(v) == "string" then
+    for c in v:gmatch("[^,%s]+") do list[#list + 1] = c end
+  elseif type(v) == "table" then
+    for _, c in ipairs(v) do list[#list + 1] = c end
+  end
+  return list
+end
+M.caps_of = caps_of
+
+local function caps_merge(existing, cap)
+  local out = {}
+  for _, c in ipairs(caps_of(existing)) do
+    if c ~= "None" and not contains_ci(out, c) then out[#out + 1] = c end
+  end
+  if not contains_ci(out, cap) then out[#out + 1] = cap end
+  return table.concat(out, ", ")
+end
+M.caps_merge = caps_merge
+
+-- Organization relationships: all of them, the one keyed by tenant id tid (DomainNames ∋ tid),
+-- and those that name the partner by one of its domain names instead.
+function M:org_relationships(tid, partner_domains)
+  local all, err = self:xo("Get-OrganizationRelationship", {})
+  if not all then return nil, err end
+  local keyed, by_domain = nil, {}
+  for _, r in ipairs(all) do
+    local names = r.DomainNames
+    if type(names) == "string" then names = { names } end
+    if contains_ci(names, tid) then
+      keyed = keyed or r
+    else
+      for _, d in ipairs(partner_domains or {}) do
+        if contains_ci(names, d) then by_domain[#by_domain + 1] = r break end
+      end
+    end
+  end
+  return { all = all, keyed = keyed, by_domain = by_domain }
+end
+
+local function relname(r) return r.Identity or r.Name end
+
+-- ensure_org_relationship{partner_id, partner_domains, capability = "Inbound"|"RemoteOutbound",
+-- name, oauth_app_id, scopes}: keyed by the partner's TENANT ID in DomainNames; the capability
+-- is merged into the existing one, never replaced.
+function M:ensure_org_relationship(o)
+  local rels, err = self:org_relationships(o.partner_id, o.partner_domains)
+  if not rels then return nil, err end
+  for _, r in ipairs(rels.by_domain) do
+    self:warn("organization relationship '%s' names the partner by domain (%s), not by its tenant ID: " ..
+      "cross-tenant moves match DomainNames against the tenant ID (%s), so that one is ignored for " ..
+      "mailbox moves -- the common community-script mistake. t2t uses one keyed by the tenant ID; " ..
+      "remove '%s' (Remove-OrganizationRelationship) if nothing else needs it", relname(r),
+      table.concat(caps_of(r.DomainNames), ", "), o.partner_id, relname(r))
+  end
+  local cur = rels.keyed
+  if not cur then
+    local name = o.name
+    for _, r in ipairs(rels.all) do
+      if lower(relname(r)) == lower(name) then name = name .. "_" .. o.partner_id:sub(1, 8) break end
+    end
+    local params = { Name = name, DomainNames = { o.partner_id }, Enabled = true, MailboxMoveEnabled = true,
+                     MailboxMoveCapability = o.capability }
+    if o.oauth_app_id then params.OAuthApplicationId = o.oauth_app_id end
+    if o.scopes then params.MailboxMovePublishedScopes = o.scopes end
+    local r
+    r, err = self:create({
+      target = "organization relationship '" .. name .. "'", tenant = self.name,
+      operation = "ensure_org_relationship", after = params,
+      apply = function()
+        local l, e = self:xo("New-OrganizationRelationship", params)
+        if l then return l[1] or params end
+        if already_exists(e) then
+          local again = self:org_relationships(o.partner_id)
+          if again and again.keyed then return again.keyed end
+        end
+        return nil, M.explain_orgrel_error(self, e)
+      end,
+    }, function()
+      local again = self:org_relationships(o.partner_id)
+      return again and again.keyed
+    end)
+    if err == "planned" then return params end
+    return r, err
+  end
+  local before = { Enabled = cur.Enabled, MailboxMoveEnabled = cur.MailboxMoveEnabled,
+                   MailboxMoveCapability = table.concat(caps_of(cur.MailboxMoveCapability), ", ") }
+  local after = { Enabled = true, MailboxMoveEnabled = true,
+                  MailboxMoveCapability = caps_merge(cur.MailboxMoveCapability, o.capability) }
+  if o.oauth_app_id then
+    before.OAuthApplicationId = cur.OAuthApplicationId
+    after.OAuthApplicationId = o.oauth_app_id
+    if cur.OAuthApplicationId and cur.OAuthApplicationId ~= "" and lower(cur.OAuthApplicationId) ~= lower(o.oauth_app_id) then
+      self:warn("organization relationship '%s' allowed app %s; it now allows %s (one app per relationship)",
+                relname(cur), cur.OAuthApplicationId, o.oauth_app_id)
+    end
+  end
+  if o.scopes then
+    local have = caps_of(cur.MailboxMovePublishedScopes)
+    before.MailboxMovePublishedScopes = have
+    local merged = copy(have)
+    for _, s in ipairs(o.scopes) do
+      local present = contains_ci(merged, s)
+      for _, h in ipairs(merged) do       -- EXO may report a scope by DN or name
+        if lower(h):find("cn=" .. lower(s) .. ",", 1, true) then present = true end
+      end
+      if not present then merged[#merged + 1] = s end
+    end
+    after.MailboxMovePublishedScopes = merged
+  end
+  local _, uerr = self.plan:change {
+    kind = "update", target = "organization relationship '" .. relname(cur) .. "'", tenant = self.name,
+    operation = "ensure_org_relationship", before = before, after = after,
+    apply = function()
+      local params = { Identity = relname(cur) }
+      for k, v in pairs(after) do params[k] = v end
+      local l, e = self:xo("Set-OrganizationRelationship", params)
+      if l then return true end
+      return nil, M.explain_orgrel_error(self, e)
+    end,
+  }
+  if uerr == "unchanged" then
+    self:note("= organization relationship '%s' (%s) is up to date", relname(cur), after.MailboxMoveCapability)
+  elseif uerr and uerr ~= "planned" then
+    return nil, uerr
+  end
+  return cur
+end
+
+-- A message for an OrgRel cmdlet failure: dehydration and missing Organization Management.
+function M.explain_orgrel_error(self, e)
+  local code = exo_code(e) or ""
+  local msg = tostring(e)
+  if msg:find("Enable%-OrganizationCustomization") or code:find("Dehydrat") then
+    return failure("Dehydrated", "tenant %s is dehydrated: run Enable-OrganizationCustomization (setup does " ..
+      "this itself unless --plan), wait a few minutes, and run again (%s)", self.name, msg)
+  end
+  if type(e) == "table" and (e.status == 403 or e.status == 401) then
+    return failure("NoExchangeRole", "Exchange refused the organization relationship change in %s (%s): " ..
+      "the app needs the Exchange.ManageAsApp role on Office 365 Exchange Online and the Exchange " ..
+      "Administrator role (Organization Management for MailboxMoveCapability)", self.name, msg)
+  end
+  return e
+end
+
+local MAIL_SECURITY = "MailUniversalSecurityGroup"
+
+-- ensure_scope_group(name, {create = bool}): the mail-enabled security group that scopes the
+-- migration (created with New-DistributionGroup -Type Security; Graph cannot create one).
+function M:ensure_scope_group(name, o)
+  o = o or {}
+  local l, err = self:xo("Get-DistributionGroup", { Identity = name })
+  if l and l[1] then
+    local g = l[1]
+    if g.RecipientTypeDetails and g.RecipientTypeDetails ~= MAIL_SECURITY then
+      return nil, failure("ScopeNotSecurity", "scope group '%s' is a %s, not a mail-enabled security group: " ..
+        "MailboxMovePublishedScopes needs a security group. Create one with New-DistributionGroup -Type " ..
+        "Security -Name <name> (or let setup-source create it with --create-scope-group) and use that",
+        name, tostring(g.RecipientTypeDetails))
+    end
+    self:note("= scope group '%s' is a mail-enabled security group", name)
+    return g
+  end
+  if l == nil and not not_found(err) then return nil, err end
+  -- Not in Exchange: is it a security group that is not mail-enabled?
+  if self.graph then
+    local gs = self:glist("/groups?$filter=displayName eq '" .. odata_quote(name) .. "'")
+    for _, g in ipairs(gs or {}) do
+      if g.securityEnabled and not g.mailEnabled then
+        return nil, failure("ScopeNotMailEnabled", "scope group '%s' is a security group that is not " ..
+          "mail-enabled: Exchange cannot use it as MailboxMovePublishedScopes and it cannot be mail-enabled " ..
+          "afterwards. Create a mail-enabled security group (New-DistributionGroup -Type Security, or " ..
+          "setup-source --create-scope-group with another name), add the migrating mailboxes, and use it", name)
+      end
+    end
+  end
+  if not o.create then
+    return nil, failure("ScopeMissing", "scope group '%s' does not exist in %s: create a mail-enabled security " ..
+      "group (setup-source --create-scope-group, or New-DistributionGroup -Type Security -Name '%s') and add " ..
+      "the mailboxes to migrate", name, self.name, name)
+  end
+  local params = { Name = name, Type = "Security" }
+  local g
+  g, err = self:create({
+    target = "mail-enabled security group '" .. name .. "'", tenant = self.name, operation = "ensure_scope_group",
+    after = params,
+    apply = function()
+      local r, e = self:xo("New-DistributionGroup", params)
+      if r then return r[1] or params end
+      if already_exists(e) then
+        local again = self:xo("Get-DistributionGroup", { Identity = name })
+        if again and again[1] then return again[1] end
+      end
+      return nil, e
+    end,
+  }, function()
+    local again = self:xo("Get-DistributionGroup", { Identity = name })
+    return again and again[1]
+  end)
+  if err == "planned" then return { planned = true, Name = name } end
+  return g, err
+end
+
+-- ensure_members(group, members): add the mailboxes that are not members yet (one change each).
+function M:ensure_members(group, members, planned)
+  local have = {}
+  if not planned then
+    local l, err = self:xo("Get-DistributionGroupMember", { Identity = group, ResultSize = "Unlimited" })
+    if not l then return nil, err end
+    for _, m in ipairs(l) do
+      for _, k in ipairs { "PrimarySmtpAddress", "Name", "Alias", "Identity", "ExternalDirectoryObjectId", "Guid" } do
+        if type(m[k]) == "string" then have[m[k]:lower()] = true end
+      end
+    end
+  end
+  local added = 0
+  for _, m in ipairs(members) do
+    if not have[m:lower()] then
+      local _, err = self.plan:change {
+        kind = "action", target = "member " .. m .. " of '" .. group .. "'", tenant = self.name,
+        operation = "ensure_members", after = { Member = m },
+        apply = function()
+          local r, e = self:xo("Add-DistributionGroupMember", { Identity = group, Member = m })
+          if r or (exo_code(e) or ""):find("MemberAlreadyExists", 1, true) then return true end
+          return nil, e
+        end,
+      }
+      if err and err ~= "planned" then return nil, err end
+      added = added + 1
+    end
+  end
+  if added == 0 then self:note("= the %d mailbox(es) are members of '%s'", #members, group) end
+  return true
+end
+
+-- The endpoint's fields that decide whether it must be recreated.
+local function endpoint_view(e)
+  return { RemoteServer = lower(e.RemoteServer), RemoteTenant = lower(e.RemoteTenant),
+           ApplicationId = lower(e.ApplicationId), EndpointType = e.EndpointType,
+           AppSecretKeyVaultUrl = e.AppSecretKeyVaultUrl and lower(e.AppSecretKeyVaultUrl) or nil }
+end
+
+function M:find_endpoint(name)
+  local l, err = self:xo("Get-MigrationEndpoint", { Identity = name })
+  if l then return l[1] end
+  if not_found(err) then return nil end
+  return nil, err
+end
+
+-- ensure_endpoint{name, remote_tenant, app_id, secret | kv_url, max_concurrent, skip_verification}:
+-- the ExchangeRemoteMove endpoint; recreated only when it differs.  `secret` may be a function
+-- returning the secret (called only when the endpoint must be made).
+function M:ensure_endpoint(o)
+  local cur, err = self:find_endpoint(o.name)
+  if err then return nil, err end
+  local want = { RemoteServer = o.remote_server or self:remote_server(), RemoteTenant = o.remote_tenant,
+                 ApplicationId = o.app_id, EndpointType = "ExchangeRemoteMove", AppSecretKeyVaultUrl = o.kv_url }
+  if cur and not o.recreate then
+    local have = endpoint_view(cur)
+    if require("t2t.plan").equal(have, endpoint_view(want)) then
+      self:note("= migration endpoint '%s' is up to date (%s, app %s)", o.name, tostring(cur.RemoteTenant), o.app_id)
+      return cur
+    end
+  end
+  local secret = o.secret
+  if type(secret) == "function" then secret = secret() end
+  if not o.kv_url and not secret and not self.plan.dry_run then
+    return nil, failure("NeedSecret", "migration endpoint '%s' must be %s but no client secret is at hand: pass " ..
+      "--client-secret (env:NAME, file:PATH or -) with the app's secret, or --new-secret to make one",
+      o.name, cur and "recreated" or "created")
+  end
+  local params = { Name = o.name, ExchangeRemoteMove = true, RemoteServer = want.RemoteServer,
+                   RemoteTenant = o.remote_tenant, ApplicationId = o.app_id }
+  if o.kv_url then params.AppSecretKeyVaultUrl = o.kv_url
+  elseif secret then params.Credentials = { UserName = o.app_id, Password = secret } end
+  if o.max_concurrent and o.max_concurrent > 0 then params.MaxConcurrentMigrations = o.max_concurrent end
+  if o.skip_verification then params.SkipVerification = true end
+  local shown = copy(params)
+  if shown.Credentials then shown.Credentials = "(app id + client secret)" end
+  if cur then
+    local _, derr = self.plan:change {
+      kind = "delete", target = "migration endpoint '" .. o.name .. "'", tenant = self.name,
+      operation = "ensure_endpoint", before = endpoint_view(cur),
+      note = o.recreate and "recreated with the new client secret" or
+        "it differs from what is wanted; Exchange cannot change these in place, so it is recreated",
+      apply = function()
+        local l, e = self:xo("Remove-MigrationEndpoint", { Identity = o.name, Confirm = false })
+        if l or not_found(e) then return true end
+        return nil, e
+      end,
+    }
+    if derr and derr ~= "planned" then return nil, derr end
+  end
+  local r
+  r, err = self:create({
+    target = "migration endpoint '" .. o.name .. "'", tenant = self.name, operation = "ensure_endpoint",
+    after = shown,
+    apply = function()
+      local l, e = self:xo("New-MigrationEndpoint", params)
+      if l then return l[1] or params end
+      if already_exists(e) then
+        local again = self:find_endpoint(o.name)
+        if again then return again end
+      end
+      return nil, M.explain_endpoint_error(self, e, o)
+    end,
+  }, function() return (self:find_endpoint(o.name)) end, 2)
+  if err == "planned" then return shown end
+  return r, err
+end
+
+-- A message for a failed New-MigrationEndpoint: almost always the source side is not ready.
+function M.explain_endpoint_error(self, e, o)
+  local code = exo_code(e) or ""
+  local msg = tostring(e)
+  if code:find("MaximumConcurrentMigrationLimitExceeded") then
+    return failure("EndpointLimit", "%s: lower MaxConcurrentMigrations on the existing endpoints, then re-run " ..
+      "with --max-concurrent-migrations N", msg)
+  end
+  if type(e) == "table" and (e.status == 403 or e.status == 401) then
+    return failure("NoExchangeRole", "Exchange refused New-MigrationEndpoint in %s (%s): the app needs " ..
+      "Exchange.ManageAsApp and the Exchange Administrator role", self.name, msg)
+  end
+  if type(e) == "table" and e.status and e.status >= 500 then return e end
+  return failure("EndpointVerification", "creating migration endpoint '%s' failed: %s\n" ..
+    "  Exchange checks the endpoint end to end, so this usually means the SOURCE tenant (%s) is not " ..
+    "ready yet. The source admin must (1) open the consent URL and accept (admin consent for app %s) and " ..
+    "(2) run `t2t run setup-source --handoff <file>` so that its organization relationship names this app " ..
+    "(OAuthApplicationId) and the scope group. Then run setup-target again. (--skip-verification creates " ..
+    "the endpoint now; test it later with Test-MigrationServerAvailability.)", o.name, msg,
+    tostring(o.remote_tenant), tostring(o.app_id))
+end
+
+return M

@@ -1,0 +1,191 @@
+-- t2t.tenant.session: what the setup runbooks share — opening a tenant (a config profile, or
+-- the simulator's seeded pair under --sim), the hand-off file between the two admins, and
+-- delivering a new client secret (shown once on a terminal, or written to a 0600 file).
+local tenant = require "t2t.tenant"
+local log = require "t2t.log"
+
+local M = {}
+
+local function fail(fmt, ...) return nil, tenant.failure("Session", fmt, ...) end
+
+-- The running simulator for this session, if any (--sim, or the demo's).
+function M.sim(ctx)
+  if ctx.opts.sim_instance then return ctx.opts.sim_instance end
+  if not ctx.opts.sim then return nil end
+  local ok, sim = pcall(require, "t2t.sim")
+  if not ok then return nil end
+  if sim.current then return sim.current() end
+  return sim.instance
+end
+
+-- Clients for a profile table {tenant, tenant_id, cloud, client_id, secret | credential, ...}
+-- and the http options that reach the simulator (connect_to, ca_file).  Returns graph, exo, azure.
+function M.clients(profile, http_opts)
+  local okh, http = pcall(require, "t2t.http")
+  local oka, auth = pcall(require, "t2t.auth")
+  if not (okh and oka) then
+    return nil, "the HTTP client and authentication (t2t.http, t2t.auth) are not in this build yet"
+  end
+  local client = http.client and http.client(http_opts or {}) or http.new(http_opts or {})
+  local cred = auth.credential and auth.credential(profile, { http = client }) or auth.new(profile, { http = client })
+  local function token_for(resource)
+    return function(refresh) return cred:token(resource, { refresh = refresh }) end
+  end
+  local graph, exo, azure
+  local okg, G = pcall(require, "t2t.graph")
+  if okg then graph = G.new { tenant = profile.tenant_id or profile.tenant, http = client, cloud = profile.cloud,
+                              token = token_for("graph"), credential = cred } end
+  exo = require("t2t.exo").new { tenant = profile.tenant_id or profile.tenant, http = client,
+                                 cloud = profile.cloud, token = token_for("exo") }
+  local okz, A = pcall(require, "t2t.azure")
+  if okz then azure = A.new { tenant = profile.tenant_id or profile.tenant, http = client, cloud = profile.cloud,
+                              token = token_for("arm"), vault_token = token_for("vault"), credential = cred,
+                              subscription = profile.subscription } end
+  return { graph = graph, exo = exo, azure = azure, profile = profile }
+end
+
+-- The profile named `name` for `role` ("source"/"target"): from the simulator's seeded pair
+-- under --sim (defaults: source contoso, target fabrikam), else from the config file.
+function M.profile(ctx, role, name)
+  local s = M.sim(ctx)
+  if s then
+    local p = s.profile or {}
+    name = name or (role == "source" and "contoso" or "fabrikam")
+    local t = p.tenants and p.tenants[name]
+    if not t then
+      return fail("the simulator has no tenant '%s' (it has the seeded pair contoso and fabrikam)", name)
+    end
+    local prof = {}
+    for k, v in pairs(t) do prof[k] = v end
+    prof.name = name
+    return prof, { connect_to = p.connect_to, ca_file = s.ca_file or p.ca_file }
+  end
+  if not name then return nil end
+  local ok, config = pcall(require, "t2t.config")
+  if not ok then return fail("profiles (t2t.config) are not in this build yet: use --sim") end
+  local prof, err = (config.profile or config.get)(name, ctx.opts.config)
+  if not prof then return fail("profile '%s': %s", name, tostring(err)) end
+  return prof, {}
+end
+
+-- open(ctx, role, name) -> tenant object (ids discovered) | nil (no profile given) | nil, err
+function M.open(ctx, role, name)
+  local prof, http_opts = M.profile(ctx, role, name)
+  if not prof then return nil, http_opts end
+  local c, err = M.clients(prof, http_opts)
+  if not c then return fail("%s", err) end
+  local t = tenant.new {
+    name = prof.name or name, id = prof.tenant_id, domain = prof.initial_domain or prof.domain,
+    cloud = prof.cloud or "global", graph = c.graph, exo = c.exo, azure = c.azure, plan = ctx.plan,
+    say = function(line) ctx:say("%s", line) end, log = ctx.log,
+  }
+  t.profile = prof
+  local ok, derr = t:discover()
+  if not ok then return nil, M.explain_connect(derr, t) end
+  return t
+end
+
+-- Turn a connection/token error into what to fix (wrong cloud, wrong tenant, no consent).
+function M.explain_connect(err, t)
+  local s = tostring(err)
+  local code = s:match("AADSTS(%d+)")
+  if code == "90002" or code == "900023" or code == "90038" or s:find("national cloud", 1, true) then
+    return tenant.failure("WrongCloud", "tenant %s is not in the %s cloud (%s): set cloud = \"usgovhigh\" | " ..
+      "\"dod\" | \"china\" | \"global\" in its profile -- cross-cloud moves are not supported at all",
+      tostring(t.name), t.cloud, s)
+  end
+  if code == "7000222" then
+    return tenant.failure("ExpiredSecret", "the admin app's client secret for %s has expired (%s): make a new " ..
+      "one in Entra ID > App registrations > the app > Certificates & secrets and update the profile", tostring(t.name), s)
+  end
+  return err
+end
+
+---------------------------------------------------------------------------------------------
+-- Hand-off file: what the source admin needs from the target admin (no secrets in it).
+
+function M.read_handoff(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local ok, doc = pcall(require("cjson").decode, s)
+  if not ok or type(doc) ~= "table" or not doc.app_id then
+    return nil, tenant.failure("BadHandoff", "%s is not a t2t hand-off file (expected JSON with app_id, " ..
+      "target_tenant_id, ...)", path)
+  end
+  return doc
+end
+
+function M.write_handoff(path, doc)
+  local cjson = require "cjson"
+  local keys = {}
+  for k in pairs(doc) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = string.format("  %s: %s", cjson.encode(k), cjson.encode(doc[k])) end
+  local text = "{\n" .. table.concat(parts, ",\n") .. "\n}\n"
+  local f, err = io.open(path, "w")
+  if not f then return nil, err end
+  f:write((text:gsub("\\/", "/")))
+  f:close()
+  return true
+end
+
+---------------------------------------------------------------------------------------------
+-- Secrets.
+
+local function isatty(fd)
+  local ok, term = pcall(require, "t2t.core.term")
+  return ok and term.isatty(fd)
+end
+
+-- Read a secret kept in a file (first line), or nil.
+function M.read_secret_file(path)
+  local f = path and io.open(path, "r")
+  if not f then return nil end
+  local s = f:read("l")
+  f:close()
+  if s and #s > 0 then return log.secret(s) end
+end
+
+-- Write secret to path with mode 0600 (created so; never world-readable in between).
+function M.write_secret_file(path, secret)
+  local old = io.open(path, "r")
+  if old then old:close() end
+  local ok = os.execute(string.format("umask 077 && : > '%s' && chmod 600 '%s'", path:gsub("'", "'\\''"),
+                                      path:gsub("'", "'\\''")))
+  if not ok then return nil, "cannot create " .. path end
+  local f, err = io.open(path, "w")
+  if not f then return nil, err end
+  f:write(secret, "\n")
+  f:close()
+  return true
+end
+
+-- Deliver a newly made secret: to secret_file (0600), or shown once on the terminal.
+-- Returns true or nil, err (then the caller must not make a secret it cannot hand over).
+function M.can_deliver(ctx, secret_file)
+  if secret_file then return true end
+  if ctx.json or not isatty(1) then
+    return nil, "a new client secret would have nowhere safe to go: pass --secret-file PATH (written with mode " ..
+      "0600), or run on a terminal to see it once"
+  end
+  return true
+end
+
+function M.deliver(ctx, s, secret_file)
+  if secret_file then
+    local ok, err = M.write_secret_file(secret_file, s.secret)
+    if not ok then return nil, err end
+    ctx:say("  client secret '%s' written to %s (mode 0600); it expires %s", s.name, secret_file, s.ends:sub(1, 10))
+    return true
+  end
+  -- shown once, straight to the terminal: not through ctx:say, which redacts it
+  io.write("\n  NEW CLIENT SECRET (shown once; store it in your vault now, t2t does not keep it):\n    ",
+           s.secret, "\n  expires ", s.ends:sub(1, 10), "\n\n")
+  io.flush()
+  return true
+end
+
+return M

@@ -1,0 +1,502 @@
+-- t2t.tenant against an in-memory fake of the Graph and EXO clients (same call shapes as
+-- t2t.graph / t2t.exo): idempotency, plan mode, lost responses, the known failures' messages.
+-- The end-to-end tests against the simulator are tests/e2e/test_setup.sh.
+local lu = require "luaunit"
+local tenant = require "t2t.tenant"
+local verify = require "t2t.tenant.verify"
+local plan = require "t2t.plan"
+
+local TID, SID = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+
+-- A fake directory + Exchange organization.  fake.lose[n] = true: the n-th mutation is applied
+-- and then its response is lost.  fake.log counts mutations by kind.
+local function fake_tenant(tid, domain)
+  local f = { n = 0, ids = 0, lose = {}, creates = 0, mutations = 0,
+              apps = {}, sps = {}, assignments = {}, users = {}, groups = {},
+              org = { IsDehydrated = false }, orgrels = {}, dgs = {}, members = {}, endpoints = {} }
+  local function id() f.ids = f.ids + 1 return string.format("%08d-0000-0000-0000-%012d", f.ids, f.ids) end
+  local function mutate(kind, fn)
+    f.n = f.n + 1
+    f.mutations = f.mutations + 1
+    if kind == "create" then f.creates = f.creates + 1 end
+    local r = fn()
+    if f.lose[f.n] then return nil, { status = 0, code = "reset", message = "connection reset (lost)", retryable = true } end
+    return r
+  end
+  local exo_sp = { id = id(), appId = tenant.EXO_APP_ID, displayName = "Office 365 Exchange Online",
+                   appOwnerOrganizationId = "f8cdef31-a31e-4b4a-93e4-5f571e91255a" }
+  local graph_sp = { id = id(), appId = tenant.GRAPH_APP_ID, displayName = "Microsoft Graph" }
+  f.sps[#f.sps + 1] = exo_sp
+  f.sps[#f.sps + 1] = graph_sp
+  local g = {}
+  local function val(list) return { value = list } end
+  function g:get(path)
+    local name = path:match("^/applications%?%$filter=displayName eq '(.*)'$")
+    if name then
+      local out = {}
+      for _, a in ipairs(f.apps) do if a.displayName == name then out[#out + 1] = a end end
+      return val(out)
+    end
+    local appid = path:match("^/applications%(appId='(.*)'%)$")
+    if appid then
+      for _, a in ipairs(f.apps) do if a.appId == appid then return a end end
+      return nil, { status = 404, code = "Request_ResourceNotFound" }
+    end
+    local oid = path:match("^/applications/([^/]+)$")
+    if oid then
+      for _, a in ipairs(f.apps) do if a.id == oid then return a end end
+      return nil, { status = 404 }
+    end
+    appid = path:match("^/servicePrincipals%?%$filter=appId eq '(.*)'$")
+    if appid then
+      local out = {}
+      for _, s in ipairs(f.sps) do if s.appId == appid then out[#out + 1] = s end end
+      return val(out)
+    end
+    local spid = path:match("^/servicePrincipals/([^/]+)/appRoleAssignments$")
+    if spid then
+      local out = {}
+      for _, a in ipairs(f.assignments) do if a.principalId == spid then out[#out + 1] = a end end
+      return val(out)
+    end
+    if path == "/organization" then
+      return val { { id = tid, verifiedDomains = { { name = domain, isInitial = true } } } }
+    end
+    local mail = path:match("^/users%?%$filter=mail eq '(.*)'$")
+    if mail then
+      local out = {}
+      for _, u in ipairs(f.users) do if u.mail == mail then out[#out + 1] = u end end
+      return val(out)
+    end
+    local gname = path:match("^/groups%?%$filter=displayName eq '(.*)'$")
+    if gname then
+      local out = {}
+      for _, x in ipairs(f.groups) do if x.displayName == gname then out[#out + 1] = x end end
+      return val(out)
+    end
+    error("fake graph: GET " .. path)
+  end
+  function g:post(path, body)
+    if path == "/applications" then
+      return mutate("create", function()
+        local a = tenant.copy(body)
+        a.id, a.appId, a.createdDateTime = id(), id(), string.format("2026-01-01T00:00:%02dZ", f.ids % 60)
+        a.passwordCredentials, a.keyCredentials = {}, {}
+        f.apps[#f.apps + 1] = a
+        return tenant.copy(a)
+      end)
+    end
+    local oid = path:match("^/applications/([^/]+)/addPassword$")
+    if oid then
+      return mutate("create", function()
+        for _, a in ipairs(f.apps) do
+          if a.id == oid then
+            local c = { keyId = id(), displayName = body.passwordCredential.displayName,
+                        endDateTime = body.passwordCredential.endDateTime }
+            a.passwordCredentials[#a.passwordCredentials + 1] = c
+            return { keyId = c.keyId, secretText = "s3cr3t-" .. c.keyId, endDateTime = c.endDateTime }
+          end
+        end
+      end)
+    end
+    oid = path:match("^/applications/([^/]+)/removePassword$")
+    if oid then
+      return mutate("delete", function()
+        for _, a in ipairs(f.apps) do
+          if a.id == oid then
+            for i, c in ipairs(a.passwordCredentials) do
+              if c.keyId == body.keyId then table.remove(a.passwordCredentials, i) break end
+            end
+          end
+        end
+        return {}
+      end)
+    end
+    if path == "/servicePrincipals" then
+      for _, s in ipairs(f.sps) do
+        if s.appId == body.appId then return nil, { status = 409, message = "already exists" } end
+      end
+      return mutate("create", function()
+        local owner
+        for _, a in ipairs(f.apps) do if a.appId == body.appId then owner = tid end end
+        local s = { id = id(), appId = body.appId, appOwnerOrganizationId = owner or f.foreign_owner }
+        f.sps[#f.sps + 1] = s
+        return s
+      end)
+    end
+    local res = path:match("^/servicePrincipals/([^/]+)/appRoleAssignedTo$")
+    if res then
+      for _, a in ipairs(f.assignments) do
+        if a.principalId == body.principalId and a.appRoleId == body.appRoleId and a.resourceId == res then
+          return nil, { status = 400, message = "Permission being assigned already exists on the object" }
+        end
+      end
+      return mutate("create", function()
+        local a = tenant.copy(body)
+        a.id = id()
+        f.assignments[#f.assignments + 1] = a
+        return a
+      end)
+    end
+    if path == "/invitations" then
+      return mutate("create", function()
+        f.users[#f.users + 1] = { id = id(), mail = body.invitedUserEmailAddress, userType = "Guest" }
+        f.last_invitation = body
+        return { id = id(), status = "PendingAcceptance" }
+      end)
+    end
+    error("fake graph: POST " .. path)
+  end
+  function g:patch(path, body)
+    local oid = path:match("^/applications/([^/]+)$")
+    return mutate("update", function()
+      for _, a in ipairs(f.apps) do
+        if a.id == oid then
+          for k, v in pairs(body) do a[k] = tenant.copy(v) end
+        end
+      end
+      return true
+    end)
+  end
+
+  local x = {}
+  local function nf(what) return nil, { code = "ManagementObjectNotFoundException", status = 404,
+                                        message = "The operation couldn't be performed because object '" .. what ..
+                                        "' couldn't be found" } end
+  local cmd = {}
+  cmd["Get-OrganizationConfig"] = function() return { tenant.copy(f.org) } end
+  cmd["Enable-OrganizationCustomization"] = function()
+    return mutate("update", function() f.org.IsDehydrated = false return {} end)
+  end
+  cmd["Get-OrganizationRelationship"] = function()
+    local out = {}
+    for _, r in ipairs(f.orgrels) do out[#out + 1] = tenant.copy(r) end
+    return out
+  end
+  cmd["New-OrganizationRelationship"] = function(p)
+    if f.org.IsDehydrated then
+      return nil, { code = "InvalidOperationException", message = "run Enable-OrganizationCustomization first" }
+    end
+    for _, r in ipairs(f.orgrels) do
+      if r.Identity == p.Name then return nil, { code = "ADObjectAlreadyExistsException", message = "already exists" } end
+    end
+    return mutate("create", function()
+      local r = tenant.copy(p)
+      r.Identity, r.Name = p.Name, nil
+      f.orgrels[#f.orgrels + 1] = r
+      return { tenant.copy(r) }
+    end)
+  end
+  cmd["Set-OrganizationRelationship"] = function(p)
+    return mutate("update", function()
+      for _, r in ipairs(f.orgrels) do
+        if r.Identity == p.Identity then
+          for k, v in pairs(p) do if k ~= "Identity" then r[k] = tenant.copy(v) end end
+        end
+      end
+      return {}
+    end)
+  end
+  cmd["Get-DistributionGroup"] = function(p)
+    for _, d in ipairs(f.dgs) do if d.Name == p.Identity then return { tenant.copy(d) } end end
+    return nf(p.Identity)
+  end
+  cmd["New-DistributionGroup"] = function(p)
+    return mutate("create", function()
+      local d = { Name = p.Name, RecipientTypeDetails = p.Type == "Security" and "MailUniversalSecurityGroup"
+                  or "MailUniversalDistributionGroup" }
+      f.dgs[#f.dgs + 1] = d
+      f.members[p.Name] = {}
+      return { d }
+    end)
+  end
+  cmd["Get-DistributionGroupMember"] = function(p)
+    local out = {}
+    for m in pairs(f.members[p.Identity] or {}) do out[#out + 1] = { PrimarySmtpAddress = m } end
+    return out
+  end
+  cmd["Add-DistributionGroupMember"] = function(p)
+    return mutate("update", function() f.members[p.Identity][p.Member] = true return {} end)
+  end
+  cmd["Get-MigrationEndpoint"] = function(p)
+    if p.Identity then
+      for _, e in ipairs(f.endpoints) do if e.Identity == p.Identity then return { tenant.copy(e) } end end
+      return nf(p.Identity)
+    end
+    return tenant.copy(f.endpoints)
+  end
+  cmd["New-MigrationEndpoint"] = function(p)
+    if f.source_ready == false then
+      return nil, { code = "MigrationPermanentException", message = "The OAuth setup was completed incorrectly" }
+    end
+    return mutate("create", function()
+      local e = { Identity = p.Name, RemoteServer = p.RemoteServer, RemoteTenant = p.RemoteTenant,
+                  ApplicationId = p.ApplicationId, EndpointType = "ExchangeRemoteMove", IsRemote = true,
+                  AppSecretKeyVaultUrl = p.AppSecretKeyVaultUrl }
+      f.last_credentials = p.Credentials
+      f.endpoints[#f.endpoints + 1] = e
+      return { tenant.copy(e) }
+    end)
+  end
+  cmd["Remove-MigrationEndpoint"] = function(p)
+    return mutate("delete", function()
+      for i, e in ipairs(f.endpoints) do if e.Identity == p.Identity then table.remove(f.endpoints, i) break end end
+      return {}
+    end)
+  end
+  function x:invoke(name, params)
+    local c = cmd[name] or error("fake exo: " .. name)
+    return c(params or {})
+  end
+  f.graph, f.exo = g, x
+  return f
+end
+
+local function new(f, o)
+  o = o or {}
+  local lines = {}
+  local pl = plan.new { dry_run = o.dry_run, out = function(l) lines[#lines + 1] = l end }
+  local clock = 1000000
+  local t = tenant.new { name = o.name or "fabrikam", id = o.id or TID, domain = o.domain or "fabrikam.onmicrosoft.com",
+                         graph = f.graph, exo = f.exo, plan = pl, settle = 3, poll = 1,
+                         now = function() return clock end, sleep = function(s) clock = clock + s end,
+                         say = function(l) lines[#lines + 1] = l end }
+  return t, lines, pl
+end
+
+local function target_flow(t)
+  local app = assert(t:ensure_app { name = "fabrikam_Friends_contoso" })
+  local sp = assert(t:ensure_sp(app))
+  assert(t:grant_consent(sp, tenant.EXO_APP_ID, "Mailbox.Migration"))
+  assert(t:ensure_org_customization())
+  assert(t:ensure_org_relationship { partner_id = SID, partner_domains = { "contoso.onmicrosoft.com" },
+                                     capability = "Inbound", name = "fabrikam_contoso" })
+  assert(t:ensure_endpoint { name = "fabrikam_contoso", remote_tenant = "contoso.onmicrosoft.com",
+                             app_id = app.appId, secret = function() return "the-secret-value" end })
+  return app
+end
+
+TestTenant = {}
+
+function TestTenant.test_target_flow_then_rerun_changes_nothing()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, _, pl = new(f)
+  local app = target_flow(t)
+  lu.assertEquals(#f.apps, 1)
+  lu.assertEquals(f.apps[1].signInAudience, "AzureADMultipleOrgs")
+  lu.assertTrue(tenant.rra_has(f.apps[1].requiredResourceAccess, tenant.EXO_APP_ID, tenant.ROLE["Mailbox.Migration"]))
+  lu.assertEquals(f.orgrels[1].DomainNames, { SID })
+  lu.assertEquals(f.orgrels[1].MailboxMoveCapability, "Inbound")
+  lu.assertEquals(f.endpoints[1].ApplicationId, app.appId)
+  lu.assertEquals(f.last_credentials, { UserName = app.appId, Password = "the-secret-value" })
+  lu.assertTrue(pl.applied >= 5)
+  local before = f.mutations
+  local t2, lines2, pl2 = new(f)
+  target_flow(t2)
+  lu.assertEquals(f.mutations, before, "second run mutates nothing")
+  lu.assertEquals(#pl2.changes, 0)
+  lu.assertStrContains(table.concat(lines2, "\n"), "is up to date")
+end
+
+function TestTenant.test_plan_on_fresh_tenant_lists_changes_and_touches_nothing()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, lines, pl = new(f, { dry_run = true })
+  target_flow(t)
+  lu.assertEquals(f.mutations, 0)
+  lu.assertEquals(#f.apps, 0)
+  lu.assertTrue(pl.planned >= 5)
+  local text = table.concat(lines, "\n")
+  lu.assertStrContains(text, "would + create application 'fabrikam_Friends_contoso'")
+  lu.assertStrContains(text, "would + create organization relationship 'fabrikam_contoso'")
+  lu.assertStrContains(text, "would + create migration endpoint 'fabrikam_contoso'")
+  lu.assertNotStrContains(text, "the-secret-value")
+end
+
+function TestTenant.test_lost_create_responses_make_no_duplicates()
+  for n = 1, 6 do
+    local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+    f.lose[n] = true
+    local t = new(f)
+    target_flow(t)
+    lu.assertEquals(#f.apps, 1, "one app when mutation " .. n .. " is lost")
+    local sps = 0
+    for _, s in ipairs(f.sps) do if s.appId == f.apps[1].appId then sps = sps + 1 end end
+    lu.assertEquals(sps, 1)
+    lu.assertEquals(#f.assignments, 1)
+    lu.assertEquals(#f.orgrels, 1)
+    lu.assertEquals(#f.endpoints, 1)
+  end
+end
+
+function TestTenant.test_secret_with_lost_response_is_replaced()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t = new(f)
+  local app = assert(t:ensure_app { name = "A" })
+  f.lose[f.n + 1] = true
+  local s = assert(t:add_secret(app, { days = 30 }))
+  lu.assertStrContains(s.secret, "s3cr3t-")
+  lu.assertEquals(#f.apps[1].passwordCredentials, 1, "the unusable secret was removed")
+  lu.assertEquals(f.apps[1].passwordCredentials[1].keyId, s.keyId)
+  lu.assertEquals(require("t2t.log").redact("x " .. s.secret), "x ***")
+end
+
+function TestTenant.test_capability_merged_and_scopes_on_source()
+  local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+  f.orgrels[1] = { Identity = "old", DomainNames = { TID }, Enabled = true, MailboxMoveEnabled = false,
+                   MailboxMoveCapability = "Inbound" }
+  local t = new(f, { name = "contoso", id = SID, domain = "contoso.onmicrosoft.com" })
+  assert(t:ensure_org_relationship { partner_id = TID, capability = "RemoteOutbound", name = "x",
+                                     oauth_app_id = "app-1", scopes = { "Scope" } })
+  lu.assertEquals(#f.orgrels, 1)
+  lu.assertEquals(f.orgrels[1].MailboxMoveCapability, "Inbound, RemoteOutbound")
+  lu.assertTrue(f.orgrels[1].MailboxMoveEnabled)
+  lu.assertEquals(f.orgrels[1].OAuthApplicationId, "app-1")
+  lu.assertEquals(f.orgrels[1].MailboxMovePublishedScopes, { "Scope" })
+  lu.assertEquals(tenant.caps_merge("None", "Inbound"), "Inbound")
+end
+
+function TestTenant.test_orgrel_keyed_by_domain_is_reported()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  f.orgrels[1] = { Identity = "community", DomainNames = { "contoso.onmicrosoft.com", "contoso.com" },
+                   Enabled = true, MailboxMoveEnabled = true, MailboxMoveCapability = "Inbound" }
+  local t, lines = new(f)
+  assert(t:ensure_org_relationship { partner_id = SID, partner_domains = { "contoso.onmicrosoft.com" },
+                                     capability = "Inbound", name = "fabrikam_contoso" })
+  local text = table.concat(lines, "\n")
+  lu.assertStrContains(text, "names the partner by domain")
+  lu.assertStrContains(text, "community-script mistake")
+  lu.assertEquals(#f.orgrels, 2)
+  lu.assertEquals(f.orgrels[2].DomainNames, { SID })
+  -- verify: only the domain-keyed one -> Failed with the fix
+  table.remove(f.orgrels, 2)
+  local checks = verify.target(t, { app_id = "none", partner_id = SID, partner_domain = "contoso.onmicrosoft.com",
+                                    partner_domains = { "contoso.onmicrosoft.com" } })
+  local found
+  for _, c in ipairs(checks) do
+    if c.what:find("by domain", 1, true) then found = c end
+  end
+  lu.assertNotNil(found)
+  lu.assertEquals(found.status, "Failed")
+  lu.assertStrContains(found.fix, SID)
+end
+
+function TestTenant.test_dehydrated_tenant_is_customized()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  f.org.IsDehydrated = true
+  local t = new(f)
+  assert(t:ensure_org_customization())
+  lu.assertFalse(f.org.IsDehydrated)
+  -- verify reports a dehydrated tenant as a failure with its fix
+  f.org.IsDehydrated = true
+  local checks = verify.source(t, { app_id = "x", partner_id = SID })
+  local text = ""
+  for _, c in ipairs(checks) do text = text .. c.status .. " " .. c.what .. " " .. tostring(c.fix) .. "\n" end
+  lu.assertStrContains(text, "Failed Exchange organization of fabrikam is not dehydrated")
+  lu.assertStrContains(text, "Enable-OrganizationCustomization")
+end
+
+function TestTenant.test_scope_group_failures_are_actionable()
+  local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+  local t = new(f, { name = "contoso" })
+  local g, err = t:ensure_scope_group("Missing")
+  lu.assertNil(g)
+  lu.assertEquals(err.code, "ScopeMissing")
+  lu.assertStrContains(tostring(err), "New-DistributionGroup -Type Security")
+  f.dgs[1] = { Name = "DL", RecipientTypeDetails = "MailUniversalDistributionGroup" }
+  g, err = t:ensure_scope_group("DL")
+  lu.assertEquals(err.code, "ScopeNotSecurity")
+  f.groups[1] = { displayName = "SG", securityEnabled = true, mailEnabled = false }
+  g, err = t:ensure_scope_group("SG", { create = true })
+  lu.assertEquals(err.code, "ScopeNotMailEnabled")
+  g = assert(t:ensure_scope_group("New", { create = true }))
+  lu.assertEquals(f.dgs[2].RecipientTypeDetails, "MailUniversalSecurityGroup")
+  assert(t:ensure_members("New", { "a@contoso.com", "b@contoso.com" }))
+  local m = f.mutations
+  assert(t:ensure_members("New", { "A@contoso.com" }))
+  lu.assertEquals(f.mutations, m)
+end
+
+function TestTenant.test_endpoint_before_source_consent_says_what_to_do()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  f.source_ready = false
+  local t = new(f)
+  local ep, err = t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1",
+                                      secret = "x-secret" }
+  lu.assertNil(ep)
+  lu.assertEquals(err.code, "EndpointVerification")
+  lu.assertStrContains(tostring(err), "SOURCE tenant")
+  lu.assertStrContains(tostring(err), "setup-source")
+  lu.assertStrContains(tostring(err), "consent URL")
+  lu.assertEquals(#f.endpoints, 0)
+end
+
+function TestTenant.test_endpoint_recreated_only_when_it_differs()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  f.endpoints[1] = { Identity = "e", RemoteServer = "outlook.office.com", RemoteTenant = "old.onmicrosoft.com",
+                     ApplicationId = "app-1", EndpointType = "ExchangeRemoteMove" }
+  local t, _, pl = new(f)
+  assert(t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1", secret = "s-1234" })
+  lu.assertEquals(#f.endpoints, 1)
+  lu.assertEquals(f.endpoints[1].RemoteTenant, "contoso.onmicrosoft.com")
+  lu.assertEquals(pl.applied, 2)   -- remove + new
+  local m = f.mutations
+  assert(t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1" })
+  lu.assertEquals(f.mutations, m)
+  local _, err = t:ensure_endpoint { name = "e", remote_tenant = "other.onmicrosoft.com", app_id = "app-1" }
+  lu.assertEquals(err.code, "NeedSecret")
+end
+
+function TestTenant.test_expired_and_expiring_credentials_warn()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, lines = new(f)
+  local now = t.now()
+  local app = { displayName = "A", passwordCredentials = {
+    { displayName = "old", endDateTime = tenant.iso(now - 86400) },
+    { displayName = "soon", endDateTime = tenant.iso(now + 10 * 86400) },
+    { displayName = "fine", endDateTime = tenant.iso(now + 400 * 86400) } } }
+  local soon = t:check_credentials(app, 90)
+  lu.assertEquals(#soon, 2)
+  local text = table.concat(lines, "\n")
+  lu.assertStrContains(text, "'old' expired")
+  lu.assertStrContains(text, "'soon' expires")
+  lu.assertNotStrContains(text, "'fine'")
+  lu.assertEquals(tenant.parse_iso("1970-01-02T00:00:00Z"), 86400)
+  lu.assertEquals(tenant.parse_iso("2024-02-29T12:00:00.0000000Z"), 1709208000)
+end
+
+function TestTenant.test_verify_bidirectional_is_warning_and_owner_checked()
+  local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+  f.foreign_owner = "99999999-9999-9999-9999-999999999999"
+  local t = new(f, { name = "contoso", id = SID, domain = "contoso.onmicrosoft.com" })
+  local sp = assert(t:ensure_sp("app-x"))
+  assert(t:grant_consent(sp, tenant.EXO_APP_ID, "Mailbox.Migration"))
+  f.dgs[1] = { Name = "Scope", RecipientTypeDetails = "MailUniversalSecurityGroup" }
+  f.members.Scope = { ["u@contoso.com"] = true }
+  f.orgrels[1] = { Identity = "r", DomainNames = { TID }, Enabled = true, MailboxMoveEnabled = true,
+                   MailboxMoveCapability = "Inbound, RemoteOutbound", OAuthApplicationId = "app-x",
+                   MailboxMovePublishedScopes = { "Scope" } }
+  local checks = verify.source(t, { app_id = "app-x", partner_id = TID })
+  local by = {}
+  for _, c in ipairs(checks) do by[#by + 1] = c.status .. ": " .. c.what end
+  local text = table.concat(by, "\n")
+  lu.assertStrContains(text, "Warning: MailboxMoveCapability is [Inbound, RemoteOutbound]")
+  lu.assertStrContains(text, "Failed: App [app-x] is owned by the partner (target) tenant")
+  lu.assertStrContains(text, "Passed: Mailbox Migration ApplicationId [app-x] is allowed")
+  lu.assertStrContains(text, "Passed: scope group 'Scope' is a mail-enabled security group")
+end
+
+function TestTenant.test_invite_message_and_no_reinvite()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t = new(f)
+  local app = assert(t:ensure_app { name = "A", invite = true })
+  lu.assertTrue(tenant.rra_has(f.apps[1].requiredResourceAccess, tenant.GRAPH_APP_ID, tenant.ROLE["User.Invite.All"]))
+  local url = tenant.consent_url("global", "contoso.onmicrosoft.com", app.appId)
+  lu.assertEquals(url, "https://login.microsoftonline.com/contoso.onmicrosoft.com/adminconsent?client_id=" ..
+                  app.appId .. "&redirect_uri=https%3A%2F%2Foffice.com")
+  assert(t:invite("admin@contoso.com", { redirect = url, app = app }))
+  lu.assertEquals(f.last_invitation.inviteRedirectUrl, url)
+  lu.assertStrContains(f.last_invitation.invitedUserMessageInfo.customizedMessageBody, "OAuthApplicationId")
+  local m = f.mutations
+  assert(t:invite("admin@contoso.com", { redirect = url, app = app }))
+  lu.assertEquals(f.mutations, m)
+end
