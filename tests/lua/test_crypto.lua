@@ -18,6 +18,8 @@ function H.tmp(name)
     tmpdir = os.tmpname()
     os.remove(tmpdir)
     assert(os.execute("mkdir -m 700 " .. tmpdir))
+    -- removed when the state closes (run.lua exits with close = true): test keys on disk go too
+    H.cleanup = setmetatable({}, { __gc = function() os.execute("rm -rf '" .. tmpdir .. "'") end })
   end
   return tmpdir .. "/" .. name
 end
