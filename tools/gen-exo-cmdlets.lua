@@ -22,6 +22,9 @@ local OVERRIDES = {
   -- ms-setup-and-prep.md §4.5: MailboxMoveCapability also accepts None (Microsoft365DSC ValidateSet).
   { cmdlet = "New-OrganizationRelationship", param = "MailboxMoveCapability", add_value = "None" },
   { cmdlet = "Set-OrganizationRelationship", param = "MailboxMoveCapability", add_value = "None" },
+  -- ms-setup-and-prep.md §6.4 and wire.md §2.11 step 8 (Docs-2024): cross-tenant moves are
+  -- listed with Get-MoveRequest -Flags CrossTenant, a value the cmdlet page does not list.
+  { cmdlet = "Get-MoveRequest", param = "Flags", add_value = "CrossTenant" },
 }
 
 local function sorted_keys(t)
@@ -96,7 +99,8 @@ local out = {
   "--   lua5.4 tools/gen-exo-cmdlets.lua ../shared/reference/exo-cmdlets.json > lua/t2t/exo_cmdlets.lua\n",
   "-- Source: ", doc.source_repo, " @ ", doc.source_commit, " (", doc.source_path, ").\n",
   "-- Overrides applied (see the generator): Test-MigrationServerAvailability TestEndpoint set\n",
-  "-- accepts -TestMailbox; MailboxMoveCapability accepts None (ms-setup-and-prep.md §4.5-4.6).\n",
+  "-- accepts -TestMailbox; MailboxMoveCapability accepts None; Get-MoveRequest -Flags accepts\n",
+  "-- CrossTenant (ms-setup-and-prep.md §4.5, §4.6, §6.4).\n",
   "-- Shape: [cmdlet] = { sets = {set names, sorted}, params = { [Name] = { t = type,\n",
   "--   s = {indexes into sets} (absent: member of every set), r = {sets where required},\n",
   "--   v = {valid values}, a = {aliases} } }\n",

@@ -96,7 +96,11 @@ end
 M.is_array = is_array
 
 local MULTI = { MultiValuedProperty = true, ProxyAddressCollection = true }
-local function multi_valued(t) return MULTI[t] or t:sub(-2) == "[]" end
+-- [Flags] enums: several values, as a list or "A, B" (MailboxMoveCapability is additive,
+-- wire.md §2.11).
+local FLAGS = { MailboxMoveCapability = true, RequestFlags = true,
+                MigrationWorkflowControlFlags = true }
+local function multi_valued(t) return MULTI[t] or FLAGS[t] or t:sub(-2) == "[]" end
 
 -- An enum value: exact (case-insensitive) match, or, when prefix is set (the service's
 -- behaviour, wire.md §2.4), a unique prefix. Returns the canonical value or nil.
@@ -148,6 +152,11 @@ local function check_value(name, d, v, prefix)
     local function one(x)
       if type(x) ~= "string" and type(x) ~= "number" then return nil end
       return enum_value(d, x, prefix)
+    end
+    if FLAGS[t] and type(v) == "string" and v:find(",", 1, true) then
+      local parts = {}
+      for x in v:gmatch("[^,%s]+") do parts[#parts + 1] = x end
+      v = parts
     end
     if is_array(v) then
       if not multi_valued(t) and #v ~= 1 then return nil, "takes a single value" end
@@ -261,6 +270,40 @@ function M.json_encode(v)
   return s
 end
 
+-- base64 (RFC 4648) in Lua: the client must not need the crypto plugin for a CSV upload.
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+function M.base64_encode(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local q = {}
+    for k = 1, 4 do
+      local idx = (n >> (6 * (4 - k))) & 63
+      q[k] = B64:sub(idx + 1, idx + 1)
+    end
+    if not b then q[3] = "=" end
+    if not c then q[4] = "=" end
+    out[#out + 1] = table.concat(q)
+  end
+  return table.concat(out)
+end
+
+function M.base64_decode(s)
+  local rev = {}
+  for i = 1, 64 do rev[B64:byte(i)] = i - 1 end
+  s = s:gsub("[^%w%+/]", "")
+  local out = {}
+  for i = 1, #s, 4 do
+    local n, k = 0, 0
+    for j = i, math.min(i + 3, #s) do n = (n << 6) | rev[s:byte(j)]; k = k + 1 end
+    n = n << (6 * (4 - k))
+    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
+    out[#out + 1] = bytes:sub(1, k - 1)
+  end
+  return table.concat(out)
+end
+
 local function is_empty_table(v) return type(v) == "table" and next(v) == nil end
 
 -- A DateTime as the module sends it: UTC yyyy-MM-ddTHH:mm:ss.fffffffZ.
@@ -282,7 +325,7 @@ local function encode_param(out, name, d, v)
   if t == "DateTime" and type(v) == "number" then v = M.datetime(v)
   elseif t == "Byte[]" and type(v) == "string" then
     v = { ["@odata.type"] = "#Exchange.ByteArrayType",
-          Data = require("t2t.core.crypto").base64_encode(v) }
+          Data = M.base64_encode(v) }
   elseif (t == "SecureString") and type(v) == "string" then
     require("t2t.log").secret(v)
   elseif t == "PSCredential" and type(v) == "table" then
@@ -416,7 +459,11 @@ local function default_sleep(s)
 end
 
 local function uuid()
-  return require("t2t.core.crypto").uuid4()
+  local ok, crypto = pcall(require, "t2t.core.crypto")
+  if ok then return crypto.uuid4() end
+  local r = math.random
+  return string.format("%08x-%04x-4%03x-%04x-%012x", r(0, 0xffffffff), r(0, 0xffff),
+                       r(0, 0xfff), 0x8000 | r(0, 0x3fff), r(0, 0xffffffffffff))
 end
 
 -- exo.new{tenant, token, http, cloud, tenant_id, page_size, max_retries, retry_base, sleep,

@@ -131,7 +131,7 @@ function TestExoEncode.test_empty_array_datetime_bytes()
   lu.assertStrContains(s, '"CompleteAfter":"1970-01-01T00:00:00.0000000Z"')
   local p = cjson.decode(s).CmdletInput.Parameters
   lu.assertEquals(p.CSVData["@odata.type"], "#Exchange.ByteArrayType")
-  lu.assertEquals(require("t2t.core.crypto").base64_decode(p.CSVData.Data), "EmailAddress\na@b\n")
+  lu.assertEquals(exo.base64_decode(p.CSVData.Data), "EmailAddress\na@b\n")
   lu.assertStrContains(exo.encode_body(assert(exo.bind("Get-OrganizationConfig", {}))),
                        '"Parameters":{}')
 end
