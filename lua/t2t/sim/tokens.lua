@@ -27,6 +27,9 @@ function M.new(o)
   else
     self.secret = o.rng and (o.rng:hex(32) .. o.rng:hex(32)) or tostring(os.time())
   end
+  -- both sim.tokens:issue{...} and sim.tokens.issue{...} (the form docs/simulator.md first showed)
+  self.issue = function(a, b) if a == self then return Tokens.issue(self, b) end return Tokens.issue(self, a) end
+  self.verify = function(a, b) if a == self then return Tokens.verify(self, b) end return Tokens.verify(self, a) end
   return self
 end
 
