@@ -1,0 +1,345 @@
+-- t2t.http: HTTP policy over the C primitive t2t.core.http.
+--
+--   http.request{method, url, headers, body, timeout, ...}     one attempt, no policy
+--   local c = http.client{service = "graph", ca_file = ..., connect_to = {...}, retry = {...},
+--                         concurrency = {...}, on_401 = fn, trace = true | fn, timeout = s}
+--   c:request{method, url, headers, body, timeout, retry = false | {...}}
+--
+-- The client retries per a service policy (retryable statuses and error codes, Retry-After in
+-- seconds or as an HTTP-date, exponential backoff with full jitter, caps on attempts and total
+-- time), calls on_401 once for a token refresh, gives every request a client-request-id kept
+-- across its retries, and limits concurrency per host adaptively: halve on 429/503, grow slowly
+-- on success, so bulk work settles just under what the service accepts.  See docs/http.md.
+local core = require "t2t.core.http"
+local t2t = require "t2t"
+local log = require "t2t.log"
+
+local M = {}
+
+-- One attempt: the response {status, headers, header_list, body, url, elapsed, http_version}
+-- or nil, err {code, message, url, retryable}.  Works inside and outside tasks.
+function M.request(opts)
+  local req <close> = core.start(opts)
+  t2t.await_io(req)
+  return req:result()
+end
+
+---------------------------------------------------------------------------------------------
+-- client-request-id: UUID v4 from /dev/urandom (read in blocks).
+
+local pool, pool_pos = "", 1
+
+local function random_bytes(n)
+  if pool_pos + n - 1 > #pool then
+    local f = io.open("/dev/urandom", "rb")
+    pool = f and f:read(4096) or ""
+    if f then f:close() end
+    pool_pos = 1
+    if #pool < n then                  -- no /dev/urandom: still unique enough for an id
+      local t = {}
+      for i = 1, 4096 do t[i] = string.char(math.random(0, 255)) end
+      pool = table.concat(t)
+    end
+  end
+  local s = pool:sub(pool_pos, pool_pos + n - 1)
+  pool_pos = pool_pos + n
+  return s
+end
+
+function M.uuid4()
+  local b = { random_bytes(16):byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                       table.unpack(b))
+end
+
+---------------------------------------------------------------------------------------------
+-- Retry-After: delta-seconds (fractional accepted) or an HTTP-date.
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+                 Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+-- Seconds since the epoch of a UTC civil date (no time zone involved).
+local function epoch(y, mo, d, h, mi, s)
+  y = mo <= 2 and y - 1 or y
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return ((era * 146097 + doe - 719468) * 86400) + h * 3600 + mi * 60 + s
+end
+
+-- An HTTP-date (IMF-fixdate, RFC 850 or asctime) as epoch seconds, or nil.
+function M.parse_http_date(v)
+  if type(v) ~= "string" then return nil end
+  local d, mo, y, h, mi, s = v:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d then
+    d, mo, y, h, mi, s = v:match("^%a+, (%d%d)%-(%a%a%a)%-(%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    if y then y = tonumber(y); y = y < 70 and 2000 + y or 1900 + y end
+  end
+  if not d then
+    mo, d, h, mi, s, y = v:match("^%a+ (%a%a%a) +(%d%d?) (%d%d):(%d%d):(%d%d) (%d%d%d%d)$")
+  end
+  mo = mo and MONTHS[mo]
+  if not mo then return nil end
+  return epoch(tonumber(y), mo, tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
+end
+
+-- Retry-After as seconds to wait (>= 0), or nil.  An HTTP-date is measured against the
+-- response's Date header when there is one (immune to our clock's skew), else our clock.
+function M.parse_retry_after(v, date, now)
+  if type(v) ~= "string" then return nil end
+  v = v:match("^%s*(.-)%s*$")
+  if v:match("^%d+%.?%d*$") or v:match("^%d*%.%d+$") then return tonumber(v) end
+  local at = M.parse_http_date(v)
+  if not at then return nil end
+  local ref = M.parse_http_date(date) or now or os.time()
+  return math.max(0, at - ref)
+end
+
+---------------------------------------------------------------------------------------------
+-- Policies per service.  Lists here; sets once a client is made.
+--   statuses: retried for every method;  codes: transport errors retried (idempotent methods)
+--   unsafe_statuses / unsafe_codes: what is retried for POST/PATCH (the request surely was not
+--   processed), unless retry.unsafe = true says the caller's POSTs are safe to repeat.
+
+local BASE = {
+  max_attempts = 5, max_time = 120, base_delay = 0.5, max_delay = 30, max_retry_after = 300,
+  statuses = { 408, 429, 500, 502, 503, 504 }, codes = { "timeout", "connect", "reset" },
+  unsafe_statuses = { 429, 503 }, unsafe_codes = { "connect" }, unsafe = false,
+}
+
+M.policies = {
+  default = {},
+  graph = { max_attempts = 6, max_time = 300 },
+  exo = { max_attempts = 6, max_time = 600, base_delay = 1 },
+  arm = { max_attempts = 6, max_time = 300 },
+  keyvault = { max_attempts = 5 },
+  login = { max_attempts = 4, max_time = 60, unsafe = true },   -- token requests repeat safely
+}
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
+local function set(list)
+  local s = {}
+  for _, v in ipairs(list or {}) do s[v] = true end
+  return s
+end
+
+-- The effective policy: BASE < service < overrides.
+local function make_policy(service, over)
+  local p = {}
+  for k, v in pairs(BASE) do p[k] = v end
+  for k, v in pairs(M.policies[service] or {}) do p[k] = v end
+  for k, v in pairs(over or {}) do p[k] = v end
+  for _, k in ipairs { "statuses", "codes", "unsafe_statuses", "unsafe_codes" } do
+    p[k] = set(p[k])
+  end
+  return p
+end
+
+---------------------------------------------------------------------------------------------
+-- Adaptive concurrency per host: slow start (+1 per success) until the first throttle, then
+-- halve on 429/503 (once per round: only for a request started after the last cut) and grow
+-- by 1/limit per success — only while the limit is what holds requests back.
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+local function new_limiter(c)
+  local initial = c.initial or 8
+  return setmetatable({
+    limit = initial, min = c.min or 1, max = c.max or 256, slow_start = c.slow_start ~= false,
+    sem = t2t.semaphore(initial), last_cut = -math.huge, throttled = 0, completed = 0,
+  }, Limiter)
+end
+
+function Limiter:_apply()
+  self.sem:set_limit(math.max(1, math.floor(self.limit)))
+end
+
+function Limiter:throttle(started)
+  self.throttled = self.throttled + 1
+  if started > self.last_cut then
+    self.limit = math.max(self.min, self.limit / 2)
+    self.slow_start = false
+    self.last_cut = t2t.now()
+    self:_apply()
+  end
+end
+
+function Limiter:success()
+  self.completed = self.completed + 1
+  local sem = self.sem
+  if sem.used >= sem.limit or sem:waiting() > 0 then
+    self.limit = math.min(self.max, self.limit + (self.slow_start and 1 or 1 / self.limit))
+    self:_apply()
+  end
+end
+
+local function host_key(url)
+  local scheme, auth = url:match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return url end
+  scheme = scheme:lower()
+  auth = auth:gsub("^.*@", ""):lower()
+  if not auth:find(":%d+$") then auth = auth .. (scheme == "http" and ":80" or ":443") end
+  return scheme .. "://" .. auth
+end
+M.host_key = host_key
+
+---------------------------------------------------------------------------------------------
+-- Trace: method, URL (secret-looking query values hidden), status or error, attempt, elapsed.
+
+local SECRET_QUERY = { sig = true, code = true, access_token = true, client_secret = true,
+                       token = true, password = true, refresh_token = true, assertion = true }
+
+function M.redact_url(url)
+  return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
+    if SECRET_QUERY[k:lower()] then return sep .. k .. "=***" end
+  end))
+end
+
+local function trace(client, ev)
+  local t = client.trace
+  if not t then return end
+  if type(t) == "function" then return t(ev) end
+  log.info("http %s %s -> %s attempt %d %.3fs%s [%s]", ev.method, ev.url,
+           ev.status or ev.code, ev.attempt, ev.elapsed or 0,
+           ev.delay and string.format(" retry in %.2fs", ev.delay) or "", ev.request_id)
+end
+
+---------------------------------------------------------------------------------------------
+-- The client.
+
+local Client = {}
+Client.__index = Client
+
+-- http.client{service, ca_file, ca_pem, connect_to, retry, concurrency, on_401, trace,
+-- timeout, connect_timeout, headers, limits}
+function M.client(o)
+  o = o or {}
+  assert(type(o) == "table", "http.client: options table expected")
+  local service = o.service or "default"
+  return setmetatable({
+    service = service, ca_file = o.ca_file, ca_pem = o.ca_pem, connect_to = o.connect_to,
+    timeout = o.timeout or 100, connect_timeout = o.connect_timeout or 15,
+    headers = o.headers or {}, policy = make_policy(service, o.retry), on_401 = o.on_401,
+    trace = o.trace, concurrency = o.concurrency or {}, limits = o.limits or {},
+    stats = { requests = 0, attempts = 0, retries = 0, throttled = 0 },
+    random = o.random or math.random, sleep = o.sleep or t2t.sleep,
+  }, Client)
+end
+
+function Client:limiter(url)
+  local key = host_key(url)
+  local l = self.limits[key]
+  if not l then
+    l = new_limiter(self.concurrency)
+    self.limits[key] = l
+  end
+  return l
+end
+
+-- Seconds before the next attempt, or nil to stop.
+local function retry_delay(self, p, attempt, res, err, method, started)
+  if attempt >= p.max_attempts then return nil end
+  local safe = p.unsafe or IDEMPOTENT[method]
+  local retry_after
+  if res then
+    if not (safe and p.statuses[res.status] or p.unsafe_statuses[res.status]) then return nil end
+    local h = res.headers
+    retry_after = M.parse_retry_after(h["retry-after"], h["date"])
+    if retry_after and retry_after > p.max_retry_after then return nil end
+  else
+    if not (safe and p.codes[err.code] or p.unsafe_codes[err.code]) then return nil end
+  end
+  local cap = math.min(p.max_delay, p.base_delay * 2 ^ (attempt - 1))
+  local delay = self.random() * cap                          -- full jitter
+  if retry_after then delay = retry_after + delay * 0.1 end  -- never earlier than asked
+  if t2t.now() + delay > started + p.max_time then return nil end
+  return delay
+end
+
+-- One attempt under the host's limiter.  Returns res, err, throttled.
+local function attempt_once(self, lim, req)
+  lim.sem:acquire()
+  local started = t2t.now()
+  local ok, res, err = pcall(M.request, req)
+  lim.sem:release()
+  if not ok then error(res, 0) end
+  local throttled = res and (res.status == 429 or res.status == 503)
+  if throttled then
+    lim:throttle(started)
+  elseif res then
+    lim:success()
+  end
+  return res, err, throttled
+end
+
+function Client:_request(o)
+  local p = self.policy
+  if o.retry == false then p = make_policy(self.service, { max_attempts = 1 })
+  elseif type(o.retry) == "table" then p = make_policy(self.service, o.retry) end
+  local method = (o.method or "GET"):upper()
+  local headers = {}
+  for k, v in pairs(self.headers) do headers[k] = v end
+  for k, v in pairs(o.headers or {}) do headers[k] = v end
+  local crid
+  for k, v in pairs(headers) do
+    if k:lower() == "client-request-id" then crid = v end
+  end
+  if not crid then
+    crid = M.uuid4()
+    headers["client-request-id"] = crid
+  end
+  local req = {
+    method = method, url = o.url, headers = headers, body = o.body,
+    timeout = o.timeout or self.timeout, connect_timeout = o.connect_timeout or self.connect_timeout,
+    ca_file = self.ca_file, ca_pem = self.ca_pem, connect_to = self.connect_to,
+    follow = o.follow, max_body = o.max_body,
+  }
+  assert(type(req.url) == "string", "http client: url expected")
+  local lim = self:limiter(req.url)
+  local stats = self.stats
+  stats.requests = stats.requests + 1
+  local started, attempt, refreshed = t2t.now(), 0, false
+  local shown = self.trace and M.redact_url(req.url)
+  while true do
+    attempt = attempt + 1
+    stats.attempts = stats.attempts + 1
+    local res, err, throttled = attempt_once(self, lim, req)
+    if throttled then stats.throttled = stats.throttled + 1 end
+    local delay
+    if res and res.status == 401 and self.on_401 and not refreshed then
+      refreshed = true
+      if self.on_401(req, res) then delay = 0 end
+    else
+      delay = retry_delay(self, p, attempt, res, err, method, started)
+    end
+    if self.trace then
+      trace(self, { method = method, url = shown, status = res and res.status,
+                    code = err and err.code, attempt = attempt, request_id = crid,
+                    elapsed = res and res.elapsed, delay = delay, service = self.service })
+    end
+    if not delay then
+      local out = res or err
+      out.attempts, out.request_id, out.total_elapsed = attempt, crid, t2t.now() - started
+      if err then err.service = self.service end
+      return res, err
+    end
+    stats.retries = stats.retries + 1
+    if delay > 0 then self.sleep(delay) end
+  end
+end
+
+-- client:request{method, url, headers, body, timeout, connect_timeout, follow, max_body,
+-- retry = false | {policy overrides}} -> response | nil, err (after the policy's retries;
+-- an HTTP error status is a response, not an err).  response.attempts, .request_id.
+function Client:request(o)
+  assert(type(o) == "table", "client:request: options table expected")
+  if t2t.in_task() then return self:_request(o) end
+  return t2t.run(self._request, self, o)
+end
+
+return M
