@@ -1,0 +1,325 @@
+-- t2t.sim.graph: the simulated Microsoft Graph v1.0 (host graph.microsoft.com).
+-- handle(sim, req) per docs/simulator.md: authenticate, rate-limit, route /v1.0/... to the
+-- resource modules under t2t.sim.graph.*, answer in Graph's shapes (wire.md §3), $batch.
+local util = require "t2t.sim.graph.util"
+local types = require "t2t.sim.graph.types"
+local store = require "t2t.sim.graph.store"
+
+local M = {}
+
+local AUDIENCES = { "https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000" }
+local GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+
+-- Routes: { method, segment patterns (":x" captures one segment), fn(ctx, params) }.
+local routes = {}
+local function register(mod)
+  for _, r in ipairs(mod.routes) do routes[#routes + 1] = r end
+end
+register(require "t2t.sim.graph.apps")
+register(require "t2t.sim.graph.dir")
+register(require "t2t.sim.graph.org")
+
+-- Split "/v1.0/servicePrincipals(appId='x')/appRoleAssignedTo" into segments; key forms
+-- set('id') and set(alt='v') become the segments set, "id" / "alt=v".
+local function segments(path)
+  local segs = {}
+  for raw in path:gmatch("[^/]+") do
+    local s = util.path_decode(raw)
+    local set, key = s:match("^([%w%$]+)%((.*)%)$")
+    if set and not s:match("^%w+%(%)$") then
+      segs[#segs + 1] = set
+      local alt, v = key:match("^(%w+)%s*=%s*'(.*)'$")
+      if alt then segs[#segs + 1] = alt .. "=" .. v:gsub("''", "'")
+      else segs[#segs + 1] = (key:match("^'(.*)'$") or key):gsub("''", "'") end
+    else
+      segs[#segs + 1] = s
+    end
+  end
+  return segs
+end
+
+local function match_route(method, segs)
+  local method_seen = false
+  for _, r in ipairs(routes) do
+    local pat = r[2]
+    if #pat == #segs then
+      local params, ok = {}, true
+      for i, p in ipairs(pat) do
+        if p:sub(1, 1) == ":" then
+          if segs[i]:sub(1, 1) == "$" and segs[i] ~= "$ref" then ok = false; break end
+          params[p:sub(2)] = segs[i]
+        elseif p:lower() ~= segs[i]:lower() then
+          ok = false; break
+        end
+      end
+      if ok then
+        if r[1] == method then return r, params end
+        method_seen = true
+      end
+    end
+  end
+  return nil, method_seen
+end
+
+-- Graph error response (§3.0 shape, request ids echoed).
+local function error_response(ctx, status, code, message, headers)
+  local h = headers or {}
+  h["content-type"] = "application/json"
+  return {
+    status = status,
+    headers = h,
+    body = { error = { code = code, message = message, innerError = {
+      date = util.iso(ctx.sim:now()), ["request-id"] = ctx.request_id,
+      ["client-request-id"] = ctx.client_request_id } } },
+  }
+end
+
+-- Per (tenant, app) Graph rate limit from sim.faults.graph_rate (requests per 10 s).
+local windows = setmetatable({}, { __mode = "k" })
+local function throttled(ctx)
+  local rate = ctx.sim.faults and tonumber(ctx.sim.faults.graph_rate)
+  if not rate or rate <= 0 then return nil end
+  local now = ctx.sim:now()
+  local w = windows[ctx.sim]
+  if not w then w = {}; windows[ctx.sim] = w end
+  local key = ctx.tenant.id .. "/" .. tostring(ctx.claims.appid or ctx.claims.azp or "?")
+  local slot = w[key]
+  local start = math.floor(now / 10) * 10
+  if not slot or slot.start ~= start then slot = { start = start, n = 0 }; w[key] = slot end
+  slot.n = slot.n + 1
+  if slot.n > rate then return math.max(1, math.ceil(start + 10 - now)) end
+  return nil
+end
+
+-- Run one request (top-level or a $batch item) inside an authenticated context.
+-- Returns {status, headers, body(table|string)}.
+local function dispatch(base, method, path, q, headers, body)
+  local ctx = setmetatable({ method = method, q = q, req_headers = headers, json = body },
+    { __index = base })
+  local wait = throttled(ctx)
+  if wait then
+    return error_response(ctx, 429, "TooManyRequests",
+      "Too many requests. Retry after " .. wait .. " seconds.", { ["retry-after"] = tostring(wait) })
+  end
+  local segs = segments(path)
+  if segs[1] ~= "v1.0" then
+    return error_response(ctx, 400, "BadRequest", "Invalid version: " .. tostring(segs[1]))
+  end
+  table.remove(segs, 1)
+  ctx.path = "/" .. table.concat((function()
+    local raw = {}
+    for s in path:gmatch("[^/]+") do raw[#raw + 1] = s end
+    table.remove(raw, 1)
+    return raw
+  end)(), "/")
+  local cl
+  for k, v in pairs(headers or {}) do
+    if type(k) == "string" and k:lower() == "consistencylevel" then cl = v end
+  end
+  ctx.consistency_eventual = type(cl) == "string" and cl:lower() == "eventual"
+  if #segs == 0 then
+    return { status = 200, body = { ["@odata.context"] = store.ROOT .. "/$metadata", value = util.EMPTY } }
+  end
+  local route, params = match_route(method, segs)
+  local ok, res = pcall(function()
+    if not route then
+      if params then
+        util.fail(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request uri.")
+      end
+      local entry = types.match_path(segs)
+      if entry then
+        util.fail(501, "NotImplemented", string.format(
+          "The simulator does not implement %s %s (a valid Graph v1.0 path).", method, entry[1]))
+      end
+      local bad = segs[#segs]
+      for i = 1, #segs do
+        local sub = {}
+        for j = 1, i do sub[j] = segs[j] end
+        if not types.match_path(sub) and not match_route("GET", sub) then bad = segs[i]; break end
+      end
+      util.fail(400, "BadRequest", string.format("Resource not found for the segment '%s'.", bad))
+    end
+    return route[3](ctx, params)
+  end)
+  if not ok then
+    if util.is_error(res) then
+      return error_response(ctx, res.status, res.code, res.message, res.headers)
+    end
+    error(res, 0)
+  end
+  return res
+end
+
+local function lower_headers(h)
+  local out = {}
+  for k, v in pairs(h or {}) do if type(k) == "string" then out[k:lower()] = v end end
+  return out
+end
+
+-- POST /v1.0/$batch (wire.md §3.14): ≤ 20 requests, dependsOn (424 on a failed dependency),
+-- per-item status and throttling, responses in an order that is not the request order.
+local function batch(base, body)
+  local reqs = type(body) == "table" and body.requests
+  if type(reqs) ~= "table" then util.bad("Invalid batch payload format.", "BadRequest") end
+  if #reqs > 20 then
+    util.bad("Number of batch request steps exceeds the maximum of 20.", "BadRequest")
+  end
+  local by_id, order = {}, {}
+  for i, r in ipairs(reqs) do
+    if type(r) ~= "table" or type(r.id) ~= "string" or type(r.method) ~= "string"
+        or type(r.url) ~= "string" then
+      util.bad("Invalid batch payload format.", "BadRequest")
+    end
+    local key = r.id:lower()
+    if by_id[key] then util.bad("Batch request contains duplicate id: " .. r.id, "BadRequest") end
+    if r.body ~= nil and not (type(r.headers) == "table" and lower_headers(r.headers)["content-type"]) then
+      util.bad("Write request id : " .. r.id .. " does not contain Content-Type header or body.",
+        "BadRequest")
+    end
+    by_id[key] = r
+    order[i] = r
+  end
+  for _, r in ipairs(order) do
+    for _, d in ipairs(r.dependsOn or {}) do
+      if not by_id[tostring(d):lower()] then
+        util.bad("Request " .. r.id .. " depends on a request that is not in the batch.", "BadRequest")
+      end
+    end
+  end
+  local results, state = {}, {}
+  local function run(r)
+    local key = r.id:lower()
+    if state[key] == "done" then return results[key] end
+    if state[key] == "running" then util.bad("Batch dependsOn has a cycle at " .. r.id, "BadRequest") end
+    state[key] = "running"
+    local failed_dep
+    for _, d in ipairs(r.dependsOn or {}) do
+      local dr = run(by_id[tostring(d):lower()])
+      if dr.status >= 400 then failed_dep = true end
+    end
+    local res
+    if failed_dep then
+      res = error_response(base, 424, "FailedDependency", "The request was not run because a "
+        .. "request it depends on failed.")
+    else
+      local url = r.url
+      if url:sub(1, 1) ~= "/" then url = "/" .. url end
+      local path, q = util.split_query({ path = "/v1.0" .. url })
+      res = dispatch(base, r.method:upper(), path, q, r.headers or {}, r.body)
+    end
+    local item = { id = r.id, status = res.status, headers = res.headers or {},
+                   body = res.body }
+    item.headers["content-type"] = item.headers["content-type"] or (res.body and "application/json")
+    if next(item.headers) == nil then item.headers = nil end
+    results[key] = item
+    state[key] = "done"
+    return item
+  end
+  local out = {}
+  for _, r in ipairs(order) do out[#out + 1] = run(r) end
+  -- responses can come back in any order (§3.14): a seeded shuffle makes clients cope
+  for i = #out, 2, -1 do
+    local j = base.sim.rng:int(1, i)
+    out[i], out[j] = out[j], out[i]
+  end
+  return { status = 200, body = { responses = util.array(out) } }
+end
+
+-- Permissions the token carries: application roles plus delegated scopes.
+local function permissions(claims)
+  local perms, all = {}, false
+  for _, r in ipairs(claims.roles or {}) do perms[r] = true end
+  if type(claims.scp) == "string" then
+    for s in claims.scp:gmatch("%S+") do perms[s] = true end
+  end
+  if perms["Directory.AccessAsUser.All"] then
+    for _, w in ipairs(claims.wids or {}) do if w == GLOBAL_ADMIN then all = true end end
+  end
+  return perms, all
+end
+
+local function finish(base, res)
+  local h = res.headers or {}
+  h["request-id"] = base.request_id
+  h["client-request-id"] = base.client_request_id
+  h["x-ms-ags-diagnostic"] = h["x-ms-ags-diagnostic"] or
+    '{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"5","ScaleUnit":"000"}}'
+  local body = res.body
+  if type(body) == "table" then
+    body = util.encode(body)
+    h["content-type"] = h["content-type"] or "application/json;odata.metadata=minimal;charset=utf-8"
+  end
+  return { status = res.status, headers = h, body = body }
+end
+
+function M.handle(sim, req)
+  local path, q = util.split_query(req)
+  local base = {
+    sim = sim, req = req,
+    request_id = sim.rng:guid(),
+    client_request_id = util.header(req, "client-request-id"),
+  }
+  base.client_request_id = base.client_request_id or base.request_id
+  local claims, deny = sim:auth(req, AUDIENCES)
+  if not claims then
+    local msg = "Access token is empty."
+    if util.header(req, "authorization") then
+      msg = "Access token validation failure. Invalid audience or signature."
+      local b = deny and deny.body
+      if type(b) == "string" then b = util.decode(b) end
+      local m = type(b) == "table" and ((type(b.error) == "table" and b.error.message)
+        or b.error_description or b.message)
+      if type(m) == "string" then msg = m end
+    end
+    return finish(base, error_response(base, 401, "InvalidAuthenticationToken", msg,
+      { ["www-authenticate"] = 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/'
+        .. 'common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"' }))
+  end
+  base.claims = claims
+  base.tenant = sim.state.tenants[claims.tid]
+  if not base.tenant then
+    return finish(base, error_response(base, 401, "InvalidAuthenticationToken",
+      "Access token validation failure: unknown tenant."))
+  end
+  base.perms, base.all_access = permissions(claims)
+  local body = req.json
+  if body == nil and req.body and req.body ~= "" then
+    local err
+    body, err = util.decode(req.body)
+    if body == nil then
+      return finish(base, error_response(base, 400, "BadRequest", "Unable to read JSON request "
+        .. "payload. Please ensure Content-Type header is set and payload is of valid JSON format."
+        .. " (" .. tostring(err) .. ")"))
+    end
+  end
+  local headers = lower_headers(req.headers)
+  if path == "/v1.0/$batch" then
+    if req.method ~= "POST" then
+      return finish(base, error_response(base, 405, "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request uri."))
+    end
+    local ok, res = pcall(batch, base, body)
+    if not ok then
+      if not util.is_error(res) then error(res, 0) end
+      res = error_response(base, res.status, res.code, res.message)
+    end
+    return finish(base, res)
+  end
+  return finish(base, dispatch(base, req.method, path, q, headers, body))
+end
+
+-- Injected faults (--faults 429=…,503=…) in Graph's shape, Retry-After in the headers.
+local FAULT_CODES = { [429] = { "TooManyRequests", "Too many requests. Please retry after some time." },
+  [503] = { "serviceNotAvailable", "Service unavailable. Please retry." },
+  [504] = { "gatewayTimeout", "The gateway timed out." } }
+function M.fault(sim, req, status)
+  local f = FAULT_CODES[status]
+  if not f then return nil end
+  local base = { sim = sim, request_id = sim.rng:guid(),
+                 client_request_id = util.header(req, "client-request-id") }
+  base.client_request_id = base.client_request_id or base.request_id
+  local ra = tostring(math.floor(sim.faults and sim.faults.retry_after or (status == 429 and 2 or 1)))
+  return finish(base, error_response(base, status, f[1], f[2], { ["retry-after"] = ra }))
+end
+
+return M

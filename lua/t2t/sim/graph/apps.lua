@@ -1,0 +1,419 @@
+-- t2t.sim.graph.apps: /applications, /servicePrincipals, credentials (addPassword,
+-- removePassword, keyCredentials PATCH), app role assignments (admin consent) — wire.md §3.1–3.5.
+local util = require "t2t.sim.graph.util"
+local types = require "t2t.sim.graph.types"
+local store = require "t2t.sim.graph.store"
+
+local M = { routes = {} }
+local function route(method, path, fn)
+  local segs = {}
+  for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end
+  M.routes[#M.routes + 1] = { method, segs, fn }
+end
+
+-- Model times are epoch seconds; Graph shows them as ISO 8601 (types.project converts).
+local function now(ctx) return math.floor(ctx.sim:now()) end
+local function epoch(v, default) return util.parse_iso(v) or (type(v) == "number" and v) or default end
+
+local function home_app(ctx, appId)
+  local ref = ctx.sim.state.apps_by_appid and ctx.sim.state.apps_by_appid[appId]
+  if not ref then return nil end
+  local t = ctx.sim.state.tenants[ref.tenant]
+  local app = t and t.dir.objects[ref.id]
+  if not app then return nil end
+  -- the home tenant's replication lag applies to the app wherever it is looked up
+  if ctx.sim.visible and not ctx.sim:visible(app) then return nil end
+  return app, t
+end
+
+-- Normalise keyCredentials from a PATCH: keyId, dates and customKeyIdentifier filled in the
+-- way Graph does; the collection replaces the stored one (wire.md §3.3).
+local function normalise_keys(ctx, list)
+  local out = {}
+  for i, k in ipairs(list) do
+    if type(k.key) ~= "string" and not k.keyId then
+      util.bad("Key credential 'key' is required for a new key credential.")
+    end
+    local start = epoch(k.startDateTime, now(ctx))
+    local stop = epoch(k.endDateTime, start + 365 * 86400)
+    if stop <= start then
+      util.bad("Key credential end date is invalid.")
+    end
+    out[i] = {
+      keyId = k.keyId or util.guid(ctx.sim), type = k.type or "AsymmetricX509Cert",
+      usage = k.usage or "Verify", key = k.key, displayName = k.displayName,
+      customKeyIdentifier = k.customKeyIdentifier, startDateTime = start, endDateTime = stop,
+    }
+    if out[i].type ~= "AsymmetricX509Cert" and out[i].type ~= "X509CertAndPassword"
+        and out[i].type ~= "Symmetric" then
+      util.bad("Invalid key credential type '" .. tostring(out[i].type) .. "'.")
+    end
+  end
+  return out
+end
+
+-- Keep the stored key material when a PATCH re-sends an existing keyId without `key`
+-- (Graph returns key = null on reads, so clients re-send what they read).
+local function merge_existing_keys(old, new)
+  local by = {}
+  for _, k in ipairs(old or {}) do by[k.keyId] = k end
+  for _, k in ipairs(new) do
+    local o = by[k.keyId]
+    if o and k.key == nil then k.key = o.key end
+  end
+  return new
+end
+
+local function app_entity(ctx, app, status)
+  return store.entity(ctx, "application", "applications", app, status)
+end
+
+-- GET /applications
+route("GET", "applications", function(ctx)
+  store.need(ctx, "app_read")
+  return store.collection(ctx, "application", "applications", store.list(ctx, "application"))
+end)
+
+-- POST /applications (wire.md §3.2) → 201
+route("POST", "applications", function(ctx)
+  store.need(ctx, "app_write")
+  local body = ctx.json or {}
+  types.check_body("application", body)
+  if type(body.displayName) ~= "string" or body.displayName == "" then
+    util.bad("Property 'displayName' is required.", "Request_BadRequest")
+  end
+  local app = util.copy(body)
+  for k in pairs(app) do if k:find("@", 1, true) then app[k] = nil end end
+  app["@odata.type"] = "#microsoft.graph.application"
+  app.id = util.guid(ctx.sim)
+  app.appId = util.guid(ctx.sim)
+  app.createdDateTime = now(ctx)
+  app.publisherDomain = ctx.tenant.initial_domain
+  app.signInAudience = app.signInAudience or "AzureADMyOrg"
+  app.keyCredentials = app.keyCredentials and normalise_keys(ctx, app.keyCredentials) or {}
+  app.passwordCredentials = {}
+  app.requiredResourceAccess = app.requiredResourceAccess or {}
+  app.identifierUris = app.identifierUris or {}
+  app.appRoles = app.appRoles or {}
+  app.tags = app.tags or {}
+  app.web = app.web or { redirectUris = {} }
+  store.add(ctx, app)
+  return app_entity(ctx, app, 201)
+end)
+
+route("GET", "applications/:id", function(ctx, p)
+  store.need(ctx, "app_read")
+  return app_entity(ctx, store.must_resolve(ctx, "application", p.id))
+end)
+
+-- PATCH /applications/{id} → 204; keyCredentials/passwordCredentials collections are replaced.
+route("PATCH", "applications/:id", function(ctx, p)
+  store.need(ctx, "app_write")
+  local app = store.must_resolve(ctx, "application", p.id)
+  local body = ctx.json or {}
+  types.check_body("application", body)
+  if body.passwordCredentials ~= nil then
+    util.bad("Updates to passwordCredentials are not supported; use addPassword and removePassword.")
+  end
+  for k, v in pairs(body) do
+    if not k:find("@", 1, true) then
+      if k == "keyCredentials" then
+        app.keyCredentials = merge_existing_keys(app.keyCredentials, normalise_keys(ctx, v))
+      elseif v == util.null then
+        app[k] = nil
+      else
+        app[k] = util.copy(v)
+      end
+    end
+  end
+  return store.no_content()
+end)
+
+route("DELETE", "applications/:id", function(ctx, p)
+  store.need(ctx, "app_write")
+  local app = store.must_resolve(ctx, "application", p.id)
+  store.remove(ctx, app.id)
+  return store.no_content()
+end)
+
+-- A new client secret: 16-64 chars (we use 40), returned once as secretText.
+local SECRET_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~.-_"
+local function new_secret(ctx)
+  local t = {}
+  for i = 1, 40 do
+    local k = ctx.sim.rng:int(1, #SECRET_CHARS)
+    t[i] = SECRET_CHARS:sub(k, k)
+  end
+  return table.concat(t)
+end
+
+local function add_password(ctx, owner, sig)
+  local body = ctx.json or {}
+  types.check_action(sig, body)
+  local pc = body.passwordCredential or {}
+  if type(pc) == "table" then types.check_body("passwordCredential", pc, { nested = true }) end
+  local start = epoch(pc.startDateTime, now(ctx))
+  local stop = epoch(pc.endDateTime, start + 2 * 365 * 86400)
+  local secret = new_secret(ctx)
+  local cred = {
+    displayName = pc.displayName, endDateTime = stop, hint = secret:sub(1, 3),
+    keyId = util.guid(ctx.sim), startDateTime = start,
+    _secret = secret,   -- the model's field the token endpoint checks; never shown again
+  }
+  owner.passwordCredentials = owner.passwordCredentials or {}
+  table.insert(owner.passwordCredentials, cred)
+  local out = types.project("passwordCredential", cred)
+  out.secretText = secret
+  out.customKeyIdentifier = util.null
+  out.displayName = out.displayName or util.null
+  out["@odata.context"] = store.ROOT .. "/$metadata#microsoft.graph.passwordCredential"
+  return { status = 200, body = out }
+end
+
+local function remove_password(ctx, owner, sig)
+  local body = ctx.json or {}
+  types.check_action(sig, body)
+  for i, c in ipairs(owner.passwordCredentials or {}) do
+    if c.keyId == body.keyId then
+      table.remove(owner.passwordCredentials, i)
+      return store.no_content()
+    end
+  end
+  util.bad("No password credential found with keyId " .. tostring(body.keyId) .. ".",
+    "Request_BadRequest")
+end
+
+route("POST", "applications/:id/addPassword", function(ctx, p)
+  store.need(ctx, "app_write")
+  return add_password(ctx, store.must_resolve(ctx, "application", p.id), "application.addPassword")
+end)
+route("POST", "applications/:id/removePassword", function(ctx, p)
+  store.need(ctx, "app_write")
+  return remove_password(ctx, store.must_resolve(ctx, "application", p.id), "application.removePassword")
+end)
+route("POST", "applications/:id/addKey", function(ctx, p)
+  store.need(ctx, "app_write")
+  local app = store.must_resolve(ctx, "application", p.id)
+  types.check_action("application.addKey", ctx.json or {})
+  -- proof-of-possession needs a valid current certificate (wire.md §3.3)
+  if #(app.keyCredentials or {}) == 0 then
+    util.bad("The application does not have a valid certificate to sign the proof.",
+      "Request_BadRequest")
+  end
+  util.fail(501, "NotImplemented", "The simulator does not verify addKey proofs; PATCH "
+    .. "keyCredentials instead (wire.md §3.3).")
+end)
+
+-- Service principals ---------------------------------------------------------------------
+
+route("GET", "servicePrincipals", function(ctx)
+  store.need(ctx, "app_read")
+  return store.collection(ctx, "servicePrincipal", "servicePrincipals", store.list(ctx, "servicePrincipal"))
+end)
+
+-- POST /servicePrincipals {"appId"} (wire.md §3.4) → 201; also in a foreign tenant for a
+-- multi-tenant app.
+route("POST", "servicePrincipals", function(ctx)
+  store.need(ctx, "app_write")
+  local body = ctx.json or {}
+  types.check_body("servicePrincipal", body, { allow_read_only = {} })
+  if type(body.appId) ~= "string" then util.bad("Property 'appId' is required.", "Request_BadRequest") end
+  local dir = ctx.tenant.dir
+  dir.by_appid_sp = dir.by_appid_sp or {}
+  local existing = dir.by_appid_sp[body.appId]
+  if existing and dir.objects[existing] then
+    util.fail(409, "Request_MultipleObjectsWithSameKeyValue",
+      "The service principal cannot be created, updated, or restored because the service principal "
+      .. "name " .. body.appId .. " is already in use.")
+  end
+  local app, home = home_app(ctx, body.appId)
+  if not app then
+    util.bad(string.format("The appId '%s' of the service principal does not reference a valid "
+      .. "application object.", body.appId))
+  end
+  if home.id ~= ctx.tenant.id and app.signInAudience ~= "AzureADMultipleOrgs"
+      and app.signInAudience ~= "AzureADandPersonalMicrosoftAccount" then
+    util.bad(string.format("The appId '%s' of the service principal does not reference a valid "
+      .. "application object.", body.appId))
+  end
+  local sp = util.copy(body)
+  for k in pairs(sp) do if k:find("@", 1, true) then sp[k] = nil end end
+  sp["@odata.type"] = "#microsoft.graph.servicePrincipal"
+  sp.id = util.guid(ctx.sim)
+  sp.appDisplayName = app.displayName
+  sp.displayName = sp.displayName or app.displayName
+  sp.appOwnerOrganizationId = home.id
+  sp.servicePrincipalType = "Application"
+  sp.servicePrincipalNames = { app.appId }
+  sp.signInAudience = app.signInAudience
+  if sp.accountEnabled == nil then sp.accountEnabled = true end
+  sp.appRoles = util.copy(app.appRoles or {})
+  sp.oauth2PermissionScopes = util.copy((app.api or {}).oauth2PermissionScopes or {})
+  sp.replyUrls = util.copy((app.web or {}).redirectUris or {})
+  sp.tags = sp.tags or {}
+  sp.keyCredentials, sp.passwordCredentials = {}, {}
+  sp.createdDateTime = now(ctx)
+  store.add(ctx, sp)
+  return store.entity(ctx, "servicePrincipal", "servicePrincipals", sp, 201)
+end)
+
+route("GET", "servicePrincipals/:id", function(ctx, p)
+  store.need(ctx, "app_read")
+  return store.entity(ctx, "servicePrincipal", "servicePrincipals",
+    store.must_resolve(ctx, "servicePrincipal", p.id))
+end)
+
+route("PATCH", "servicePrincipals/:id", function(ctx, p)
+  store.need(ctx, "app_write")
+  local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
+  local body = ctx.json or {}
+  types.check_body("servicePrincipal", body)
+  for k, v in pairs(body) do
+    if not k:find("@", 1, true) and k ~= "appId" then
+      if v == util.null then sp[k] = nil else sp[k] = util.copy(v) end
+    end
+  end
+  return store.no_content()
+end)
+
+route("DELETE", "servicePrincipals/:id", function(ctx, p)
+  store.need(ctx, "app_write")
+  local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
+  store.remove(ctx, sp.id)
+  return store.no_content()
+end)
+
+route("POST", "servicePrincipals/:id/addPassword", function(ctx, p)
+  store.need(ctx, "app_write")
+  return add_password(ctx, store.must_resolve(ctx, "servicePrincipal", p.id), "servicePrincipal.addPassword")
+end)
+route("POST", "servicePrincipals/:id/removePassword", function(ctx, p)
+  store.need(ctx, "app_write")
+  return remove_password(ctx, store.must_resolve(ctx, "servicePrincipal", p.id),
+    "servicePrincipal.removePassword")
+end)
+
+-- App role assignments (wire.md §3.5) -------------------------------------------------------
+
+local function assignments(ctx)
+  local dir = ctx.tenant.dir
+  dir.app_role_assignments = dir.app_role_assignments or {}
+  return dir.app_role_assignments
+end
+
+local function assignment_list(ctx, field, id)
+  local out = {}
+  for _, a in pairs(assignments(ctx)) do
+    if a[field] == id and store.visible(ctx, a) then out[#out + 1] = a end
+  end
+  return out
+end
+
+local PRINCIPAL_TYPES = { servicePrincipal = "ServicePrincipal", user = "User", group = "Group" }
+
+-- Create an assignment; `principal_fixed`/`resource_fixed` come from the URL.
+local function create_assignment(ctx, resource_fixed, principal_fixed)
+  store.need(ctx, "ara_write")
+  store.need(ctx, "app_read")
+  local body = ctx.json or {}
+  types.check_body("appRoleAssignment", body)
+  for _, k in ipairs({ "principalId", "resourceId", "appRoleId" }) do
+    if type(body[k]) ~= "string" then util.bad("Property '" .. k .. "' is required.") end
+  end
+  if resource_fixed and body.resourceId ~= resource_fixed.id then
+    util.bad("The resourceId in the request body must match the service principal in the URL.")
+  end
+  if principal_fixed and body.principalId ~= principal_fixed.id then
+    util.bad("The principalId in the request body must match the principal in the URL.")
+  end
+  local resource = resource_fixed or store.must(ctx, body.resourceId, "servicePrincipal")
+  local principal = principal_fixed or store.get(ctx, body.principalId)
+  if not principal or not PRINCIPAL_TYPES[store.kind(principal)] then util.not_found(body.principalId) end
+  local ptype = PRINCIPAL_TYPES[store.kind(principal)]
+  local role
+  for _, r in ipairs(resource.appRoles or {}) do
+    if r.id == body.appRoleId then role = r end
+  end
+  local default_role = body.appRoleId == "00000000-0000-0000-0000-000000000000" and ptype ~= "ServicePrincipal"
+  if not role and not default_role then
+    util.bad(string.format("Permission being assigned was not found on application '%s'.",
+      tostring(resource.appId)))
+  end
+  if role then
+    local want = ptype == "ServicePrincipal" and "Application" or "User"
+    if not util.contains(role.allowedMemberTypes, want) then
+      util.bad("Permission being assigned is not allowed for the principal type " .. ptype .. ".")
+    end
+  end
+  for _, a in pairs(assignments(ctx)) do
+    if a.principalId == principal.id and a.resourceId == resource.id and a.appRoleId == body.appRoleId then
+      util.bad("Permission being assigned already exists on the object")
+    end
+  end
+  local a = {
+    id = util.opaque_id(ctx.sim), appRoleId = body.appRoleId, createdDateTime = now(ctx),
+    principalDisplayName = principal.displayName, principalId = principal.id, principalType = ptype,
+    resourceDisplayName = resource.displayName, resourceId = resource.id,
+    created = ctx.sim:now(),
+  }
+  return store.add_app_role_assignment(ctx, a)
+end
+
+local function assignment_entity(ctx, a, context, status)
+  local body = types.project("appRoleAssignment", a)
+  body["@odata.context"] = store.ROOT .. "/$metadata#" .. context .. "/$entity"
+  return { status = status or 200, body = body }
+end
+
+local function delete_assignment(ctx, field, owner, aid)
+  store.need(ctx, "ara_write")
+  local a = assignments(ctx)[aid]
+  if not a or a[field] ~= owner.id or not store.visible(ctx, a) then util.not_found(aid) end
+  store.remove_app_role_assignment(ctx, aid)
+  return store.no_content()
+end
+
+for _, set in ipairs({ "servicePrincipals", "users", "groups" }) do
+  local kind = set:sub(1, -2)
+  local ctxpath = function(id) return set .. "('" .. id .. "')" end
+  -- /{set}/{id}/appRoleAssignments: what the principal was granted
+  route("GET", set .. "/:id/appRoleAssignments", function(ctx, p)
+    store.need(ctx, kind == "servicePrincipal" and "app_read" or "dir_read")
+    local owner = store.must_resolve(ctx, kind, p.id)
+    return store.collection(ctx, "appRoleAssignment", ctxpath(owner.id) .. "/appRoleAssignments",
+      assignment_list(ctx, "principalId", owner.id))
+  end)
+  route("POST", set .. "/:id/appRoleAssignments", function(ctx, p)
+    local owner = store.must_resolve(ctx, kind, p.id)
+    local a = create_assignment(ctx, nil, owner)
+    return assignment_entity(ctx, a, ctxpath(owner.id) .. "/appRoleAssignments", 201)
+  end)
+  route("DELETE", set .. "/:id/appRoleAssignments/:aid", function(ctx, p)
+    return delete_assignment(ctx, "principalId", store.must_resolve(ctx, kind, p.id), p.aid)
+  end)
+end
+
+-- /servicePrincipals/{resource}/appRoleAssignedTo: who was granted roles of this resource
+route("GET", "servicePrincipals/:id/appRoleAssignedTo", function(ctx, p)
+  store.need(ctx, "app_read")
+  local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
+  return store.collection(ctx, "appRoleAssignment", "servicePrincipals('" .. sp.id .. "')/appRoleAssignedTo",
+    assignment_list(ctx, "resourceId", sp.id))
+end)
+route("POST", "servicePrincipals/:id/appRoleAssignedTo", function(ctx, p)
+  local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
+  local a = create_assignment(ctx, sp, nil)
+  return assignment_entity(ctx, a, "servicePrincipals('" .. sp.id .. "')/appRoleAssignedTo", 201)
+end)
+route("GET", "servicePrincipals/:id/appRoleAssignedTo/:aid", function(ctx, p)
+  store.need(ctx, "app_read")
+  local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
+  local a = assignments(ctx)[p.aid]
+  if not a or a.resourceId ~= sp.id or not store.visible(ctx, a) then util.not_found(p.aid) end
+  return assignment_entity(ctx, a, "servicePrincipals('" .. sp.id .. "')/appRoleAssignedTo")
+end)
+route("DELETE", "servicePrincipals/:id/appRoleAssignedTo/:aid", function(ctx, p)
+  return delete_assignment(ctx, "resourceId", store.must_resolve(ctx, "servicePrincipal", p.id), p.aid)
+end)
+
+return M

@@ -1,0 +1,338 @@
+-- t2t.sim.graph.store: the simulated directory as Graph sees it — typed lookups over
+-- tenant.dir.objects honouring replication lag (sim:visible), alternate keys, permissions,
+-- and the collection response (filter, count, paging, projection).
+local util = require "t2t.sim.graph.util"
+local types = require "t2t.sim.graph.types"
+local query = require "t2t.sim.graph.query"
+
+-- The shared model keeps side indexes (UPNs, consents, memberships) current through its add_*
+-- helpers; use them when present so the token endpoint and EXO see Graph's writes at once.
+local has_model, model = pcall(require, "t2t.sim.model")
+if not has_model then model = nil end
+
+local M = {}
+
+M.ROOT = "https://graph.microsoft.com/v1.0"
+
+-- Permission sets: any one of the listed roles/scopes allows the operation.
+M.PERM = {
+  app_read = { "Application.Read.All", "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy",
+               "Directory.Read.All", "Directory.ReadWrite.All" },
+  app_write = { "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy" },
+  ara_write = { "AppRoleAssignment.ReadWrite.All" },
+  user_read = { "User.Read.All", "User.ReadWrite.All", "User.ReadBasic.All", "Directory.Read.All",
+                "Directory.ReadWrite.All" },
+  user_write = { "User.ReadWrite.All", "Directory.ReadWrite.All" },
+  license = { "LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All" },
+  group_read = { "Group.Read.All", "Group.ReadWrite.All", "GroupMember.Read.All",
+                 "GroupMember.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All" },
+  group_create = { "Group.Create", "Group.ReadWrite.All", "Directory.ReadWrite.All" },
+  group_write = { "Group.ReadWrite.All", "Directory.ReadWrite.All" },
+  member_write = { "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All" },
+  invite = { "User.Invite.All", "User.ReadWrite.All", "Directory.ReadWrite.All" },
+  domain_read = { "Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All",
+                  "Directory.ReadWrite.All" },
+  org_read = { "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All",
+               "Directory.ReadWrite.All", "User.Read" },
+  sku_read = { "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All",
+               "Directory.ReadWrite.All", "LicenseAssignment.Read.All", "LicenseAssignment.ReadWrite.All" },
+  role_read = { "RoleManagement.Read.Directory", "RoleManagement.Read.All",
+                "RoleManagement.ReadWrite.Directory", "Directory.Read.All", "Directory.ReadWrite.All" },
+  role_write = { "RoleManagement.ReadWrite.Directory" },
+  dir_read = { "Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Group.Read.All",
+               "Application.Read.All", "Application.ReadWrite.All" },
+}
+
+-- Raise 403 unless the caller holds one of the permissions in set (a M.PERM key or a list).
+function M.need(ctx, set)
+  local list = type(set) == "string" and M.PERM[set] or set
+  if ctx.all_access then return end
+  for _, p in ipairs(list) do
+    if ctx.perms[p] then return end
+  end
+  util.fail(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+end
+
+function M.has(ctx, set)
+  return (pcall(M.need, ctx, set))
+end
+
+function M.kind(obj)
+  local t = obj and obj["@odata.type"]
+  return type(t) == "string" and t:match("graph%.(%w+)$") or nil
+end
+
+function M.visible(ctx, obj)
+  if obj == nil then return false end
+  local v = ctx.sim.visible
+  if v then return v(ctx.sim, obj) and true or false end
+  return true
+end
+
+function M.dir(ctx) return ctx.tenant.dir end
+
+-- A visible directory object by id, optionally of a given kind.
+function M.get(ctx, id, kind)
+  local obj = ctx.tenant.dir.objects[id]
+  if obj == nil and type(id) == "string" then obj = ctx.tenant.dir.objects[id:lower()] end
+  if obj == nil or not M.visible(ctx, obj) then return nil end
+  if kind and M.kind(obj) ~= kind then return nil end
+  return obj
+end
+
+function M.must(ctx, id, kind)
+  local obj = M.get(ctx, id, kind)
+  if not obj then util.not_found(id) end
+  return obj
+end
+
+-- Visible objects of a kind, as an array.
+function M.list(ctx, kind)
+  local out = {}
+  local want = "#microsoft.graph." .. kind
+  local vis = ctx.sim.visible
+  for _, obj in pairs(ctx.tenant.dir.objects) do
+    if obj["@odata.type"] == want and (not vis or vis(ctx.sim, obj)) then out[#out + 1] = obj end
+  end
+  return out
+end
+
+function M.add(ctx, obj)
+  obj.created = ctx.sim:now()
+  if model then return model.add_object(ctx.sim.state, ctx.tenant, obj) end
+  ctx.tenant.dir.objects[obj.id] = obj
+  local ty = obj["@odata.type"]
+  if ty == "#microsoft.graph.servicePrincipal" then
+    ctx.tenant.dir.by_appid_sp = ctx.tenant.dir.by_appid_sp or {}
+    ctx.tenant.dir.by_appid_sp[obj.appId] = obj.id
+  elseif ty == "#microsoft.graph.application" then
+    ctx.sim.state.apps_by_appid = ctx.sim.state.apps_by_appid or {}
+    ctx.sim.state.apps_by_appid[obj.appId] = { tenant = ctx.tenant.id, id = obj.id }
+  end
+  return obj
+end
+
+-- Delete a directory object and what hangs off it (assignments, memberships).
+function M.remove(ctx, id)
+  if model then return model.remove_object(ctx.sim.state, ctx.tenant, id) end
+  local dir = ctx.tenant.dir
+  local o = dir.objects[id]
+  if not o then return end
+  dir.objects[id] = nil
+  if dir.by_appid_sp and o.appId and dir.by_appid_sp[o.appId] == id then dir.by_appid_sp[o.appId] = nil end
+  local apps = ctx.sim.state.apps_by_appid
+  if apps and o.appId and apps[o.appId] and apps[o.appId].id == id then apps[o.appId] = nil end
+  for aid, a in pairs(dir.app_role_assignments or {}) do
+    if a.principalId == id or a.resourceId == id then dir.app_role_assignments[aid] = nil end
+  end
+  for rid, a in pairs(dir.role_assignments or {}) do
+    if a.principalId == id then dir.role_assignments[rid] = nil end
+  end
+  if dir.members then
+    dir.members[id] = nil
+    for _, set in pairs(dir.members) do set[id] = nil end
+  end
+end
+
+function M.add_app_role_assignment(ctx, a)
+  local dir = ctx.tenant.dir
+  dir.app_role_assignments = dir.app_role_assignments or {}
+  if model then return model.add_app_role_assignment(ctx.tenant, a) end
+  dir.app_role_assignments[a.id] = a
+  return a
+end
+
+function M.remove_app_role_assignment(ctx, id)
+  if model then return model.remove_app_role_assignment(ctx.tenant, id) end
+  ctx.tenant.dir.app_role_assignments[id] = nil
+end
+
+function M.add_role_assignment(ctx, a)
+  local dir = ctx.tenant.dir
+  dir.role_assignments = dir.role_assignments or {}
+  if model then return model.add_role_assignment(ctx.tenant, a) end
+  dir.role_assignments[a.id] = a
+  return a
+end
+
+function M.add_member(ctx, gid, mid)
+  local dir = ctx.tenant.dir
+  dir.members = dir.members or {}
+  if model then return model.add_member(ctx.tenant, gid, mid) end
+  dir.members[gid] = dir.members[gid] or {}
+  dir.members[gid][mid] = true
+end
+
+function M.remove_member(ctx, gid, mid)
+  local set = ctx.tenant.dir.members and ctx.tenant.dir.members[gid]
+  if set then set[mid] = nil end
+  if model then model.reindex(ctx.tenant) end
+end
+
+-- The EXO recipient of a Graph user (ExternalDirectoryObjectId), or nil.
+function M.recipient_of(ctx, user_id)
+  local exo = ctx.tenant.exo
+  if not (exo and exo.recipients) then return nil end
+  if model then
+    local r = model.find_recipient(ctx.tenant, user_id)
+    if r and r.ExternalDirectoryObjectId == user_id then return r end
+    return nil
+  end
+  for _, r in pairs(exo.recipients) do
+    if r.ExternalDirectoryObjectId == user_id then return r end
+  end
+  return nil
+end
+
+function M.update_recipient(ctx, r, changes)
+  if model then return model.update_recipient(ctx.tenant, r, changes) end
+  for k, v in pairs(changes) do if v == util.null then r[k] = nil else r[k] = v end end
+  return r
+end
+
+function M.add_recipient(ctx, r)
+  ctx.tenant.exo.recipients = ctx.tenant.exo.recipients or {}
+  if model then return model.add_recipient(ctx.tenant, r) end
+  ctx.tenant.exo.recipients[r.Guid] = r
+  return r
+end
+
+-- Index of users by lower-case userPrincipalName, rebuilt when a lookup finds it stale.
+local upn_index = setmetatable({}, { __mode = "k" })
+
+function M.user_by_upn(ctx, upn)
+  if model then
+    local u = model.user_by_upn(ctx.tenant, upn)
+    if u and u["@odata.type"] == "#microsoft.graph.user" and M.visible(ctx, u) then return u end
+    return nil
+  end
+  local objects = ctx.tenant.dir.objects
+  upn = upn:lower()
+  local idx = upn_index[objects]
+  local id = idx and idx[upn]
+  local obj = id and objects[id]
+  if not (obj and type(obj.userPrincipalName) == "string" and obj.userPrincipalName:lower() == upn) then
+    idx = {}
+    for oid, o in pairs(objects) do
+      if o["@odata.type"] == "#microsoft.graph.user" and type(o.userPrincipalName) == "string" then
+        idx[o.userPrincipalName:lower()] = oid
+      end
+    end
+    upn_index[objects] = idx
+    obj = idx[upn] and objects[idx[upn]]
+  end
+  if obj and M.visible(ctx, obj) then return obj end
+  return nil
+end
+
+-- Resolve a key segment: a plain id, "alt=value" for alternate keys, a UPN for users.
+function M.resolve(ctx, kind, key)
+  local alt, val = key:match("^(%w+)=(.*)$")
+  if alt then
+    if alt == "appId" and kind == "servicePrincipal" then
+      local id = ctx.tenant.dir.by_appid_sp and ctx.tenant.dir.by_appid_sp[val]
+      return id and M.get(ctx, id, kind) or nil
+    elseif alt == "appId" and kind == "application" then
+      for _, a in ipairs(M.list(ctx, "application")) do
+        if a.appId == val then return a end
+      end
+      return nil
+    elseif alt == "userPrincipalName" and kind == "user" then
+      return M.user_by_upn(ctx, val)
+    end
+    util.bad(string.format("The alternate key '%s' is not supported on this entity set.", alt))
+  end
+  local obj = M.get(ctx, key, kind)
+  if not obj and kind == "user" and key:find("@", 1, true) then obj = M.user_by_upn(ctx, key) end
+  return obj
+end
+
+function M.must_resolve(ctx, kind, key)
+  local obj = M.resolve(ctx, kind, key)
+  if not obj then
+    local alt, val = key:match("^(%w+)=(.*)$")
+    util.not_found(alt and val or key)
+  end
+  return obj
+end
+
+-- A JSON 200 (or status) response body with @odata.context.
+function M.entity(ctx, tname, context, obj, status)
+  local select = query.select_list(ctx.q, tname)
+  local body = types.project(tname, obj, select)
+  local ctxname = context
+  if select then ctxname = context .. "(" .. table.concat(select, ",") .. ")" end
+  body["@odata.context"] = M.ROOT .. "/$metadata#" .. ctxname .. "/$entity"
+  return { status = status or 200, body = body }
+end
+
+-- The collection response: $filter, $count, $top, $skiptoken, $select, @odata.nextLink.
+-- items: array of stored objects (already visible); tname their type; context the
+-- @odata.context fragment; opts.mixed adds @odata.type per item; opts.no_paging for small sets.
+function M.collection(ctx, tname, context, items, opts)
+  opts = opts or {}
+  local q = ctx.q
+  local eventual = ctx.consistency_eventual
+  -- a directoryObject collection takes properties of any derived type (members?$select=mail)
+  local check_type = not opts.mixed and tname or nil
+  local pred, advanced = query.filter(q["$filter"], check_type)
+  if advanced and not eventual then
+    util.fail(400, "Request_UnsupportedQuery",
+      "Unsupported or invalid query filter clause specified for property. Use ConsistencyLevel: "
+      .. "eventual and $count=true for advanced queries.")
+  end
+  local count = q["$count"]
+  if count ~= nil and count ~= "true" and count ~= "false" then
+    util.bad("Invalid value for $count: '" .. tostring(count) .. "'.", "BadRequest")
+  end
+  if count == "true" and not eventual then
+    util.fail(400, "Request_UnsupportedQuery",
+      "$count is only supported with the ConsistencyLevel:eventual header.")
+  end
+  if q["$orderby"] and not eventual then
+    util.fail(400, "Request_UnsupportedQuery", "Sorting not supported for current query.")
+  end
+  if q["$search"] and not eventual then
+    util.fail(400, "Request_UnsupportedQuery",
+      "Request with $search query parameter only works through MSGraph with a special request "
+      .. "header: 'ConsistencyLevel: eventual'")
+  end
+  local select = query.select_list(q, check_type)
+  local matched = items
+  if pred then
+    matched = {}
+    for _, o in ipairs(items) do if pred(o) then matched[#matched + 1] = o end end
+  end
+  local top = query.top(q, opts.default_top or 100, opts.max_top or 999)
+  local after = query.from_skiptoken(q["$skiptoken"])
+  local page = query.page_ids(matched, after, top)
+  local value = {}
+  for i, o in ipairs(page) do
+    local t = opts.mixed and M.kind(o) or tname
+    local v = types.project(t, o, select)
+    if opts.mixed then v["@odata.type"] = "#microsoft.graph." .. t end
+    value[i] = v
+  end
+  local body = { value = util.array(value) }
+  local ctxname = context
+  if select then ctxname = context .. "(" .. table.concat(select, ",") .. ")" end
+  body["@odata.context"] = M.ROOT .. "/$metadata#" .. ctxname
+  if count == "true" and not after then body["@odata.count"] = #matched end
+  -- a further page exists when more matches sort after the last one served
+  if #page == top then
+    local last = page[#page].id
+    local more = false
+    for _, o in ipairs(matched) do if o.id > last then more = true; break end end
+    if more then
+      local nq = {}
+      for k, v in pairs(q) do nq[k] = v end
+      nq["$skiptoken"] = query.skiptoken(last)
+      body["@odata.nextLink"] = M.ROOT .. ctx.path .. "?" .. util.query_string(nq)
+    end
+  end
+  return { status = 200, body = body }
+end
+
+function M.no_content() return { status = 204 } end
+
+return M
