@@ -206,6 +206,7 @@ end
 
 -- Create through the plan, never twice: on failure, look for the object (find()) for `settle`
 -- seconds; found -> the create did happen (response lost); not found -> try again (attempts).
+-- On success, wait until find() sees it, so the next step can use it despite replication lag.
 -- Returns the object (or a placeholder in plan mode), or nil, err.
 function M:create(c, find, attempts)
   attempts = attempts or 3
@@ -217,7 +218,11 @@ function M:create(c, find, attempts)
     if i > 1 then change.note = (c.note and (c.note .. "; ") or "") .. "retry " .. i end
     local res, err = self.plan:change(change)
     if err == "planned" then return nil, "planned" end
-    if res ~= nil then return res end
+    if res ~= nil then
+      -- read our own write before the next step uses it (replication lag)
+      local seen = self:eventually(find)
+      return seen or res
+    end
     last = err
     local found = self:eventually(find)
     if found then
@@ -729,13 +734,14 @@ local function caps_of(v)
 end
 M.caps_of = caps_of
 
+-- The existing capabilities plus cap (None dropped): a list, as EXO takes a flags value.
 local function caps_merge(existing, cap)
   local out = {}
   for _, c in ipairs(caps_of(existing)) do
     if c ~= "None" and not contains_ci(out, c) then out[#out + 1] = c end
   end
   if not contains_ci(out, cap) then out[#out + 1] = cap end
-  return table.concat(out, ", ")
+  return out
 end
 M.caps_merge = caps_merge
 
@@ -805,7 +811,7 @@ function M:ensure_org_relationship(o)
     return r, err
   end
   local before = { Enabled = cur.Enabled, MailboxMoveEnabled = cur.MailboxMoveEnabled,
-                   MailboxMoveCapability = table.concat(caps_of(cur.MailboxMoveCapability), ", ") }
+                   MailboxMoveCapability = caps_of(cur.MailboxMoveCapability) }
   local after = { Enabled = true, MailboxMoveEnabled = true,
                   MailboxMoveCapability = caps_merge(cur.MailboxMoveCapability, o.capability) }
   if o.oauth_app_id then
@@ -841,7 +847,8 @@ function M:ensure_org_relationship(o)
     end,
   }
   if uerr == "unchanged" then
-    self:note("= organization relationship '%s' (%s) is up to date", relname(cur), after.MailboxMoveCapability)
+    self:note("= organization relationship '%s' (%s) is up to date", relname(cur),
+              table.concat(after.MailboxMoveCapability, ", "))
   elseif uerr and uerr ~= "planned" then
     return nil, uerr
   end

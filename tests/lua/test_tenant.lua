@@ -348,11 +348,11 @@ function TestTenant.test_capability_merged_and_scopes_on_source()
   assert(t:ensure_org_relationship { partner_id = TID, capability = "RemoteOutbound", name = "x",
                                      oauth_app_id = "app-1", scopes = { "Scope" } })
   lu.assertEquals(#f.orgrels, 1)
-  lu.assertEquals(f.orgrels[1].MailboxMoveCapability, "Inbound, RemoteOutbound")
+  lu.assertEquals(f.orgrels[1].MailboxMoveCapability, { "Inbound", "RemoteOutbound" })
   lu.assertTrue(f.orgrels[1].MailboxMoveEnabled)
   lu.assertEquals(f.orgrels[1].OAuthApplicationId, "app-1")
   lu.assertEquals(f.orgrels[1].MailboxMovePublishedScopes, { "Scope" })
-  lu.assertEquals(tenant.caps_merge("None", "Inbound"), "Inbound")
+  lu.assertEquals(tenant.caps_merge("None", "Inbound"), { "Inbound" })
 end
 
 function TestTenant.test_orgrel_keyed_by_domain_is_reported()
