@@ -448,6 +448,17 @@ local function route(ctx, path)
   end
   local op = lrest:match("^/providers/microsoft%.keyvault/locations/[^/]+/operationresults/([%x%-]+)$")
   if op and ctx.method == "GET" then return operation(ctx, sub_id, op, ctx.q.monitor == "location") end
+  if lrest == "/providers/microsoft.keyvault/vaults" and ctx.method == "GET" then
+    -- Vaults_ListBySubscription
+    local sub = subscription(ctx, sub_id)
+    authorize(ctx, sub, "/subscriptions/" .. sub_id, READ, "Microsoft.KeyVault/vaults/read")
+    local list = {}
+    for _, rg in pairs(sub.resource_groups) do
+      for _, v in pairs(rg.vaults or {}) do list[#list + 1] = vault_body(ctx, v) end
+    end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    return response(ctx, 200, { value = util.array(list) })
+  end
   local ns, action = rest:match("^/providers/([%w%.]+)/?(%a*)$")
   if ns then return provider(ctx, sub_id, ns, action ~= "" and action or nil) end
   local rg, tail = rest:match("^/[Rr]esource[Gg]roups/([^/]+)(.*)$")
