@@ -512,9 +512,14 @@ function Client:post(url, body, page_size, cmdlet, crid)
     }
     if self.connection_id then headers["connection-id"] = self.connection_id end
     local resp, herr = self.http:request { method = "POST", url = url, headers = headers,
-                                           body = body, timeout = self.timeout }
+                                           body = body, timeout = self.timeout, retry = false }
     local err
-    if not resp then
+    if not resp and type(herr) == "table" and herr.code == "decode" then
+      -- libcurl could not gunzip the body: the gateway's NUL-byte 403 "declared as gzip"
+      -- (wire.md §2.7) is the one known cause.
+      err = M.parse_error({ status = 403, headers = {}, body = "" }, cmdlet)
+      err.cause, err.request_id = herr, crid
+    elseif not resp then
       err = new_err { code = type(herr) == "table" and herr.code or "TransportError",
                       cmdlet = cmdlet, cause = herr, request_id = crid,
                       retryable = not (type(herr) == "table" and herr.retryable == false),

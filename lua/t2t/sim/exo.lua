@@ -156,11 +156,19 @@ local function header(req, name)
   for k, x in pairs(h) do if k:lower() == name then return x end end
 end
 
+-- A query parameter: the server gives req.args (decoded table) and req.query (raw string).
 local function query_value(req, key)
-  local q = req.query
-  if type(q) == "table" then
-    local v = q[key]
-    return type(v) == "table" and v[1] or v
+  for _, q in ipairs { req.args, req.query } do
+    if type(q) == "table" and q[key] ~= nil then
+      local v = q[key]
+      return type(v) == "table" and v[1] or v
+    end
+  end
+  if type(req.query) == "string" then
+    for k, v in req.query:gmatch("([^&=?]+)=([^&]*)") do
+      if k:gsub("%%24", "$") == key then return (v:gsub("%%(%x%x)", function(h)
+        return string.char(tonumber(h, 16)) end)) end
+    end
   end
 end
 
