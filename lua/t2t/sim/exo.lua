@@ -158,7 +158,8 @@ end
 
 -- A query parameter: the server gives req.args (decoded table) and req.query (raw string).
 local function query_value(req, key)
-  for _, q in ipairs { req.args, req.query } do
+  for i = 1, 2 do
+    local q = i == 1 and req.args or req.query
     if type(q) == "table" and q[key] ~= nil then
       local v = q[key]
       return type(v) == "table" and v[1] or v
