@@ -36,8 +36,8 @@ exit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some items failed)
 -- Global options: name -> spec.  `ready = false` marks options whose machinery is not built
 -- yet; using one is an error rather than being silently ignored.
 M.GLOBALS = {
-  profile   = { arg = true,  ready = false },
-  config    = { arg = true,  ready = false },
+  profile   = { arg = true,  ready = true },
+  config    = { arg = true,  ready = true },
   plan      = { arg = false, ready = true },
   yes       = { arg = false, ready = true },
   output    = { arg = true,  ready = true, choices = { text = true, json = true } },
@@ -164,6 +164,16 @@ local function start_sim(opts, cmd)
   end })
 end
 
+-- --profile NAME / --config FILE: the config file must be valid data and the profile must exist
+-- (a simulator tenant under --sim) before anything runs.  Runbooks and the REPL then read it
+-- with require("t2t.config").selected(opts) or require("t2t.auth").selected(opts).
+local function check_profile(opts, cmd)
+  if not (opts.profile or opts.config) or cmd == "sim" or cmd == "help" or cmd == "version" then return true end
+  local config = require "t2t.config"
+  if opts.profile then return config.selected(opts) end
+  return config.load(opts.config)
+end
+
 function M.main(argv)
   local opts, rest, code = {}, {}, {}
   local i, n = 1, #argv
@@ -200,6 +210,11 @@ function M.main(argv)
   M.opts = opts
   local sim_guard <close> = start_sim(opts, rest[1])
   if sim_guard == false then return M.EXIT.failure end
+  local prof_ok, prof_err = check_profile(opts, rest[1])
+  if not prof_ok then
+    io.stderr:write("t2t: ", tostring(prof_err), "\n")
+    return M.EXIT.usage
+  end
   if #code > 0 then
     for k, c in ipairs(code) do
       local rc = run_code(c, "=(command line)" .. (k > 1 and k or ""))

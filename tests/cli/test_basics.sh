@@ -32,8 +32,8 @@ expect_rc 2 "unknown command"; expect_err "unknown command 'frobnicate'" "names 
 t2t_run --output xml list
 expect_rc 2 "bad global option value"; expect_err "'xml' is not one of json, text" "lists the choices"
 
-t2t_run --profile x run doctor
-expect_rc 2 "--profile before its machinery exists"; expect_err "--profile is documented but not available" "never silently ignored"
+t2t_run --config /nonexistent/t2t.lua --profile x run doctor
+expect_rc 2 "--profile with no config file"; expect_err "cannot read the config file /nonexistent/t2t.lua" "never silently ignored"
 
 t2t_run -e 'error("boom")'
 expect_rc 1 "a Lua error exits 1"; expect_err "boom" "and prints the message"
