@@ -716,8 +716,18 @@ function Cred:fetch(uri)
   return nil, err or new_err { code = "no_refresh_token", message = "no refresh token: sign in with device code" }
 end
 
+-- Cache key: (cloud, tenant, client, resource) plus which credential got it -- a short,
+-- one-way fingerprint of the secret or the certificate's thumbprint -- so a changed or wrong
+-- secret is never answered from a token another secret obtained.
 function Cred:key(uri)
-  return table.concat({ self.cloud, self.tenant:lower(), self.client_id:lower(), uri,
+  if not self.fp then
+    local s = SECRETS[self]
+    local crypto = require "t2t.crypto"
+    if s.secret then self.fp = "s" .. crypto.sha256_hex("t2t token cache|" .. s.secret):sub(1, 12)
+    elseif s.cert then self.fp = "c" .. s.cert:x5t_s256()
+    else self.fp = "u" end
+  end
+  return table.concat({ self.cloud, self.tenant:lower(), self.client_id:lower(), uri, self.fp,
                         self.connect_to and "sim" or "" }, "|")
 end
 
