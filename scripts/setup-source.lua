@@ -71,7 +71,7 @@ return runbook {
     if st.consented then
       ctx:say("= app %s is consented (Mailbox.Migration)", app_id)
     elseif p.consent then
-      local sp = must(ctx, s:ensure_sp(app_id))
+      local sp = must(ctx, s:ensure_sp { appId = app_id, displayName = h and h.app_name or app_id })
       must(ctx, s:grant_consent(sp, tenant.EXO_APP_ID, "Mailbox.Migration"))
     else
       ctx:fail("app %s is not consented in %s yet. As a source admin, open\n  %s\nand accept (or re-run with --consent " ..

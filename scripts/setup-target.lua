@@ -137,7 +137,8 @@ return runbook {
     ctx:say("\n2. Consent URL for the source admin (%s):\n   %s", sdom, consent)
     local handoff = { t2t_handoff = 1, cloud = t.cloud, app_id = app.appId, app_name = app.displayName,
                       target_tenant_id = t.id, target_domain = t.domain, source_tenant_id = sid,
-                      source_domain = sdom, consent_url = consent, endpoint = p.endpoint_name or pair }
+                      source_domain = sdom, consent_url = consent, endpoint = p.endpoint_name or pair,
+                      keyvault_url = kv_url }
     if ctx.opts.plan then
       ctx:say("   (plan: would write the hand-off file %s)", p.handoff)
     else

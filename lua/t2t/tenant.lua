@@ -123,8 +123,16 @@ local function need(self, what)
   return self[what]
 end
 
+-- Spaces and quotes in the query part of a path, percent-encoded ($filter=appId eq '...').
+local function enc(path)
+  local p, q = path:match("^([^?]*)%?(.*)$")
+  if not p then return path end
+  return p .. "?" .. q:gsub(" ", "%%20"):gsub("'", "%%27")
+end
+
 -- GET a Graph path: object, or nil when it does not exist (404), or nil, err.
 function M:gget(path)
+  path = enc(path)
   local g = need(self, "graph")
   local body, err = g:get(path)
   if body ~= nil then return body end
@@ -136,6 +144,7 @@ end
 
 -- Every object of a Graph collection (follows @odata.nextLink); nil, err on failure.
 function M:glist(path)
+  path = enc(path)
   local g = need(self, "graph")
   if g.items then
     local out = {}
@@ -990,7 +999,7 @@ function M:ensure_endpoint(o)
       return cur
     end
   end
-  local secret = o.secret
+  local secret = not o.kv_url and o.secret or nil
   if type(secret) == "function" then secret = secret() end
   if not o.kv_url and not secret and not self.plan.dry_run then
     return nil, failure("NeedSecret", "migration endpoint '%s' must be %s but no client secret is at hand: pass " ..

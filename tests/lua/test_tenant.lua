@@ -31,6 +31,7 @@ local function fake_tenant(tid, domain)
   local g = {}
   local function val(list) return { value = list } end
   function g:get(path)
+    path = path:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
     local name = path:match("^/applications%?%$filter=displayName eq '(.*)'$")
     if name then
       local out = {}

@@ -128,25 +128,28 @@ function M.ensure_certificate(t, o)
     return cert_info(c, o, t.now())
   end
   if not c and not missing(err) then return nil, err end
-  local body = { policy = { key_props = { exportable = true, kty = "RSA", key_size = 2048, reuse_key = false },
+  local policy = { key_props = { exportable = true, kty = "RSA", key_size = 2048, reuse_key = false },
     secret_props = { contentType = "application/x-pkcs12" },
-    x509_props = { subject = o.subject, validity_months = 12 }, issuer = { name = "Self" } } }
-  local _, cerr = t.plan:change { kind = "create", target = "certificate '" .. o.certificate .. "' (" .. o.subject .. ")",
+    x509_props = { subject = o.subject, validity_months = 12 }, issuer = { name = "Self" } }
+  -- after a create whose answer was lost: finish the pending operation, then read the certificate
+  local function finished()
+    local pend = vault(t, o.vault, "GET", "/certificates/" .. o.certificate .. "/pending?api-version=7.4")
+    if pend and pend.status == "inProgress" then return nil end
+    local x = vault(t, o.vault, "GET", path)
+    return x and x.cer and x or nil
+  end
+  local made, cerr = t.plan:change { kind = "create", target = "certificate '" .. o.certificate .. "' (" .. o.subject .. ")",
     tenant = t.name, operation = "keyvault", after = { issuer = "Self", subject = o.subject, validity_months = 12 },
     apply = function()
-      local r, e = vault(t, o.vault, "POST", "/certificates/" .. o.certificate .. "/create?api-version=7.4", body)
+      local r, e = t.azure:create_certificate(o.vault, o.certificate, policy, { poll_interval = t.poll })
       if r then return r end
-      -- lost response: a pending or finished operation means the create happened
-      local pend = vault(t, o.vault, "GET", "/certificates/" .. o.certificate .. "/pending?api-version=7.4")
-      if pend then return pend end
+      local again = t:eventually(finished, 60)
+      if again then return again end
       return nil, e
     end }
   if cerr == "planned" then return { planned = true, id = "(new certificate URL)", subject = o.subject, ends = t.now() + 363 * 86400 } end
-  if cerr then return nil, cerr end
-  c = t:eventually(function()
-    local x = vault(t, o.vault, "GET", path)
-    return x and x.cer and x or nil
-  end, 120)
+  if not made then return nil, cerr end
+  c = made.cer and made or t:eventually(finished, 60)
   if not c then return nil, failure("CertTimeout", "certificate '%s' was not issued in time; run again", o.certificate) end
   return cert_info(c, o, t.now())
 end

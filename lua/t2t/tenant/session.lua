@@ -13,35 +13,78 @@ function M.sim(ctx)
   if ctx.opts.sim_instance then return ctx.opts.sim_instance end
   if not ctx.opts.sim then return nil end
   local ok, sim = pcall(require, "t2t.sim")
-  if not ok then return nil end
-  if sim.current then return sim.current() end
-  return sim.instance
+  local s = ok and (sim.current and sim.current() or sim.instance)
+  if s then return s end
+  -- never fall through to real tenants when the admin asked for the simulator
+  ctx:fail("--sim was given but no simulator is running: put --sim before the command " ..
+           "(t2t --sim run %s ...)", ctx.name)
 end
 
--- Clients for a profile table {tenant, tenant_id, cloud, client_id, secret | credential, ...}
--- and the http options that reach the simulator (connect_to, ca_file).  Returns graph, exo, azure.
-function M.clients(profile, http_opts)
-  local okh, http = pcall(require, "t2t.http")
+-- Token functions (refresh -> bearer) per resource for a profile: t2t.auth when it is in the
+-- build; else, under --sim only, the simulator's /_sim/token hook with the roles and directory
+-- roles the app holds in the simulated state (what the simulator's login service computes).
+local AUD = { graph = "https://graph.microsoft.com", exo = "https://outlook.office365.com",
+              arm = "https://management.azure.com", vault = "https://vault.azure.net" }
+local RESOURCE_APP = { graph = "00000003-0000-0000-c000-000000000000", exo = "00000002-0000-0ff1-ce00-000000000000",
+                       arm = "797f4846-ba00-4fd7-ba43-dac1f8f63013", vault = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093" }
+local warned_hook = false
+
+function M.tokens(profile, http_client, simi)
   local oka, auth = pcall(require, "t2t.auth")
-  if not (okh and oka) then
-    return nil, "the HTTP client and authentication (t2t.http, t2t.auth) are not in this build yet"
+  if oka and type(auth) == "table" and auth.credential then
+    -- under --sim, tokens stay in memory: they mean nothing outside this simulator
+    local cred, err = auth.credential(profile, { http = http_client, cache = (not simi) and nil or false,
+                                                 ca_file = http_client.ca_file, connect_to = http_client.connect_to })
+    if not cred then return nil, err end
+    return function(resource) return cred:token_provider(resource) end
   end
-  local client = http.client and http.client(http_opts or {}) or http.new(http_opts or {})
-  local cred = auth.credential and auth.credential(profile, { http = client }) or auth.new(profile, { http = client })
-  local function token_for(resource)
-    return function(refresh) return cred:token(resource, { refresh = refresh }) end
+  if not simi then return nil, "authentication (t2t.auth) is not in this build yet: use --sim" end
+  if not warned_hook then
+    log.debug("tokens come from the simulator's /_sim/token hook (t2t.auth is not in this build)")
+    warned_hook = true
   end
-  local graph, exo, azure
-  local okg, G = pcall(require, "t2t.graph")
-  if okg then graph = G.new { tenant = profile.tenant_id or profile.tenant, http = client, cloud = profile.cloud,
-                              token = token_for("graph"), credential = cred } end
-  exo = require("t2t.exo").new { tenant = profile.tenant_id or profile.tenant, http = client,
-                                 cloud = profile.cloud, token = token_for("exo") }
+  local model = require "t2t.sim.model"
+  return function(resource)
+    local cache
+    return function(refresh)
+      if cache and not refresh and cache.exp > os.time() + 60 then return cache.token end
+      local st, err = simi:control("GET", "/_sim/state")
+      if not st then return nil, err end
+      local t = st.tenants[profile.tenant_id]
+      if not t then return nil, "AADSTS90002: Tenant '" .. tostring(profile.tenant_id) .. "' not found" end
+      local sp = profile.sp_id
+      local r, terr = simi:control("POST", "/_sim/token", { tid = t.id, aud = AUD[resource], appid = profile.client_id,
+        oid = sp, roles = model.roles_for(t, sp, RESOURCE_APP[resource]), wids = model.wids_for(t, sp) })
+      if not r then return nil, terr end
+      cache = { token = r.access_token, exp = os.time() + (r.expires_in or 3600) }
+      return cache.token
+    end
+  end
+end
+
+-- Clients for a profile {tenant_id, cloud, client_id, ...} and the http options that reach the
+-- simulator (connect_to, ca_file).  Returns {graph, exo, azure, profile} | nil, err.
+function M.clients(profile, http_opts, simi)
+  local http = require "t2t.http"
+  local o = http_opts or {}
+  local function client(service)
+    return http.client { service = service, ca_file = o.ca_file, connect_to = o.connect_to }
+  end
+  local token_for, err = M.tokens(profile, client("login"), simi)
+  if not token_for then return nil, err end
+  local tid = profile.tenant_id or profile.tenant
+  local c = { profile = profile }
+  c.graph = require("t2t.graph").new { tenant = tid, http = client("graph"), cloud = profile.cloud,
+                                       token = token_for("graph") }
+  c.exo = require("t2t.exo").new { tenant = tid, http = client("exo"), cloud = profile.cloud,
+                                   token = token_for("exo") }
   local okz, A = pcall(require, "t2t.azure")
-  if okz then azure = A.new { tenant = profile.tenant_id or profile.tenant, http = client, cloud = profile.cloud,
-                              token = token_for("arm"), vault_token = token_for("vault"), credential = cred,
-                              subscription = profile.subscription } end
-  return { graph = graph, exo = exo, azure = azure, profile = profile }
+  if okz and type(A) == "table" and A.new then
+    c.azure = A.new { tenant = tid, http = client("arm"), vault_http = client("keyvault"), cloud = profile.cloud,
+                      token = token_for("arm"), vault_token = token_for("vault"),
+                      subscription = profile.subscription }
+  end
+  return c
 end
 
 -- The profile named `name` for `role` ("source"/"target"): from the simulator's seeded pair
@@ -72,7 +115,7 @@ end
 function M.open(ctx, role, name)
   local prof, http_opts = M.profile(ctx, role, name)
   if not prof then return nil, http_opts end
-  local c, err = M.clients(prof, http_opts)
+  local c, err = M.clients(prof, http_opts, M.sim(ctx))
   if not c then return fail("%s", err) end
   local t = tenant.new {
     name = prof.name or name, id = prof.tenant_id, domain = prof.initial_domain or prof.domain,
