@@ -268,7 +268,7 @@ local function admin_app(state, t, rng)
     ["@odata.type"] = model.ODATA.application, id = rng:guid(), appId = app_id,
     displayName = "t2t-admin", signInAudience = "AzureADMyOrg", publisherDomain = t.initial_domain,
     passwordCredentials = { { keyId = rng:guid(), displayName = "t2t sim", hint = sub(secret_text, 1, 3),
-      startDateTime = created, endDateTime = created + 86400 * 730, _secret = secret_text } },
+      startDateTime = created, endDateTime = created + 86400 * 365 * 50, _secret = secret_text } },  -- outlives any machine clock
     keyCredentials = {}, identifierUris = {}, tags = {},
     requiredResourceAccess = { { resourceAppId = M.APP.graph, resourceAccess = graph_access },
                                { resourceAppId = M.APP.exo, resourceAccess = exo_access } },
