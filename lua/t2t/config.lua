@@ -103,6 +103,7 @@ end
 
 -- check(src) -> true | nil, line, message: src is `return <constructor>` and nothing else.
 function M.check(src)
+  src = src:gsub("^\239\187\191", "")          -- a UTF-8 byte-order mark (editors on Windows)
   local toks, eline, emsg = tokens(src)
   if not toks then return nil, eline, emsg end
   local pos = 1
@@ -241,6 +242,7 @@ end
 function M.parse(src, chunkname)
   chunkname = chunkname or "config"
   local shown = chunkname:gsub("^[@=]", "")
+  src = src:gsub("^\239\187\191", "")
   local ok, line, msg = M.check(src)
   if not ok then return nil, string.format("%s:%d: %s", shown, line, msg) end
   local fn, err = load(src, "=" .. shown, "t", {})

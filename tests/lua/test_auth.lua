@@ -499,6 +499,7 @@ function TestConfig.test_code_is_refused_with_the_line()
   -- data in every literal form passes
   lu.assertTrue(config.check("return { profiles = {}, ['default'] = nil; version = -1.5e3, [[x]], 0x1F, 'a\\'b' }"))
   lu.assertNotNil(config.parse("return { profiles = {}, ['default'] = nil; version = -1.5e3 }", "x"))
+  lu.assertNotNil(config.parse("\239\187\191return {\r\n profiles = {} }\r\n", "bom"))
 end
 
 function TestConfig.test_inline_secrets_are_refused()
