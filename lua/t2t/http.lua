@@ -261,13 +261,13 @@ local function retry_delay(self, p, attempt, res, err, method, started)
   return delay
 end
 
--- One attempt under the host's limiter.  Returns res, err, throttled.
-local function attempt_once(self, lim, req)
+-- One attempt under the host's limiter (the slot is given back however the attempt ends,
+-- a cancelled task included).  Returns res, err, throttled.
+local function attempt_once(lim, req)
   lim.sem:acquire()
+  local slot <close> = lim.sem
   local started = t2t.now()
-  local ok, res, err = pcall(M.request, req)
-  lim.sem:release()
-  if not ok then error(res, 0) end
+  local res, err = M.request(req)
   local throttled = res and (res.status == 429 or res.status == 503)
   if throttled then
     lim:throttle(started)
@@ -308,7 +308,7 @@ function Client:_request(o)
   while true do
     attempt = attempt + 1
     stats.attempts = stats.attempts + 1
-    local res, err, throttled = attempt_once(self, lim, req)
+    local res, err, throttled = attempt_once(lim, req)
     if throttled then stats.throttled = stats.throttled + 1 end
     local delay
     if res and res.status == 401 and self.on_401 and not refreshed then

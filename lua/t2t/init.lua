@@ -189,6 +189,9 @@ function Sem:release()
   self:_grant()
 end
 
+-- `sem:acquire(); local _ <close> = sem` releases on every way out, cancellation included.
+Sem.__close = Sem.release
+
 function Sem:set_limit(n)
   self.limit = n
   self:_grant()

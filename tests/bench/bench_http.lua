@@ -9,7 +9,7 @@ local t2t = require "t2t"
 local http = require "t2t.http"
 local env = require "tests.lua.handlers.http_env"
 
-local srv, base = env.start()
+local srv, base = env.start { threads = 2 }   -- the client is measured, not the server
 local ca = env.certs().ca
 
 local function range(n)

@@ -86,6 +86,19 @@ function TestTasks.test_semaphore_never_leaks_slots()
   lu.assertEquals(sem.used, 0)
 end
 
+function TestTasks.test_cancelled_client_request_gives_its_slot_back()
+  local s, base = env.start()
+  local c = http.client { ca_file = env.certs().ca, concurrency = { initial = 1 } }
+  local task = t2t.spawn(function() return c:request { url = base .. "/delay?s=10" } end)
+  t2t.sleep(0.2)
+  lu.assertEquals(c:limiter(base).sem.used, 1)
+  task:cancel()
+  lu.assertEquals(c:limiter(base).sem.used, 0)
+  lu.assertEquals(assert(c:request { url = base .. "/ok" }).status, 200)
+  s:stop()
+  lu.assertTrue(idle())
+end
+
 function TestTasks.test_request_in_a_plain_coroutine_inside_a_task()
   -- a generator coroutine cannot yield to the loop: the request drives the loop itself
   local s, base = env.start()
