@@ -1,17 +1,11 @@
--- t2t.tenant against the real simulator services (Graph, EXO) through the real http and exo
--- clients.  Tokens come from the simulator's /_sim/token hook with the admin app's roles as the
--- login service would compute them, and Graph calls go through a minimal adapter, so this runs
--- before t2t.auth and t2t.graph exist; tests/e2e/test_setup.sh covers the full runbooks.
+-- t2t.tenant against the real simulator services (login, Graph, EXO) through the production
+-- clients; tests/e2e/test_setup.sh covers the full runbooks.
 local lu = require "luaunit"
 
 local ok_sim, sim = pcall(require, "t2t.sim")
 local tenant = require "t2t.tenant"
 local verify = require "t2t.tenant.verify"
 local plan = require "t2t.plan"
-local cjson = require "cjson"
-
-local GRAPH_APPID = "00000003-0000-0000-c000-000000000000"
-local EXO_APPID = "00000002-0000-0ff1-ce00-000000000000"
 
 local S             -- the running simulator, shared by the tests of this file
 
@@ -23,55 +17,15 @@ local function start()
   return s
 end
 
--- roles/wids of the seeded admin app in tenant `name`, read from the state as login would.
-local function token_fn(s, name, aud, resource_appid)
-  local model = require "t2t.sim.model"
-  local cache
-  return function(refresh)
-    if cache and not refresh then return cache end
-    local st = assert(s:control("GET", "/_sim/state"))
-    local t
-    for _, x in pairs(st.tenants) do if x.name == name then t = x end end
-    local p = s.profile.tenants[name]
-    local tok = assert(s:control("POST", "/_sim/token", {
-      tid = t.id, aud = aud, appid = p.client_id, oid = p.sp_id,
-      roles = model.roles_for(t, p.sp_id, resource_appid), wids = model.wids_for(t, p.sp_id) }))
-    cache = tok.access_token
-    return cache
-  end
-end
-
--- A minimal Graph client: get/post/patch/delete(path, body) -> body | nil, err{status, code}.
-local function graph_adapter(http, token)
-  local g = {}
-  local function call(method, path, body)
-    local url = path:match("^https://") and path or ("https://graph.microsoft.com/v1.0" .. path:gsub(" ", "%%20"):gsub("'", "%%27"))
-    local r, err = http:request { method = method, url = url, body = body and cjson.encode(body),
-      headers = { authorization = "Bearer " .. token(), ["content-type"] = "application/json" } }
-    if not r then return nil, err end
-    local okj, doc = pcall(cjson.decode, r.body ~= "" and r.body or "null")
-    if r.status >= 400 then
-      local e = okj and type(doc) == "table" and doc.error or {}
-      return nil, setmetatable({ status = r.status, code = e.code, message = e.message or r.body },
-                               { __tostring = function(x) return x.status .. " " .. tostring(x.message) end })
-    end
-    return okj and doc ~= cjson.null and doc or true
-  end
-  function g:get(p) return call("GET", p) end
-  function g:post(p, b) return call("POST", p, b) end
-  function g:patch(p, b) return call("PATCH", p, b) end
-  function g:delete(p) return call("DELETE", p) end
-  return g
-end
-
+-- A tenant object on the simulator's seeded tenant `name`, through the production clients
+-- (t2t.auth tokens, t2t.graph, t2t.exo) as the runbooks build them.
 local function open(s, name, pl, lines)
+  local session = require "t2t.tenant.session"
   local p = s.profile.tenants[name]
-  local http = require("t2t.http").client { service = "graph", ca_file = s.ca_file, connect_to = s.connect_to }
-  local exo = require("t2t.exo").new { tenant = p.tenant_id, http = http, retry_base = 0.05,
-                                       token = token_fn(s, name, "https://outlook.office365.com", EXO_APPID) }
-  return tenant.new { name = name, id = p.tenant_id, domain = p.initial_domain, plan = pl, exo = exo,
-                      graph = graph_adapter(http, token_fn(s, name, "https://graph.microsoft.com", GRAPH_APPID)),
-                      say = function(l) lines[#lines + 1] = l end, settle = 5, poll = 0.2 }
+  local c = assert(session.clients(p, { ca_file = s.ca_file, connect_to = s.connect_to }, s))
+  c.exo.retry_base = 0.05          -- the EXO module's 2 s backoff, shortened for the test
+  return tenant.new { name = name, id = p.tenant_id, domain = p.initial_domain, plan = pl, exo = c.exo,
+                      graph = c.graph, say = function(l) lines[#lines + 1] = l end, settle = 5, poll = 0.2 }
 end
 
 local function flow(s, dry)

@@ -20,46 +20,14 @@ function M.sim(ctx)
            "(t2t --sim run %s ...)", ctx.name)
 end
 
--- Token functions (refresh -> bearer) per resource for a profile: t2t.auth when it is in the
--- build; else, under --sim only, the simulator's /_sim/token hook with the roles and directory
--- roles the app holds in the simulated state (what the simulator's login service computes).
-local AUD = { graph = "https://graph.microsoft.com", exo = "https://outlook.office365.com",
-              arm = "https://management.azure.com", vault = "https://vault.azure.net" }
-local RESOURCE_APP = { graph = "00000003-0000-0000-c000-000000000000", exo = "00000002-0000-0ff1-ce00-000000000000",
-                       arm = "797f4846-ba00-4fd7-ba43-dac1f8f63013", vault = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093" }
-local warned_hook = false
-
+-- Token functions (refresh -> bearer) per resource ("graph", "exo", "arm", "vault") for a
+-- profile, from t2t.auth.  Under --sim tokens stay in memory: they mean nothing elsewhere.
 function M.tokens(profile, http_client, simi)
-  local oka, auth = pcall(require, "t2t.auth")
-  if oka and type(auth) == "table" and auth.credential then
-    -- under --sim, tokens stay in memory: they mean nothing outside this simulator
-    local cred, err = auth.credential(profile, { http = http_client, cache = (not simi) and nil or false,
-                                                 ca_file = http_client.ca_file, connect_to = http_client.connect_to })
-    if not cred then return nil, err end
-    return function(resource) return cred:token_provider(resource) end
-  end
-  if not simi then return nil, "authentication (t2t.auth) is not in this build yet: use --sim" end
-  if not warned_hook then
-    log.debug("tokens come from the simulator's /_sim/token hook (t2t.auth is not in this build)")
-    warned_hook = true
-  end
-  local model = require "t2t.sim.model"
-  return function(resource)
-    local cache
-    return function(refresh)
-      if cache and not refresh and cache.exp > os.time() + 60 then return cache.token end
-      local st, err = simi:control("GET", "/_sim/state")
-      if not st then return nil, err end
-      local t = st.tenants[profile.tenant_id]
-      if not t then return nil, "AADSTS90002: Tenant '" .. tostring(profile.tenant_id) .. "' not found" end
-      local sp = profile.sp_id
-      local r, terr = simi:control("POST", "/_sim/token", { tid = t.id, aud = AUD[resource], appid = profile.client_id,
-        oid = sp, roles = model.roles_for(t, sp, RESOURCE_APP[resource]), wids = model.wids_for(t, sp) })
-      if not r then return nil, terr end
-      cache = { token = r.access_token, exp = os.time() + (r.expires_in or 3600) }
-      return cache.token
-    end
-  end
+  local auth = require "t2t.auth"
+  local cred, err = auth.credential(profile, { http = http_client, cache = (not simi) and nil or false,
+                                               ca_file = http_client.ca_file, connect_to = http_client.connect_to })
+  if not cred then return nil, err end
+  return function(resource) return cred:token_provider(resource) end
 end
 
 -- Clients for a profile {tenant_id, cloud, client_id, ...} and the http options that reach the
@@ -103,12 +71,11 @@ function M.profile(ctx, role, name)
     prof.name = name
     return prof, { connect_to = p.connect_to, ca_file = s.ca_file or p.ca_file }
   end
-  if not name then return nil end
-  local ok, config = pcall(require, "t2t.config")
-  if not ok then return fail("profiles (t2t.config) are not in this build yet: use --sim") end
-  local prof, err = (config.profile or config.get)(name, ctx.opts.config)
-  if not prof then return fail("profile '%s': %s", name, tostring(err)) end
-  return prof, {}
+  local config = require "t2t.config"
+  if not name and not ctx.opts.profile then return nil end
+  local prof, err = config.selected(ctx.opts, name)
+  if not prof then return fail("profile '%s': %s", tostring(name or ctx.opts.profile), tostring(err)) end
+  return prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }
 end
 
 -- open(ctx, role, name) -> tenant object (ids discovered) | nil (no profile given) | nil, err
