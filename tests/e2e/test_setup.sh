@@ -11,7 +11,7 @@ STATE_SUMMARY="tests/e2e/setup_state.lua"
 EDIT="tests/e2e/state_edit.lua"
 
 skip_all() {
-  for n in fresh-pair rerun-idempotent plan-fresh keyvault before-consent dehydrated exchange-role \
+  for n in fresh-pair rerun-idempotent plan-fresh keyvault invite before-consent dehydrated exchange-role \
            scope-group expired-secret orgrel-by-domain wrong-cloud faults; do
     echo "ok - $TEST: $n # SKIP $1"
   done
@@ -70,6 +70,8 @@ expect_out "MigrationEndpoint" "fresh-pair: the endpoint is created"
 [ "$(stat -c %a "$H.secret" 2>/dev/null)" = 600 ] && ok "fresh-pair: secret file is mode 0600" \
   || notok "fresh-pair: secret file is mode 0600"
 SECRET=$(cat "$H.secret" 2>/dev/null)
+if [ -n "$SECRET" ] && grep -qF -- "$SECRET" "$OUT" "$ERR"; then notok "fresh-pair: the secret is not in the run's output"
+else ok "fresh-pair: the secret is not in the run's output (only in the 0600 file)"; fi
 if [ -n "$SECRET" ] && grep -qF -- "$SECRET" "$D/audit1" "$H"; then notok "fresh-pair: the secret is in the audit or hand-off file"
 else ok "fresh-pair: the secret is in neither the audit file nor the hand-off file"; fi
 sim "$S" run verify-setup --handoff "$H"
@@ -100,6 +102,16 @@ else echo "ok - $TEST: rerun-idempotent: EXO cmdlets in the request log # SKIP t
 if [ -s "$D/audit2" ]; then notok "rerun-idempotent: the audit file has no new entries"; sed 's/^/#   /' "$D/audit2" | head
 else ok "rerun-idempotent: the audit file has no new entries"; fi
 same_state "$D/after1.json" "$S" "rerun-idempotent: the state is unchanged after second runs"
+
+# --- B2B invitation (redirect to the consent URL), sent once --------------------------------------
+B="$D/b.json"; HB="$D/hb.json"
+cp "$D/seeded.json" "$B"
+sim "$B" run setup-target --handoff "$HB" --skip-endpoint --invite admin@contoso.com
+expect_out "Successfully sent invitation to admin@contoso.com" "invite: the invitation is sent"
+expect_out 'inviteRedirectUrl: "https://login.microsoftonline.com/contoso.onmicrosoft.com/adminconsent?client_id=' \
+  "invite: it redirects to the source consent URL"
+sim "$B" run setup-target --handoff "$HB" --skip-endpoint --invite admin@contoso.com
+expect_out "admin@contoso.com is already invited" "invite: a second run does not invite again"
 
 # --- known failures ----------------------------------------------------------------------------
 B="$D/b.json"; HB="$D/hb.json"
