@@ -1,7 +1,7 @@
 /* http.c — HTTP(S) requests on the scheduler's curl multi handle (module "t2t.core.http").
  *
  *   local req = http.start{method, url, headers, body, timeout, connect_timeout, ca_file,
- *                          ca_pem, connect_to, follow, max_body}
+ *                          ca_pem, connect_to, proxy, no_proxy, follow, max_body}
  *   req:done()  req:result() -> response | nil, err   req:close()
  *
  * start() only adds the transfer to the loop; waiting is the Lua wrapper's job (it yields
@@ -277,6 +277,8 @@ static int l_start(lua_State *L) {
     const char *body = opt_string(L, "body", NULL, &len);
     const char *ca_file = opt_string(L, "ca_file", NULL, NULL);
     const char *ca_pem = opt_string(L, "ca_pem", NULL, &pemlen);
+    const char *proxy = opt_string(L, "proxy", NULL, NULL);
+    const char *no_proxy = opt_string(L, "no_proxy", NULL, NULL);
     double timeout = opt_seconds(L, "timeout"), connect_timeout = opt_seconds(L, "connect_timeout");
     lua_getfield(L, 1, "follow");
     int follow = lua_toboolean(L, -1);
@@ -318,6 +320,8 @@ static int l_start(lua_State *L) {
         struct curl_blob blob = {(void *)ca_pem, pemlen, CURL_BLOB_COPY};
         curl_easy_setopt(r->io.easy, CURLOPT_CAINFO_BLOB, &blob);
     }
+    if (proxy) curl_easy_setopt(r->io.easy, CURLOPT_PROXY, proxy);         /* "" = none */
+    if (no_proxy) curl_easy_setopt(r->io.easy, CURLOPT_NOPROXY, no_proxy); /* else env */
     int has_ct = set_headers(L, r);
     set_connect_to(L, r);
     set_method(L, r, method, body, len, has_ct);

@@ -215,14 +215,16 @@ end
 local Client = {}
 Client.__index = Client
 
--- http.client{service, ca_file, ca_pem, connect_to, retry, concurrency, on_401, trace,
--- timeout, connect_timeout, headers, limits}
+-- http.client{service, ca_file, ca_pem, connect_to, proxy, no_proxy, retry, concurrency,
+-- on_401, trace, timeout, connect_timeout, headers, limits}
 function M.client(o)
   o = o or {}
   assert(type(o) == "table", "http.client: options table expected")
   local service = o.service or "default"
   return setmetatable({
     service = service, ca_file = o.ca_file, ca_pem = o.ca_pem, connect_to = o.connect_to,
+    -- hosts mapped with connect_to (the simulator) are reached directly, never via a proxy
+    proxy = o.proxy, no_proxy = o.no_proxy or (o.connect_to and next(o.connect_to) and "*" or nil),
     timeout = o.timeout or 100, connect_timeout = o.connect_timeout or 15,
     headers = o.headers or {}, policy = make_policy(service, o.retry), on_401 = o.on_401,
     trace = o.trace, concurrency = o.concurrency or {}, limits = o.limits or {},
@@ -297,7 +299,7 @@ function Client:_request(o)
     method = method, url = o.url, headers = headers, body = o.body,
     timeout = o.timeout or self.timeout, connect_timeout = o.connect_timeout or self.connect_timeout,
     ca_file = self.ca_file, ca_pem = self.ca_pem, connect_to = self.connect_to,
-    follow = o.follow, max_body = o.max_body,
+    proxy = self.proxy, no_proxy = self.no_proxy, follow = o.follow, max_body = o.max_body,
   }
   assert(type(req.url) == "string", "http client: url expected")
   local lim = self:limiter(req.url)

@@ -313,3 +313,14 @@ function TestHttp.test_retry_after_parsing()
   lu.assertEquals(http.host_key("HTTPS://Graph.Microsoft.com/v1.0"), "https://graph.microsoft.com:443")
   lu.assertEquals(http.redact_url("https://h/p?a=1&sig=abc&code=x"), "https://h/p?a=1&sig=***&code=***")
 end
+
+function TestHttp.test_proxy_options()
+  local dead = "http://127.0.0.1:1"        -- nothing listens there
+  local r, err = get("/ok", { proxy = dead })
+  lu.assertNil(r)
+  lu.assertEquals(err.code, "connect")
+  lu.assertEquals(assert(get("/ok", { proxy = dead, no_proxy = "*" })).status, 200)
+  -- a client whose hosts are mapped with connect_to (the simulator) bypasses any proxy
+  local c = client { proxy = dead, connect_to = { "graph.microsoft.com:443:127.0.0.1:" .. srv:port() } }
+  lu.assertEquals(assert(c:request { url = "https://graph.microsoft.com/ok" }).status, 200)
+end
