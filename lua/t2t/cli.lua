@@ -174,6 +174,21 @@ local function check_profile(opts, cmd)
   return config.load(opts.config)
 end
 
+-- Start what the global options ask for before a command runs: the --sim simulator and the
+-- --profile/--config check.  Returns a to-be-closed guard (or nil), or false, exit code after
+-- reporting the problem.
+function M.prepare(opts, cmd)
+  local guard = start_sim(opts, cmd)
+  if guard == false then return false, M.EXIT.failure end
+  local prof_ok, prof_err = check_profile(opts, cmd)
+  if not prof_ok then
+    if guard then getmetatable(guard).__close() end
+    io.stderr:write("t2t: ", tostring(prof_err), "\n")
+    return false, M.EXIT.usage
+  end
+  return guard
+end
+
 function M.main(argv)
   local opts, rest, code = {}, {}, {}
   local i, n = 1, #argv
@@ -208,13 +223,14 @@ function M.main(argv)
     end
   end
   M.opts = opts
-  local sim_guard <close> = start_sim(opts, rest[1])
-  if sim_guard == false then return M.EXIT.failure end
-  local prof_ok, prof_err = check_profile(opts, rest[1])
-  if not prof_ok then
-    io.stderr:write("t2t: ", tostring(prof_err), "\n")
-    return M.EXIT.usage
+  -- `run` starts the simulator and checks the profile once the runbook's arguments (which may
+  -- hold global options such as --sim) are parsed: see runbook.cli_run -> M.prepare.
+  local guard, rc
+  if rest[1] ~= "run" then
+    guard, rc = M.prepare(opts, rest[1])
+    if guard == false then return rc end
   end
+  local _ <close> = guard
   if #code > 0 then
     for k, c in ipairs(code) do
       local rc = run_code(c, "=(command line)" .. (k > 1 and k or ""))

@@ -327,6 +327,9 @@ function M.cli_run(opts, name, args)
     io.stderr:write("t2t: ", perr, "\n")
     return EXIT.usage
   end
+  local guard, rc = require("t2t.cli").prepare(opts, "run")
+  if guard == false then return rc end
+  local _ <close> = guard
   local ctx = require("t2t.context").new(opts, decl)
   return ctx:execute(decl, params)
 end

@@ -83,4 +83,10 @@ expect_no "APPLIED" "and does not apply it"; expect_out "changes planned  1" "su
 t2t_run run "$RB/change.lua" --audit "$RB/audit.jsonl"
 expect_rc 0 "--audit"; expect_out "APPLIED" "the change is applied"
 if grep -q '"request_id":"rid-1"' "$RB/audit.jsonl"; then ok "audit line written"; else notok "audit line written"; fi
+cat > "$RB/simrb.lua" <<'EOR'
+return runbook { name = "simrb", description = "sees --sim", run = function(ctx)
+  ctx:say("sim running: %s", tostring(require("t2t.sim").current() ~= nil)) end }
+EOR
+t2t_run run "$RB/simrb.lua" --sim
+expect_rc 0 "--sim after the runbook name"; expect_out "sim running: true" "starts the simulator before the runbook runs"
 rm -rf "$RB"

@@ -16,15 +16,15 @@ function M.sim(ctx)
   local s = ok and (sim.current and sim.current() or sim.instance)
   if s then return s end
   -- never fall through to real tenants when the admin asked for the simulator
-  ctx:fail("--sim was given but no simulator is running: put --sim before the command " ..
-           "(t2t --sim run %s ...)", ctx.name)
+  ctx:fail("--sim was given but no simulator is running (this is a bug in t2t; the CLI starts " ..
+           "it before the runbook runs)")
 end
 
 -- Token functions (refresh -> bearer) per resource ("graph", "exo", "arm", "vault") for a
 -- profile, from t2t.auth.  Under --sim tokens stay in memory: they mean nothing elsewhere.
 function M.tokens(profile, http_client, simi)
   local auth = require "t2t.auth"
-  local cred, err = auth.credential(profile, { http = http_client, cache = (not simi) and nil or false,
+  local cred, err = auth.credential(profile, { http = http_client, cache = simi and false or nil,
                                                ca_file = http_client.ca_file, connect_to = http_client.connect_to })
   if not cred then return nil, err end
   return function(resource) return cred:token_provider(resource) end
