@@ -145,7 +145,7 @@ local Sem = {}
 Sem.__index = Sem
 
 function M.semaphore(limit)
-  return setmetatable({ limit = limit or 1, used = 0, first = 1, last = 0, q = {} }, Sem)
+  return setmetatable({ limit = limit or 1, used = 0, first = 1, last = 0, q = {}, nwait = 0 }, Sem)
 end
 
 -- Hand free slots to waiters, oldest first.
@@ -158,6 +158,7 @@ function Sem:_grant()
     if w then
       w.granted = true
       self.used = self.used + 1
+      self.nwait = self.nwait - 1
       wake(w.task)
     end
   end
@@ -175,10 +176,16 @@ function Sem:acquire()
   self.last = self.last + 1
   local pos = self.last
   self.q[pos] = w
+  self.nwait = self.nwait + 1
   local taken = false
   local guard <close> = setmetatable({}, { __close = function()
     if taken then return end
-    if w.granted then self:release() else self.q[pos] = false end
+    if w.granted then
+      self:release()
+    else
+      self.q[pos] = false
+      self.nwait = self.nwait - 1
+    end
   end })
   while not w.granted do coroutine.yield(YIELD, "park") end
   taken = true
@@ -198,9 +205,7 @@ function Sem:set_limit(n)
 end
 
 function Sem:waiting()
-  local n = 0
-  for i = self.first, self.last do if self.q[i] then n = n + 1 end end
-  return n
+  return self.nwait
 end
 
 ---------------------------------------------------------------------------------------------

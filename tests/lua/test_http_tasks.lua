@@ -80,10 +80,13 @@ function TestTasks.test_semaphore_never_leaks_slots()
     end)
   end
   t2t.sleep(0.005)
+  lu.assertEquals(sem:waiting(), 3)
   tasks[3]:cancel()                      -- waiting: leaves the queue
+  lu.assertEquals(sem:waiting(), 2)
   for _, i in ipairs { 1, 2, 4 } do tasks[i]:wait() end
   lu.assertEquals(order, { 1, 2, 4 })
   lu.assertEquals(sem.used, 0)
+  lu.assertEquals(sem:waiting(), 0)
 end
 
 function TestTasks.test_cancelled_client_request_gives_its_slot_back()
