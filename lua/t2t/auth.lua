@@ -21,51 +21,18 @@ local M = {}
 ---------------------------------------------------------------------------------------------
 -- The cloud matrix (wire.md §0): a cloud selects every host together.
 
-local GLOBAL = {
-  login = "https://login.microsoftonline.com", graph = "https://graph.microsoft.com",
-  exo = "https://outlook.office365.com", arm = "https://management.azure.com",
-  vault = "https://vault.azure.net", vault_suffix = ".vault.azure.net",
-}
-local USGOV = {
-  login = "https://login.microsoftonline.us", graph = "https://graph.microsoft.us",
-  exo = "https://outlook.office365.us", arm = "https://management.usgovcloudapi.net",
-  vault = "https://vault.usgovcloudapi.net", vault_suffix = ".vault.usgovcloudapi.net",
-}
-local function with(base, over, name)
-  local t = { name = name }
-  for k, v in pairs(base) do t[k] = v end
-  for k, v in pairs(over or {}) do t[k] = v end
-  return t
-end
+local clouds = require "t2t.clouds"
 
--- name -> {name, login, graph, exo, arm, vault (resource), vault_suffix}.  gcc (moderate) uses
--- the commercial hosts; usgov is Azure Government as Microsoft's tools name it (GCC High hosts).
-M.clouds = {
-  global = with(GLOBAL, nil, "global"),
-  gcc = with(GLOBAL, nil, "gcc"),
-  usgov = with(USGOV, nil, "usgov"),
-  usgovhigh = with(USGOV, nil, "usgovhigh"),
-  dod = with(USGOV, { graph = "https://dod-graph.microsoft.us",
-                      exo = "https://outlook-dod.office365.us" }, "dod"),
-  china = {
-    name = "china", login = "https://login.partner.microsoftonline.cn",
-    graph = "https://microsoftgraph.chinacloudapi.cn", exo = "https://outlook.office365.cn",
-    arm = "https://management.chinacloudapi.cn", vault = "https://vault.azure.cn",
-    vault_suffix = ".vault.azure.cn",
-  },
-}
+-- name -> {name, login, graph, exo, arm, vault (resource), vault_suffix, remote_server}
+M.clouds = clouds.ALL
 
 -- endpoints(cloud) -> a copy of the cloud's hosts | nil, err.  nil cloud means global.
 function M.endpoints(cloud)
-  cloud = cloud or "global"
-  local c = type(cloud) == "string" and M.clouds[cloud:lower()]
-  if not c then
-    local names = {}
-    for k in pairs(M.clouds) do names[#names + 1] = k end
-    table.sort(names)
-    return nil, string.format("unknown cloud '%s' (one of: %s)", tostring(cloud), table.concat(names, ", "))
-  end
-  return with(c, nil, c.name)
+  local c, err = clouds.get(cloud)
+  if not c then return nil, err end
+  local t = {}
+  for k, v in pairs(c) do t[k] = v end
+  return t
 end
 
 -- cloud_of_login(url) -> the cloud whose login host this is (AZURE_AUTHORITY_HOST) | nil.

@@ -19,14 +19,13 @@ local graph = require "t2t.graph"
 
 local M = {}
 
-M.CLOUDS = {
-  global = { arm = "https://management.azure.com", vault = ".vault.azure.net" },
-  gcc = { arm = "https://management.azure.com", vault = ".vault.azure.net" },
-  usgov = { arm = "https://management.usgovcloudapi.net", vault = ".vault.usgovcloudapi.net" },
-  usgovhigh = { arm = "https://management.usgovcloudapi.net", vault = ".vault.usgovcloudapi.net" },
-  dod = { arm = "https://management.usgovcloudapi.net", vault = ".vault.usgovcloudapi.net" },
-  china = { arm = "https://management.chinacloudapi.cn", vault = ".vault.azure.cn" },
-}
+-- per cloud: the ARM root and the Key Vault DNS suffix (t2t.clouds)
+M.CLOUDS = {}
+do
+  local clouds = require "t2t.clouds"
+  local suffix = clouds.map("vault_suffix")
+  for name, arm in pairs(clouds.map("arm")) do M.CLOUDS[name] = { arm = arm, vault = suffix[name] } end
+end
 M.API = { resources = "2021-04-01", keyvault = "2023-07-01", authorization = "2022-04-01", vault_data = "7.4" }
 M.ROLES = {   -- wire.md §5.5
   ["Key Vault Administrator"] = "00482a5a-887f-4fb3-b363-3b7fe8e74483",
@@ -85,16 +84,6 @@ M.parse_error = parse_error
 local A = {}
 A.__index = A
 
-local function default_sleep(s)
-  local ok, t2t = pcall(require, "t2t")
-  if ok and t2t.sleep then return t2t.sleep(s) end
-  os.execute("sleep " .. tonumber(s))
-end
-local function default_now()
-  local ok, t2t = pcall(require, "t2t")
-  if ok and t2t.now then return t2t.now() end
-  return os.time()
-end
 
 function M.new(o)
   assert(type(o) == "table", "azure.new: options table expected")
@@ -104,7 +93,7 @@ function M.new(o)
   return setmetatable({
     token = o.token, vault_token = o.vault_token or o.token, http = o.http, arm_root = o.arm_root or c.arm,
     vault_suffix = o.vault_suffix or c.vault, subscription = o.subscription, tenant = o.tenant,
-    sleep = o.sleep or default_sleep, now = o.now or default_now, lro_timeout = o.lro_timeout or 600,
+    sleep = o.sleep or require("t2t").sleep, now = o.now or require("t2t").now, lro_timeout = o.lro_timeout or 600,
   }, A)
 end
 
@@ -333,15 +322,6 @@ function A:access_policy(rg, name, policies, kind, opts)
     { properties = { accessPolicies = policies } }, { api_version = M.API.keyvault })
 end
 
-local function uuid()
-  local ok, http = pcall(require, "t2t.http")
-  if ok and http.uuid4 then return http.uuid4() end
-  local t = {}
-  for i = 1, 16 do t[i] = math.random(0, 255) end
-  t[7] = (t[7] & 0x0f) | 0x40
-  t[9] = (t[9] & 0x3f) | 0x80
-  return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", table.unpack(t))
-end
 
 -- role_assignment(scope, principal_id, role, principal_type) -> body, "created" | "exists".
 -- role: a role GUID, a name from M.ROLES, or a full roleDefinitionId.
@@ -354,7 +334,7 @@ function A:role_assignment(scope, principal_id, role, principal_type, opts)
   end
   local body = { properties = { roleDefinitionId = def, principalId = principal_id,
                                 principalType = principal_type or "ServicePrincipal" } }
-  local out, err = self:arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. (opts.name or uuid()),
+  local out, err = self:arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. (opts.name or require("t2t.crypto").uuid4()),
     body, { api_version = M.API.authorization })
   if out then return out, "created" end
   if err.status == 409 and err.code == "RoleAssignmentExists" then return true, "exists" end

@@ -10,12 +10,8 @@ local cjson = require "cjson"
 
 local M = {}
 
--- Exchange admin API host per cloud (wire.md §0; China is an open question there, §6.3).
-M.HOSTS = {
-  global = "https://outlook.office365.com", gcc = "https://outlook.office365.com",
-  usgov = "https://outlook.office365.us", usgovhigh = "https://outlook.office365.us",
-  dod = "https://outlook-dod.office365.us", china = "https://outlook.office365.cn",
-}
+-- Exchange admin API host per cloud (t2t.clouds).
+M.HOSTS = require("t2t.clouds").map("exo")
 M.ANCHOR_MAILBOX = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}"
 -- Exception names the EXO module retries (wire.md §2.7).
 M.TRANSIENT = {
@@ -270,39 +266,9 @@ function M.json_encode(v)
   return s
 end
 
--- base64 (RFC 4648) in Lua: the client must not need the crypto plugin for a CSV upload.
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-function M.base64_encode(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local q = {}
-    for k = 1, 4 do
-      local idx = (n >> (6 * (4 - k))) & 63
-      q[k] = B64:sub(idx + 1, idx + 1)
-    end
-    if not b then q[3] = "=" end
-    if not c then q[4] = "=" end
-    out[#out + 1] = table.concat(q)
-  end
-  return table.concat(out)
-end
-
-function M.base64_decode(s)
-  local rev = {}
-  for i = 1, 64 do rev[B64:byte(i)] = i - 1 end
-  s = s:gsub("[^%w%+/]", "")
-  local out = {}
-  for i = 1, #s, 4 do
-    local n, k = 0, 0
-    for j = i, math.min(i + 3, #s) do n = (n << 6) | rev[s:byte(j)]; k = k + 1 end
-    n = n << (6 * (4 - k))
-    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
-    out[#out + 1] = bytes:sub(1, k - 1)
-  end
-  return table.concat(out)
-end
+-- base64 (RFC 4648) for byte[] parameters such as New-MigrationBatch -CSVData.
+function M.base64_encode(s) return require("t2t.crypto").base64_encode(s) end
+function M.base64_decode(s) return require("t2t.crypto").base64_decode(s) end
 
 local function is_empty_table(v) return type(v) == "table" and next(v) == nil end
 
@@ -451,20 +417,6 @@ M.strip = strip
 local Client = {}
 Client.__index = Client
 
-local function default_sleep(s)
-  local ok, t2t = pcall(require, "t2t")
-  if ok and type(t2t) == "table" and t2t.sleep then return t2t.sleep(s) end
-  local deadline = os.clock() + s              -- no scheduler: a plain wait
-  repeat until os.clock() >= deadline
-end
-
-local function uuid()
-  local ok, crypto = pcall(require, "t2t.core.crypto")
-  if ok then return crypto.uuid4() end
-  local r = math.random
-  return string.format("%08x-%04x-4%03x-%04x-%012x", r(0, 0xffffffff), r(0, 0xffff),
-                       r(0, 0xfff), 0x8000 | r(0, 0x3fff), r(0, 0xffffffffffff))
-end
 
 -- exo.new{tenant, token, http, cloud, tenant_id, page_size, max_retries, retry_base, sleep,
 -- now, timeout, base}: a client for one tenant.
@@ -483,7 +435,7 @@ function M.new(o)
              or ("UPN:" .. M.ANCHOR_MAILBOX .. "@" .. o.tenant),
     page_size = o.page_size or 1000, max_retries = o.max_retries or 5,
     retry_base = o.retry_base or 2, max_retry_after = o.max_retry_after or 120,
-    sleep = o.sleep or default_sleep, now = o.now or os.time, timeout = o.timeout or 960,
+    sleep = o.sleep or require("t2t").sleep, now = o.now or os.time, timeout = o.timeout or 960,
     connection_id = o.connection_id, poll = o.poll or 5,
   }, Client)
   self.cmd = setmetatable({}, { __index = function(t, name)
@@ -558,7 +510,7 @@ end
 
 -- All pages of one bound cmdlet; returns list, warnings or nil, err.
 function Client:run(b, body, opts)
-  local crid = opts.client_request_id or uuid()
+  local crid = opts.client_request_id or require("t2t.crypto").uuid4()
   local rs = b.params.ResultSize
   local remaining = math.type(rs) == "integer" and rs or nil
   local url = self.url .. select_query(opts.select)

@@ -17,12 +17,7 @@ local cjson = require "cjson"
 
 local M = {}
 
-M.HOSTS = {
-  global = "https://graph.microsoft.com", gcc = "https://graph.microsoft.com",
-  usgov = "https://graph.microsoft.us", usgovhigh = "https://graph.microsoft.us",
-  gcchigh = "https://graph.microsoft.us", dod = "https://dod-graph.microsoft.us",
-  china = "https://microsoftgraph.chinacloudapi.cn",
-}
+M.HOSTS = require("t2t.clouds").map("graph")
 
 ---------------------------------------------------------------------------------------------
 -- JSON with arrays: lua-cjson 2.1 writes {} for an empty table; graph.array(t) marks a list so
@@ -144,17 +139,6 @@ end
 local G = {}
 G.__index = G
 
-local function default_sleep(s)
-  local ok, t2t = pcall(require, "t2t")
-  if ok and t2t.sleep then return t2t.sleep(s) end
-  os.execute("sleep " .. tonumber(s))
-end
-
-local function default_now()
-  local ok, t2t = pcall(require, "t2t")
-  if ok and t2t.now then return t2t.now() end
-  return os.time()
-end
 
 function M.new(o)
   assert(type(o) == "table", "graph.new: options table expected")
@@ -164,8 +148,8 @@ function M.new(o)
   assert(root, "graph.new: unknown cloud " .. tostring(o.cloud))
   return setmetatable({
     token = o.token, http = o.http, root = root, base = root .. "/" .. (o.version or "v1.0"),
-    tenant = o.tenant, wait_visible = o.wait_visible or 30, sleep = o.sleep or default_sleep,
-    now = o.now or default_now, created = {}, batch_attempts = o.batch_attempts or 6,
+    tenant = o.tenant, wait_visible = o.wait_visible or 30, sleep = o.sleep or require("t2t").sleep,
+    now = o.now or require("t2t").now, created = {}, batch_attempts = o.batch_attempts or 6,
   }, G)
 end
 

@@ -25,34 +25,9 @@ function M.request(opts)
 end
 
 ---------------------------------------------------------------------------------------------
--- client-request-id: UUID v4 from /dev/urandom (read in blocks).
+-- client-request-id: a UUID v4 from OpenSSL's generator (libcurl has loaded libcrypto already).
 
-local pool, pool_pos = "", 1
-
-local function random_bytes(n)
-  if pool_pos + n - 1 > #pool then
-    local f = io.open("/dev/urandom", "rb")
-    pool = f and f:read(4096) or ""
-    if f then f:close() end
-    pool_pos = 1
-    if #pool < n then                  -- no /dev/urandom: still unique enough for an id
-      local t = {}
-      for i = 1, 4096 do t[i] = string.char(math.random(0, 255)) end
-      pool = table.concat(t)
-    end
-  end
-  local s = pool:sub(pool_pos, pool_pos + n - 1)
-  pool_pos = pool_pos + n
-  return s
-end
-
-function M.uuid4()
-  local b = { random_bytes(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0f) | 0x40
-  b[9] = (b[9] & 0x3f) | 0x80
-  return string.format("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                       table.unpack(b))
-end
+function M.uuid4() return require("t2t.core.crypto").uuid4() end
 
 ---------------------------------------------------------------------------------------------
 -- Retry-After: delta-seconds (fractional accepted) or an HTTP-date.

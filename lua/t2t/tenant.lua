@@ -31,28 +31,9 @@ M.REDIRECT = "https://office.com"
 M.EXCHANGE_ADMIN_ROLE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 M.GLOBAL_ADMIN_ROLE = "62e90394-69f5-4237-9190-012177145e10"
 
--- Per cloud: the login host (consent URLs) and the endpoint's RemoteServer (wire.md §0,
--- ms-setup-and-prep.md §1.3 E.4 and §4.3).
-M.CLOUDS = {
-  global = { login = "https://login.microsoftonline.com", remote_server = "outlook.office.com",
-             vault_suffix = ".vault.azure.net" },
-  gcc = { login = "https://login.microsoftonline.com", remote_server = "outlook.office.com",
-          vault_suffix = ".vault.azure.net" },
-  usgov = { login = "https://login.microsoftonline.us", remote_server = "outlook.office365.us",
-            vault_suffix = ".vault.usgovcloudapi.net" },
-  usgovhigh = { login = "https://login.microsoftonline.us", remote_server = "outlook.office365.us",
-                vault_suffix = ".vault.usgovcloudapi.net" },
-  dod = { login = "https://login.microsoftonline.us", remote_server = "dod-outlook.office365.us",
-          vault_suffix = ".vault.usgovcloudapi.net" },
-  china = { login = "https://login.partner.microsoftonline.cn", remote_server = "partner.outlook.cn",
-            vault_suffix = ".vault.azure.cn" },
-}
+-- Per cloud: the login host (consent URLs), the endpoint's RemoteServer, the vault suffix.
+M.CLOUDS = require("t2t.clouds").ALL
 
-local function default_sleep(s)
-  local ok, t2t = pcall(require, "t2t")
-  if ok and type(t2t) == "table" and t2t.sleep then return t2t.sleep(s) end
-  os.execute(string.format("sleep %.3f", s))
-end
 
 -- tenant.new{name, id, domain, cloud, graph, exo, azure, plan, say, log, settle, poll, sleep, now}
 function M.new(o)
@@ -65,7 +46,7 @@ function M.new(o)
     say = o.say or function(line) io.write(log.redact(line), "\n") end,
     log = o.log or log,
     settle = o.settle or 20, poll = o.poll or 1,
-    sleep = o.sleep or default_sleep, now = o.now or os.time,
+    sleep = o.sleep or require("t2t").sleep, now = o.now or os.time,
     warnings = {},
   }, M)
   if not M.CLOUDS[self.cloud] then error("tenant.new: unknown cloud '" .. tostring(self.cloud) .. "'", 2) end
