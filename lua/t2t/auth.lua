@@ -760,10 +760,8 @@ function Cred:token(resource, o)
     local lock = self.locks[key]
     if not lock then lock = t2t.semaphore(1) self.locks[key] = lock end
     lock:acquire()
-    local ok, tok, err = pcall(self.get, self, key, uri, { refresh = o.refresh, stale = o.stale, serial = seen })
-    lock:release()
-    if not ok then error(tok, 0) end
-    return tok, err
+    local _ <close> = lock                 -- released on every way out, cancellation too
+    return self:get(key, uri, { refresh = o.refresh, stale = o.stale, serial = seen })
   end)
 end
 
