@@ -8,7 +8,8 @@ M.AUTOLOAD = {
   cjson = "cjson", pretty = "t2t.pretty", log = "t2t.log", runbook = "t2t.runbook",
 }
 -- t2t modules that may be present in this build; listed only if they load.
-local OPTIONAL = { "http", "crypto", "jwt", "auth", "graph", "exo", "azure", "tenant", "plan",
+local OPTIONAL = { "http", "crypto", "jwt", "auth", "graph", "exo", "azure", "tenant", "plan", "connect",
+                   "config", "clouds", "progress",
                    "mailuser", "batch", "dkim", "roles", "csv", "dns", "sim" }
 
 local env_cache

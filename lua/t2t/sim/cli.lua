@@ -20,6 +20,9 @@ options:
                       graph_rate=600, graph.504=0.1 (one service only); shares are 0..1
   --latency MS|A-B    added latency per response, fixed or a uniform range (milliseconds)
   --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
+  --write-config F    write a config file F for these tenants (profiles contoso and fabrikam),
+                      their secrets beside it in F.contoso.secret etc. (mode 0600), so that
+                      t2t --config F --profile contoso ... reaches this simulator
   --json              print the profile as one line of JSON instead of the text form
   -h, --help          this help
 
@@ -28,7 +31,8 @@ see docs/simulator.md.
 ]]
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
-               state = "str", faults = "str", latency = "str", log = "str", json = "flag" }
+               state = "str", faults = "str", latency = "str", log = "str", json = "flag",
+               ["write-config"] = "str" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -73,31 +77,77 @@ local function lua_list(l)
   return "{ " .. table.concat(out, ", ") .. " }"
 end
 
--- text(profile) -> the human form: a summary and a config.lua snippet.
-function M.text(p)
+local function sorted_tenants(p)
+  local names = {}
+  for n in pairs(p.tenants or {}) do names[#names + 1] = n end
+  table.sort(names)
+  return names
+end
+
+-- The secret reference a profile uses: file:F.NAME.secret with --write-config, else an
+-- environment variable (config files never hold secrets inline).
+local function secret_ref(name, config_path)
+  if config_path then return "file:" .. config_path .. "." .. name .. ".secret" end
+  return "env:T2T_SIM_" .. name:upper() .. "_SECRET"
+end
+
+-- config(profile [, config_path]) -> the text of a config file for the simulator's tenants.
+function M.config(p, config_path)
+  local b = {}
+  local function w(...) b[#b + 1] = table.concat({ ... }) end
+  w("-- t2t config for the simulator on ", p.base_url, " (", p.source or "contoso", " -> ",
+    p.target or "fabrikam", ")")
+  w("return {")
+  w("  default = ", lua_string(p.source or "contoso"), ",")
+  w("  profiles = {")
+  for _, n in ipairs(sorted_tenants(p)) do
+    local t = p.tenants[n]
+    w("    ", n, " = {")
+    w("      tenant_id = ", lua_string(t.tenant_id), ", tenant = ", lua_string(t.domain), ",")
+    w("      client_id = ", lua_string(t.client_id), ",")
+    w("      secret = ", lua_string(secret_ref(n, config_path)), ",")
+    if t.subscription then w("      subscription = ", lua_string(t.subscription), ",") end
+    w("      cloud = \"global\", ca_file = ", lua_string(p.ca_file), ",")
+    w("      connect_to = ", lua_list(p.connect_to), ",")
+    w("    },")
+  end
+  w("  },")
+  w("}")
+  return table.concat(b, "\n") .. "\n"
+end
+
+-- write_config(profile, path) -> true | nil, err: the config file and one 0600 secret file per
+-- tenant beside it.
+function M.write_config(p, path)
+  local auth = require "t2t.auth"
+  for _, n in ipairs(sorted_tenants(p)) do
+    local ok, err = auth.write_private(path .. "." .. n .. ".secret", p.tenants[n].client_secret .. "\n")
+    if not ok then return nil, err end
+  end
+  return auth.write_private(path, M.config(p, path))
+end
+
+-- text(profile [, config_path]) -> the human form: a summary, the secrets, a config file.
+function M.text(p, config_path)
   local b = {}
   local function w(...) b[#b + 1] = table.concat({ ... }) end
   w("t2t simulator on ", p.base_url, "  (Ctrl-C stops it)")
   w("CA certificate: ", p.ca_file)
-  w("source: ", tostring(p.source), "   target: ", tostring(p.target), "   seed: ", tostring(math.tointeger(p.seed) or p.seed))
+  w("source: ", p.source or "contoso", "   target: ", p.target or "fabrikam", "   seed: ",
+    tostring(math.tointeger(p.seed) or p.seed))
   w("")
-  w("-- tenant profiles (for config.lua, or t2t.sim's profile in a script):")
-  w("profiles = {")
-  local names = {}
-  for n in pairs(p.tenants or {}) do names[#names + 1] = n end
-  table.sort(names)
-  for _, n in ipairs(names) do
-    local t = p.tenants[n]
-    w("  ", n, " = {")
-    w("    tenant_id = ", lua_string(t.tenant_id), ", domain = ", lua_string(t.domain), ",")
-    w("    client_id = ", lua_string(t.client_id), ",")
-    w("    client_secret = ", lua_string(t.client_secret), ",")
-    if t.subscription then w("    subscription = ", lua_string(t.subscription), ",") end
-    w("    cloud = \"global\", ca_file = ", lua_string(p.ca_file), ",")
-    w("    connect_to = ", lua_list(p.connect_to), ",")
-    w("  },")
+  if config_path then
+    w("config written to ", config_path, " (secrets beside it, mode 0600). Try:")
+    w("  t2t --config ", config_path, " --profile contoso -e 'for _, m in ipairs(assert(connect().exo:invoke(\"Get-Mailbox\", {ResultSize = 5}))) do print(m.PrimarySmtpAddress) end'")
+  else
+    w("-- the seeded admin apps' secrets (simulated: they open nothing but this simulator):")
+    for _, n in ipairs(sorted_tenants(p)) do
+      w("export ", secret_ref(n):sub(5), "='", p.tenants[n].client_secret, "'")
+    end
+    w("")
+    w("-- a config file for them (t2t --config FILE --profile contoso ...; or use --write-config):")
+    b[#b + 1] = M.config(p)
   end
-  w("}")
   w("")
   w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
     " https://graph.microsoft.com/v1.0/organization")
@@ -120,10 +170,18 @@ function M.main(_, args)
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1
   end
+  if o.write_config then
+    local ok, werr = M.write_config(s.profile, o.write_config)
+    if not ok then
+      io.stderr:write("t2t: sim: --write-config: ", tostring(werr), "\n")
+      s:stop()
+      return 1
+    end
+  end
   if o.json then
     io.write(require("cjson").encode(s.profile), "\n")
   else
-    io.write(M.text(s.profile))
+    io.write(M.text(s.profile, o.write_config))
   end
   io.stdout:flush()
   local host = require "t2t.core.host"

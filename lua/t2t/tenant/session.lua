@@ -20,40 +20,8 @@ function M.sim(ctx)
            "it before the runbook runs)")
 end
 
--- Token functions (refresh -> bearer) per resource ("graph", "exo", "arm", "vault") for a
--- profile, from t2t.auth.  Under --sim tokens stay in memory: they mean nothing elsewhere.
-function M.tokens(profile, http_client, simi)
-  local auth = require "t2t.auth"
-  local cred, err = auth.credential(profile, { http = http_client, cache = simi and false or nil,
-                                               ca_file = http_client.ca_file, connect_to = http_client.connect_to })
-  if not cred then return nil, err end
-  return function(resource) return cred:token_provider(resource) end
-end
-
--- Clients for a profile {tenant_id, cloud, client_id, ...} and the http options that reach the
--- simulator (connect_to, ca_file).  Returns {graph, exo, azure, profile} | nil, err.
-function M.clients(profile, http_opts, simi)
-  local http = require "t2t.http"
-  local o = http_opts or {}
-  local function client(service)
-    return http.client { service = service, ca_file = o.ca_file, connect_to = o.connect_to }
-  end
-  local token_for, err = M.tokens(profile, client("login"), simi)
-  if not token_for then return nil, err end
-  local tid = profile.tenant_id or profile.tenant
-  local c = { profile = profile }
-  c.graph = require("t2t.graph").new { tenant = tid, http = client("graph"), cloud = profile.cloud,
-                                       token = token_for("graph") }
-  c.exo = require("t2t.exo").new { tenant = tid, http = client("exo"), cloud = profile.cloud,
-                                   token = token_for("exo") }
-  local okz, A = pcall(require, "t2t.azure")
-  if okz and type(A) == "table" and A.new then
-    c.azure = A.new { tenant = tid, http = client("arm"), vault_http = client("keyvault"), cloud = profile.cloud,
-                      token = token_for("arm"), vault_token = token_for("vault"),
-                      subscription = profile.subscription }
-  end
-  return c
-end
+-- Clients for a profile (t2t.connect): {graph, exo, azure, profile} | nil, err.
+M.clients = require("t2t.connect").clients
 
 -- The profile named `name` for `role` ("source"/"target"): from the simulator's seeded pair
 -- under --sim (defaults: source contoso, target fabrikam), else from the config file.

@@ -1,0 +1,33 @@
+# `t2t sim` standalone: it serves, writes a config another t2t process uses to list mailboxes
+# through the exo client, keeps secrets out of that process's output, and saves its state on
+# Ctrl-C.
+. tests/cli/lib.sh
+TEST=sim
+D=$(mktemp -d)
+trap 'kill -INT $SIM 2>/dev/null; rm -rf "$D" "$OUT" "$ERR"' EXIT
+"$T2T" sim --users 200 --state "$D/state.json" --write-config "$D/config.lua" > "$D/sim.out" 2>&1 &
+SIM=$!
+i=0; while [ $i -lt 100 ] && ! grep -q "config written" "$D/sim.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+if grep -q "config written to $D/config.lua" "$D/sim.out"; then ok "t2t sim --users 200 serves and writes a config"
+else notok "t2t sim --users 200 serves and writes a config"; cat "$D/sim.out"; fi
+mode=$(stat -c %a "$D/config.lua.contoso.secret" 2>/dev/null)
+if [ "$mode" = 600 ]; then ok "secret files are 0600"; else notok "secret files are 0600 (got $mode)"; fi
+
+t2t_run --config "$D/config.lua" --profile contoso --log-level trace -e '
+  local c = connect()
+  local n = 0
+  for _, m in ipairs(assert(c.exo:invoke("Get-Mailbox", { ResultSize = "Unlimited" }))) do n = n + 1 end
+  print("mailboxes", n)
+  local org = assert(c.graph:get("/organization"))
+  print("tenant", org.value[1].id)'
+expect_rc 0 "a second process uses the printed config"
+expect_out "mailboxes	200" "it lists the 200 seeded mailboxes through exo"
+expect_out "tenant	$(sed -n 's/.*tenant_id = "\([^"]*\)".*/\1/p' "$D/config.lua" | head -1)" "and reads the tenant through graph"
+secret=$(cat "$D/config.lua.contoso.secret")
+if grep -qF -- "$secret" "$OUT" "$ERR"; then notok "no secret in its output, even at trace level"; else ok "no secret in its output, even at trace level"; fi
+
+kill -INT $SIM
+i=0; while [ $i -lt 100 ] && kill -0 $SIM 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+if kill -0 $SIM 2>/dev/null; then notok "Ctrl-C stops it"; kill -9 $SIM; else ok "Ctrl-C stops it"; fi
+wait $SIM; rc=$?
+if [ "$rc" = 0 ] && [ -s "$D/state.json" ]; then ok "and saves --state (exit 0)"; else notok "and saves --state (exit $rc)"; fi
