@@ -8,6 +8,8 @@ export T2T="$B/t2t"
 mkdir -p "$B"
 LOG=$(mktemp -d "$B/test-log.XXXXXX")         # one per run: concurrent runs must not mix
 trap 'rm -rf "$LOG"' EXIT
+# tests never read or write the user's config, token cache or history
+export XDG_CONFIG_HOME="$LOG/home/config" XDG_CACHE_HOME="$LOG/home/cache" XDG_STATE_HOME="$LOG/home/state"
 ONLY=${TESTS:-}
 : > "$LOG/all"
 

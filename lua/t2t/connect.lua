@@ -9,7 +9,9 @@ local M = {}
 -- profile, from t2t.auth.  Under --sim tokens stay in memory: they mean nothing elsewhere.
 local function tokens(profile, http_client, simi)
   local auth = require "t2t.auth"
-  local cred, err = auth.credential(profile, { http = http_client, cache = simi and false or nil,
+  local cache = nil                    -- the default token cache file...
+  if simi then cache = false end       -- ...but never for the simulator's tokens
+  local cred, err = auth.credential(profile, { http = http_client, cache = cache,
                                                ca_file = http_client.ca_file, connect_to = http_client.connect_to })
   if not cred then return nil, err end
   return function(resource) return cred:token_provider(resource) end

@@ -3,8 +3,9 @@
 # Ctrl-C.
 . tests/cli/lib.sh
 TEST=sim
+export XDG_CACHE_HOME=$(mktemp -d)
 D=$(mktemp -d)
-trap 'kill -INT $SIM 2>/dev/null; rm -rf "$D" "$OUT" "$ERR"' EXIT
+trap 'kill -INT $SIM 2>/dev/null; rm -rf "$D" "$OUT" "$ERR" "$XDG_CACHE_HOME"' EXIT
 "$T2T" sim --users 200 --state "$D/state.json" --write-config "$D/config.lua" > "$D/sim.out" 2>&1 &
 SIM=$!
 i=0; while [ $i -lt 100 ] && ! grep -q "config written" "$D/sim.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
@@ -23,6 +24,8 @@ t2t_run --config "$D/config.lua" --profile contoso --log-level trace -e '
 expect_rc 0 "a second process uses the printed config"
 expect_out "mailboxes	200" "it lists the 200 seeded mailboxes through exo"
 expect_out "tenant	$(sed -n 's/.*tenant_id = "\([^"]*\)".*/\1/p' "$D/config.lua" | head -1)" "and reads the tenant through graph"
+mode=$(stat -c %a "$XDG_CACHE_HOME/t2t/tokens.json" 2>/dev/null)
+if [ "$mode" = 600 ]; then ok "a profile's tokens are cached, mode 0600"; else notok "a profile's tokens are cached, mode 0600 (got '$mode')"; fi
 secret=$(cat "$D/config.lua.contoso.secret")
 if grep -qF -- "$secret" "$OUT" "$ERR"; then notok "no secret in its output, even at trace level"; else ok "no secret in its output, even at trace level"; fi
 
@@ -31,3 +34,11 @@ i=0; while [ $i -lt 100 ] && kill -0 $SIM 2>/dev/null; do sleep 0.1; i=$((i + 1)
 if kill -0 $SIM 2>/dev/null; then notok "Ctrl-C stops it"; kill -9 $SIM; else ok "Ctrl-C stops it"; fi
 wait $SIM; rc=$?
 if [ "$rc" = 0 ] && [ -s "$D/state.json" ]; then ok "and saves --state (exit 0)"; else notok "and saves --state (exit $rc)"; fi
+
+# the simulator's tokens never reach the token cache (they would be stale at the next start)
+C=$(mktemp -d)
+XDG_CACHE_HOME="$C" "$T2T" --sim -e 'assert(connect("fabrikam").exo:invoke("Get-OrganizationConfig", {}))' >"$OUT" 2>"$ERR"
+RC=$?
+expect_rc 0 "--sim with connect()"
+if [ -e "$C/t2t/tokens.json" ]; then notok "--sim writes no token cache"; else ok "--sim writes no token cache"; fi
+rm -rf "$C"

@@ -23,7 +23,9 @@ for _, e in ipairs(entries) do
   local cmdlet = e.cmdlet or e.CmdletName
   local changing
   if e.service == "login" or e.service == "control" then changing = false
-  elseif e.service == "exo" and not cmdlet then changing = false; unnamed = unnamed + 1
+  elseif e.service == "exo" and not cmdlet then
+    changing = false; unnamed = unnamed + 1
+    print(string.format("  exo request without a cmdlet: %s %s -> %s", e.method, e.path, tostring(e.status)))
   elseif e.service == "exo" then changing = not (cmdlet:match("^Get%-") or cmdlet:match("^Test%-"))
   else changing = not READ[e.method] end
   if changing then bad[#bad + 1] = string.format("%s %s %s %s", e.method, e.service, e.path, cmdlet or "") end

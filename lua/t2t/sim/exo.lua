@@ -187,6 +187,7 @@ local function run(sim, req, t, claims, tenant_key, rid)
       "The request body must be {\"CmdletInput\":{\"CmdletName\":...,\"Parameters\":{...}}}.")
   end
   local name = exo.cmdlet(input.CmdletName)
+  req.note = { cmdlet = name or input.CmdletName }   -- the request log names the cmdlet
   if not name or not handlers[name] then return nul_403() end
   if not allowed(claims, name) then return nul_403() end
   local params = {}
