@@ -140,14 +140,13 @@ static void join_list(lua_State *L, int t, const char *field, const char *prefix
     luaL_buffinit(L, &b);
     luaL_addstring(&b, prefix);
     for (lua_Integer i = 1; i <= luaL_len(L, list); i++) {
-        lua_rawgeti(L, list, i);
-        const char *s = lua_tostring(L, -1);
+        if (i > 1) luaL_addchar(&b, ',');
+        lua_rawgeti(L, list, i);              /* a number is converted in this slot only, so */
+        const char *s = lua_tostring(L, -1);  /* s lives as long as the slot: add it from there */
         int good = s && (ok ? ok(s) : 0);
         for (int j = 0; s && !ok && KEY_USAGES[j]; j++) good |= strcmp(s, KEY_USAGES[j]) == 0;
         if (!good) luaL_error(L, "create_cert: unknown %s entry '%s'", field, s ? s : "?");
-        lua_pop(L, 1);
-        if (i > 1) luaL_addchar(&b, ',');
-        luaL_addstring(&b, s);
+        luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
     lua_remove(L, list);
@@ -202,6 +201,7 @@ static int add_san(lua_State *L, t2t_scope *sc, X509 *x, int t) {
         lua_pop(L, 1);
         return 1;
     }
+    if (!lua_istable(L, list)) luaL_error(L, "create_cert: san must be a list");
     GENERAL_NAMES *gens = t2t_scope_add(sc, sk_GENERAL_NAME_new_null(), free_gens);
     if (gens == NULL) return 0;
     for (lua_Integer i = 1; i <= luaL_len(L, list); i++) {
@@ -231,7 +231,8 @@ static int set_subject(lua_State *L, X509 *x, int t) {
     int list = lua_gettop(L);
     X509_NAME *nm = X509_get_subject_name(x);
     for (lua_Integer i = 1; i <= luaL_len(L, list); i++) {
-        lua_rawgeti(L, list, i);
+        if (lua_rawgeti(L, list, i) != LUA_TTABLE)
+            luaL_error(L, "create_cert: subject entry #%d must be a {field, value} pair", (int)i);
         lua_rawgeti(L, -1, 1);
         lua_rawgeti(L, -2, 2);
         const char *f = lua_tostring(L, -2), *v = lua_tostring(L, -1);

@@ -521,3 +521,24 @@ function TestCryptoPkcs12.test_load_credential_pem_and_pfx()
   lu.assertNil(bad)
   lu.assertStrContains(err, "no certificate for the private key")
 end
+
+-- Regressions found in review: malformed options to create_cert must raise, never crash.
+TestCryptoCreateCertMisuse = {}
+
+function TestCryptoCreateCertMisuse.test_san_not_a_list_raises()
+  -- san = "host" (a string, not a list) used to index the string as a table: SIGSEGV
+  local ok, err = pcall(crypto.create_cert, { key = H.ed(), san = "example.com" })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "san must be a list")
+end
+
+function TestCryptoCreateCertMisuse.test_subject_entries_must_be_pairs()
+  -- a list of strings instead of {field, value} pairs: lua_rawgeti on a string, SIGSEGV
+  local ok, err = pcall(crypto.create_cert, { key = H.ed(), subject = { "CN=x" } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "subject")
+  ok, err = pcall(crypto.create_cert, { key = H.ed(), subject = { { "CN", "x" }, 42 } })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "subject")
+end
+
