@@ -245,7 +245,6 @@ end
 -- directory; written to a new 0600 file (mktemp) and renamed over, so it is never readable by
 -- others, even for a moment, and never half-written.
 
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- cache_path() -> $XDG_CACHE_HOME/t2t/tokens.json (or ~/.cache/t2t/tokens.json) | nil.
 function M.cache_path()
@@ -266,23 +265,9 @@ function M.cache_read(path)
   return doc.entries
 end
 
--- write_private(path, text) -> true | nil, err: atomically, mode 0600, directory 0700.
-function M.write_private(path, text)
-  local dir = path:match("^(.*)/[^/]+$") or "."
-  local p = io.popen("umask 077 && mkdir -p " .. shq(dir) .. " && chmod 700 " .. shq(dir) ..
-                     " && mktemp " .. shq(dir .. "/.tokens.XXXXXX") .. " 2>/dev/null")
-  local tmp = p and p:read("l")
-  if p then p:close() end
-  if not tmp or tmp == "" then return nil, "cannot create a private file in " .. dir end
-  local f, err = io.open(tmp, "w")          -- mktemp made it 0600; truncating keeps the mode
-  if not f then os.remove(tmp) return nil, err end
-  local ok, werr = f:write(text)
-  f:close()
-  if not ok then os.remove(tmp) return nil, werr end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then os.remove(tmp) return nil, rerr end
-  return true
-end
+-- write_private(path, text) -> true | nil, err: atomically, mode 0600; a missing directory is
+-- made 0700 (t2t.core.fs).
+M.write_private = require("t2t.core.fs").write_private
 
 -- cache_update(path, changes, now) -> true | nil, err: merges changes (key -> entry | false)
 -- into the file, dropping access tokens that have expired.

@@ -13,14 +13,6 @@ Instance.__index = Instance
 
 local running = {}                           -- started, not yet stopped (newest last)
 
-local function write_file(path, data, mode)
-  local f, err = io.open(path, "wb")
-  if not f then return nil, err end
-  f:write(data)
-  f:close()
-  if mode then os.execute("chmod " .. mode .. " '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null") end
-  return true
-end
 
 -- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
 -- loopback names, so both real URLs (via connect_to) and https://127.0.0.1:PORT verify.
@@ -78,7 +70,7 @@ function M.start(o)
   local certs, cerr = make_certs(crypto, router.CERT_HOSTS)
   if not certs then return nil, cerr end
   local ca_file = os.tmpname()
-  assert(write_file(ca_file, certs.ca_pem, "644"))
+  assert(require("t2t.core.fs").write_private(ca_file, certs.ca_pem))
   local srv, err = server.start {
     port = o.port or 0, cert_pem = certs.cert_pem, key_pem = certs.key_pem,
     handler_module = "t2t.sim.handler", log_errors = o.log_errors,

@@ -127,18 +127,10 @@ function M.read_secret_file(path)
   if s and #s > 0 then return log.secret(s) end
 end
 
--- Write secret to path with mode 0600 (created so; never world-readable in between).
+-- Write secret to path with mode 0600, atomically: never world-readable, even when the file
+-- existed with another mode.
 function M.write_secret_file(path, secret)
-  local old = io.open(path, "r")
-  if old then old:close() end
-  local ok = os.execute(string.format("umask 077 && : > '%s' && chmod 600 '%s'", path:gsub("'", "'\\''"),
-                                      path:gsub("'", "'\\''")))
-  if not ok then return nil, "cannot create " .. path end
-  local f, err = io.open(path, "w")
-  if not f then return nil, err end
-  f:write(secret, "\n")
-  f:close()
-  return true
+  return require("t2t.core.fs").write_private(path, secret .. "\n")
 end
 
 -- Deliver a newly made secret: to secret_file (0600), or shown once on the terminal.
