@@ -288,7 +288,10 @@ static int l_create_cert(lua_State *L) {
     lua_getfield(L, 1, "serial");
     const char *serial = lua_tostring(L, -1);         /* stays on the stack */
     lua_Integer days = (lua_getfield(L, 1, "days"), luaL_optinteger(L, -1, 365));
+    luaL_argcheck(L, days >= 0 && days <= 3660000, 1, "days must be 0..3660000");
     lua_Integer nb = (lua_getfield(L, 1, "not_before"), luaL_optinteger(L, -1, (lua_Integer)time(NULL)));
+    luaL_argcheck(L, nb > -((lua_Integer)1 << 40) && nb < ((lua_Integer)1 << 40), 1,
+                  "not_before out of range");  /* so nb + days * 86400 cannot overflow */
     lua_Integer na = (lua_getfield(L, 1, "not_after"), luaL_optinteger(L, -1, nb + days * 86400));
     luaL_argcheck(L, na > nb, 1, "not_after must be after not_before");
     int ca = (lua_getfield(L, 1, "ca"), lua_toboolean(L, -1));

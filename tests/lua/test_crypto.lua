@@ -542,3 +542,13 @@ function TestCryptoCreateCertMisuse.test_subject_entries_must_be_pairs()
   lu.assertStrContains(err, "subject")
 end
 
+
+function TestCryptoCreateCertMisuse.test_huge_days_is_rejected_not_overflowed()
+  -- nb + days * 86400 overflowed lua_Integer (signed overflow in C: UBSan reports it)
+  local ok, err = pcall(crypto.create_cert, { key = H.ed(), days = math.maxinteger // 2 })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "days")
+  ok, err = pcall(crypto.create_cert, { key = H.ed(), not_before = math.mininteger, days = 1 })
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "not_before")
+end
