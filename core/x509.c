@@ -517,8 +517,9 @@ static int cert_pem(lua_State *L) { return cert_out(L, 1); }
 static int cert_der(lua_State *L) { return cert_out(L, 0); }
 
 static int cert_eq(lua_State *L) {
-    t2t_cert *a = luaL_checkudata(L, 1, T2T_CERT_MT), *b = luaL_checkudata(L, 2, T2T_CERT_MT);
-    lua_pushboolean(L, a->x && b->x && X509_cmp(a->x, b->x) == 0);
+    /* __eq runs for any two userdata when either is a Cert: anything else is just unequal */
+    t2t_cert *a = luaL_testudata(L, 1, T2T_CERT_MT), *b = luaL_testudata(L, 2, T2T_CERT_MT);
+    lua_pushboolean(L, a && b && a->x && b->x && X509_cmp(a->x, b->x) == 0);
     return 1;
 }
 

@@ -552,3 +552,12 @@ function TestCryptoCreateCertMisuse.test_huge_days_is_rejected_not_overflowed()
   lu.assertFalse(ok)
   lu.assertStrContains(err, "not_before")
 end
+
+function TestCryptoCreateCertMisuse.test_cert_compared_with_other_userdata()
+  -- __eq raised "bad argument #2" when a Cert met a Key (or any other userdata)
+  local c = assert(crypto.create_cert { key = H.ed() })
+  lu.assertFalse(c == H.ed())
+  lu.assertFalse(H.ed() == c)
+  lu.assertFalse(c == io.stdout)
+  lu.assertTrue(c == c)
+end
