@@ -123,10 +123,13 @@ local Limiter = {}
 Limiter.__index = Limiter
 
 local function new_limiter(c)
-  local initial = c.initial or 8
+  -- a limit under 1 means no slot at all (a deadlock), and 1/limit growth explodes near 0
+  local min = math.max(1, c.min or 1)
+  local max = math.max(min, c.max or 256)
+  local initial = math.min(max, math.max(min, c.initial or 8))
   return setmetatable({
-    limit = initial, min = c.min or 1, max = c.max or 256, slow_start = c.slow_start ~= false,
-    sem = t2t.semaphore(initial), last_cut = -math.huge, throttled = 0, completed = 0,
+    limit = initial, min = min, max = max, slow_start = c.slow_start ~= false,
+    sem = t2t.semaphore(math.floor(initial)), last_cut = -math.huge, throttled = 0, completed = 0,
   }, Limiter)
 end
 

@@ -1,0 +1,46 @@
+-- Regression tests for defects found reviewing core/sched.c, core/http.c, lua/t2t/http.lua and
+-- lua/t2t/init.lua (one test per defect; each failed before its fix).
+local lu = require "luaunit"
+local cjson = require "cjson"
+local t2t = require "t2t"
+local http = require "t2t.http"
+local sched = require "t2t.core.sched"
+local env = require "tests.lua.handlers.http_env"
+
+local srv, base, ca
+
+TestHttpReview = {}
+
+function TestHttpReview.setupClass()
+  ca = env.certs().ca
+  srv, base = env.start()
+end
+
+function TestHttpReview.teardownClass()
+  if srv then srv:stop() end
+  srv = nil
+  env.cleanup()
+end
+
+-- concurrency.initial = 0 made a semaphore of 0 slots: the first request waited forever.
+function TestHttpReview.test_limiter_initial_zero_does_not_deadlock()
+  local c = http.client { ca_file = ca, concurrency = { initial = 0 } }
+  local r = assert(c:request { url = base .. "/ok" })
+  lu.assertEquals(r.status, 200)
+  lu.assertTrue(c:limiter(base).limit >= 1)
+end
+
+-- concurrency.min = 0 let the limit halve towards 0; the next success then added 1/limit
+-- (millions) and jumped straight to max while the service was still throttling.
+function TestHttpReview.test_limiter_never_below_one()
+  local c = http.client { ca_file = ca, concurrency = { initial = 8, min = 0, max = 256 } }
+  local lim = c:limiter(base)
+  for i = 1, 40 do lim:throttle(t2t.now() + i) end
+  lu.assertTrue(lim.limit >= 1, "limit " .. lim.limit)
+  t2t.run(function()
+    lim.sem:acquire()
+    local _ <close> = lim.sem
+    lim:success()
+  end)
+  lu.assertTrue(lim.limit <= 2, "limit after one success " .. lim.limit)
+end
