@@ -630,8 +630,11 @@ static int sig_init(EVP_MD_CTX *mctx, t2t_key *k, int alg, int sign) {
     return 1;
 }
 
-/* Does alg fit the key type? */
-static int alg_fits(t2t_key *k, int alg) { return (alg == 6) == !key_is_rsa(k); }
+/* Does alg fit the key type?  Exactly: a key of another type (a P-256 key from an EC
+ * certificate or PFX) fits nothing, else EdDSA would run ECDSA under the EdDSA name. */
+static int alg_fits(t2t_key *k, int alg) {
+    return alg == 6 ? EVP_PKEY_is_a(k->pkey, "ED25519") : key_is_rsa(k);
+}
 
 /* key:sign(alg, data) -> raw signature.  alg: RS256/384/512, PS256/384/512 (RSA), EdDSA. */
 static int key_sign(lua_State *L) {
@@ -665,7 +668,8 @@ static int key_verify(lua_State *L) {
     if (!alg_fits(k, alg)) {
         lua_pushnil(L);
         lua_pushfstring(L, "verify: algorithm %s does not match this %s key", ALGS[alg],
-                        key_is_rsa(k) ? "RSA" : "Ed25519");
+                        key_is_rsa(k) ? "RSA" : EVP_PKEY_is_a(k->pkey, "ED25519") ? "Ed25519"
+                                                                            : "unsupported");
         return 2;
     }
     t2t_scope *sc = t2t_scope_new(L);

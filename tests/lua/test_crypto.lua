@@ -561,3 +561,22 @@ function TestCryptoCreateCertMisuse.test_cert_compared_with_other_userdata()
   lu.assertFalse(c == io.stdout)
   lu.assertTrue(c == c)
 end
+
+-- Regression: a P-256 key (from an EC certificate or PFX) passed alg_fits as Ed25519, so
+-- verify("EdDSA", ...) accepted an ECDSA-SHA256 signature and sign("EdDSA") made one.
+function TestCryptoCreateCertMisuse.test_ec_key_is_not_ed25519()
+  need_openssl()
+  local key, crt, msg, sig = H.tmp("ec.key"), H.tmp("ec.crt"), H.write("ec.msg", "hello"), H.tmp("ec.sig")
+  assert(H.sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " ..
+    key .. " -out " .. crt .. " -subj /CN=ec -days 2"))
+  assert(H.sh("openssl dgst -sha256 -sign " .. key .. " -out " .. sig .. " " .. msg))
+  local pub = assert(crypto.load_cert(H.read(crt))):public_key()
+  local ok, err = pub:verify("EdDSA", "hello", H.read(sig))
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "does not match")
+  local ok2, perr = H.sh("openssl pkcs12 -export -inkey " .. key .. " -in " .. crt ..
+    " -passout pass:x -out " .. H.tmp("ec.pfx"))
+  assert(ok2, perr)
+  local t = assert(crypto.pkcs12_import(H.read(H.tmp("ec.pfx")), "x"))
+  lu.assertErrorMsgContains("does not match", t.key.sign, t.key, "EdDSA", "hello")
+end
