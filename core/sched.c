@@ -40,6 +40,7 @@ struct sched_task {
     double deadline;
     size_t heap_i;
     unsigned long long seq;              /* FIFO among equal deadlines */
+    unsigned long long rseq;             /* when it joined the ready list */
     struct sched_io *io;
     struct sched_task *rprev, *rnext;    /* ready list */
     struct sched_task *aprev, *anext;    /* every live task */
@@ -52,7 +53,7 @@ struct sched {
     struct sched_task **heap;
     size_t nheap, capheap, ntasks, nios, neasy;
     struct sched_io *ios;
-    unsigned long long seq;
+    unsigned long long seq, rseq;
     struct sched_task *current;          /* the task being resumed, NULL at top level */
     lua_State *volatile running_co;      /* read by the SIGINT wake-up */
     volatile sig_atomic_t sig_seen;
@@ -70,6 +71,7 @@ static double sched_now(void) {
 
 static void ready_push(struct sched *s, struct sched_task *t) {
     t->state = T_READY;
+    t->rseq = s->rseq++;
     t->rnext = NULL;
     t->rprev = s->rtail;
     if (s->rtail) s->rtail->rnext = t; else s->rhead = t;
@@ -249,16 +251,15 @@ static int task_resume(lua_State *L, struct sched *s, struct sched_task *t) {
     return st;
 }
 
-/* Resume the tasks ready now (not those made ready meanwhile: I/O gets its turn first). */
+/* Resume the tasks ready now (not those made ready meanwhile: I/O gets its turn first).
+ * The bound is a count, not the last task: that one may be cancelled before its turn. */
 static int run_ready(lua_State *L, struct sched *s) {
-    struct sched_task *last = s->rtail;
-    while (s->rhead) {
+    unsigned long long end = s->rseq;
+    while (s->rhead && s->rhead->rseq < end) {
         struct sched_task *t = s->rhead;
-        int end = (t == last);
         ready_remove(s, t);
         int st = task_resume(L, s, t);
         if (st != LUA_OK) return st;
-        if (end) break;
     }
     return LUA_OK;
 }

@@ -44,3 +44,25 @@ function TestHttpReview.test_limiter_never_below_one()
   end)
   lu.assertTrue(lim.limit <= 2, "limit after one success " .. lim.limit)
 end
+
+-- run_ready() stopped at the task that was last in the ready list when it started; if that
+-- task was cancelled meanwhile it never stopped, so a task that yields plainly in a loop
+-- starved timers and I/O for ever.
+function TestHttpReview.test_cancelling_the_last_ready_task_does_not_starve_timers()
+  local fired, spins = false, 0
+  local b
+  t2t.spawn(function() t2t.sleep(0); fired = true end)
+  local s = t2t.spawn(function()
+    while not fired and spins < 100000 do
+      spins = spins + 1
+      coroutine.yield()                  -- a plain yield: lets the others run
+    end
+  end)
+  t2t.spawn(function() b:cancel() end)
+  b = t2t.spawn(function() end)          -- last in the ready list
+  s:wait()
+  lu.assertTrue(fired, "the timer never fired")
+  lu.assertTrue(spins < 1000, "spins " .. spins)
+  local st = sched.stats()
+  lu.assertEquals(st.tasks, 0)
+end
