@@ -4,12 +4,8 @@ local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 local store = require "t2t.sim.graph.store"
 
-local M = { routes = {} }
-local function route(method, path, fn)
-  local segs = {}
-  for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end
-  M.routes[#M.routes + 1] = { method, segs, fn }
-end
+local M = {}
+local route = store.routes(M)
 
 -- Model times are epoch seconds; Graph shows them as ISO 8601 (types.project converts).
 local function now(ctx) return math.floor(ctx.sim:now()) end
@@ -115,26 +111,13 @@ route("PATCH", "applications/:id", function(ctx, p)
   if body.passwordCredentials ~= nil then
     util.bad("Updates to passwordCredentials are not supported; use addPassword and removePassword.")
   end
-  for k, v in pairs(body) do
-    if not k:find("@", 1, true) then
-      if k == "keyCredentials" then
-        app.keyCredentials = merge_existing_keys(app.keyCredentials, normalise_keys(ctx, v))
-      elseif v == util.null then
-        app[k] = nil
-      else
-        app[k] = util.copy(v)
-      end
-    end
-  end
+  store.apply_patch(app, body, nil, { keyCredentials = function(o, v)
+    o.keyCredentials = merge_existing_keys(o.keyCredentials, normalise_keys(ctx, v))
+  end })
   return store.no_content()
 end)
 
-route("DELETE", "applications/:id", function(ctx, p)
-  store.need(ctx, "app_write")
-  local app = store.must_resolve(ctx, "application", p.id)
-  store.remove(ctx, app.id)
-  return store.no_content()
-end)
+store.delete_route(route, "applications/:id", "application", "app_write")
 
 -- A new client secret: 16-64 chars (we use 40), returned once as secretText.
 local SECRET_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~.-_"
@@ -268,20 +251,11 @@ route("PATCH", "servicePrincipals/:id", function(ctx, p)
   local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
   local body = ctx.json or {}
   types.check_body("servicePrincipal", body)
-  for k, v in pairs(body) do
-    if not k:find("@", 1, true) and k ~= "appId" then
-      if v == util.null then sp[k] = nil else sp[k] = util.copy(v) end
-    end
-  end
+  store.apply_patch(sp, body, { appId = true })
   return store.no_content()
 end)
 
-route("DELETE", "servicePrincipals/:id", function(ctx, p)
-  store.need(ctx, "app_write")
-  local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
-  store.remove(ctx, sp.id)
-  return store.no_content()
-end)
+store.delete_route(route, "servicePrincipals/:id", "servicePrincipal", "app_write")
 
 route("POST", "servicePrincipals/:id/addPassword", function(ctx, p)
   store.need(ctx, "app_write")

@@ -5,12 +5,8 @@ local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 local store = require "t2t.sim.graph.store"
 
-local M = { routes = {} }
-local function route(method, path, fn)
-  local segs = {}
-  for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end
-  M.routes[#M.routes + 1] = { method, segs, fn }
-end
+local M = {}
+local route = store.routes(M)
 
 local function now(ctx) return math.floor(ctx.sim:now()) end
 
@@ -81,20 +77,11 @@ route("PATCH", "users/:id", function(ctx, p)
       and not (type(body.usageLocation) == "string" and body.usageLocation:match("^%u%u$")) then
     util.bad("Invalid value specified for property 'usageLocation' of resource 'User'.")
   end
-  for k, v in pairs(body) do
-    if not k:find("@", 1, true) and k ~= "passwordProfile" then
-      if v == util.null then u[k] = nil else u[k] = util.copy(v) end
-    end
-  end
+  store.apply_patch(u, body, { passwordProfile = true })
   return store.no_content()
 end)
 
-route("DELETE", "users/:id", function(ctx, p)
-  store.need(ctx, "user_write")
-  local u = store.must_resolve(ctx, "user", p.id)
-  store.remove(ctx, u.id)
-  return store.no_content()
-end)
+store.delete_route(route, "users/:id", "user", "user_write")
 
 -- Licences (wire.md §3.10, ms-setup-and-prep.md §5.2) -----------------------------------------
 
@@ -347,20 +334,12 @@ route("PATCH", "groups/:id", function(ctx, p)
   local other = false
   for k in pairs(body) do if not k:find("@", 1, true) then other = true end end
   if other then store.need(ctx, "group_write") end
-  for k, v in pairs(body) do
-    if not k:find("@", 1, true) then
-      if v == util.null then g[k] = nil else g[k] = util.copy(v) end
-    end
-  end
+  store.apply_patch(g, body)
   return store.no_content()
 end)
 
-route("DELETE", "groups/:id", function(ctx, p)
-  store.need(ctx, "group_write")
-  local g = store.must_resolve(ctx, "group", p.id)
+store.delete_route(route, "groups/:id", "group", "group_write", function(_, g)
   if exchange_mastered(g) then util.bad(CANNOT_UPDATE) end
-  store.remove(ctx, g.id)
-  return store.no_content()
 end)
 
 local function member_list(ctx, g)

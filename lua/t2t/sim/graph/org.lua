@@ -5,12 +5,8 @@ local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 local store = require "t2t.sim.graph.store"
 
-local M = { routes = {} }
-local function route(method, path, fn)
-  local segs = {}
-  for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end
-  M.routes[#M.routes + 1] = { method, segs, fn }
-end
+local M = {}
+local route = store.routes(M)
 
 -- Domains and organization ---------------------------------------------------------------------
 

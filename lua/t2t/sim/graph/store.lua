@@ -335,4 +335,37 @@ end
 
 function M.no_content() return { status = 204 } end
 
+-- routes(M) -> route(method, "a/:id/b", fn): registers fn in M.routes (segments split once).
+function M.routes(mod)
+  mod.routes = mod.routes or {}
+  return function(method, path, fn)
+    local segs = {}
+    for s in path:gmatch("[^/]+") do segs[#segs + 1] = s end
+    mod.routes[#mod.routes + 1] = { method, segs, fn }
+  end
+end
+
+-- apply_patch(obj, body, skip, special): a PATCH body onto obj.  Annotation keys and the
+-- names in skip are ignored; JSON null removes a property; special[k](obj, v) handles k.
+function M.apply_patch(obj, body, skip, special)
+  for k, v in pairs(body) do
+    if not k:find("@", 1, true) and not (skip and skip[k]) then
+      if special and special[k] then special[k](obj, v)
+      elseif v == util.null then obj[k] = nil
+      else obj[k] = util.copy(v) end
+    end
+  end
+end
+
+-- DELETE /{kind}s/:id needing permission set `perm`; check(ctx, obj) may refuse first.
+function M.delete_route(route, path, kind, perm, check)
+  route("DELETE", path, function(ctx, p)
+    M.need(ctx, perm)
+    local obj = M.must_resolve(ctx, kind, p.id)
+    if check then check(ctx, obj) end
+    M.remove(ctx, obj.id)
+    return M.no_content()
+  end)
+end
+
 return M
