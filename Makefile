@@ -142,8 +142,7 @@ demo: $(B)/t2t $(PLUGIN_SO)
 lint:
 	$(Q)cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--suppress=missingIncludeSystem -Icore core tools
-	$(Q)for f in $(LUA_SRC); do luac5.4 -p $$f || exit 1; done 2>/dev/null || \
-		for f in $(LUA_SRC); do $(B)/t2t -e "assert(loadfile('$$f'))" || exit 1; done
+	$(Q)sh tools/lint-lua.sh $(LUA_SRC)
 
 install: $(B)/t2t $(PLUGIN_SO)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR)/t2t
