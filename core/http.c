@@ -119,16 +119,18 @@ static int req_close(lua_State *L) {
 
 /* ---- building the request ------------------------------------------------------------- */
 
+/* Option k of the table at 1 (or def).  Its value is left on the stack: the table alone does
+ * not keep the string alive, since user code (metamethods reached by later reads) may change it
+ * before the string is used. */
 static const char *opt_string(lua_State *L, const char *k, const char *def, size_t *len) {
     const char *s = def;
     if (len) *len = def ? strlen(def) : 0;
     lua_pushstring(L, k);
-    if (lua_rawget(L, 1) != LUA_TNIL) {  /* raw: the string then stays alive in the table */
+    if (lua_rawget(L, 1) != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "http request: '%s' must be a string", k);
         s = lua_tolstring(L, -1, len);
     }
-    lua_pop(L, 1);
     return s;
 }
 
@@ -271,10 +273,12 @@ static void set_common(struct req *r, double timeout, double connect_timeout) {
 static int l_start(lua_State *L) {
     size_t len = 0, pemlen = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 24, NULL);        /* the option strings stay on the stack */
     /* 1. arguments */
     const char *url = opt_string(L, "url", NULL, NULL);
     const char *method = opt_string(L, "method", "GET", NULL);
     const char *body = opt_string(L, "body", NULL, &len);
+    int body_idx = lua_gettop(L);
     const char *ca_file = opt_string(L, "ca_file", NULL, NULL);
     const char *ca_pem = opt_string(L, "ca_pem", NULL, &pemlen);
     const char *proxy = opt_string(L, "proxy", NULL, NULL);
@@ -300,8 +304,7 @@ static int l_start(lua_State *L) {
     r->io.ref = LUA_NOREF;
     r->max_body = (size_t)max_body;
     luaL_setmetatable(L, SCHED_IO_MT);
-    lua_pushliteral(L, "body");          /* the body string lives as long as the request */
-    lua_rawget(L, 1);
+    lua_pushvalue(L, body_idx);          /* the body string lives as long as the request */
     lua_setiuservalue(L, ud, 1);
     struct sched *s = sched_get(L);
     /* 3. resources, each stored at once */

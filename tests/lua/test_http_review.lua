@@ -66,3 +66,40 @@ function TestHttpReview.test_cancelling_the_last_ready_task_does_not_starve_time
   local st = sched.stats()
   lu.assertEquals(st.tasks, 0)
 end
+
+-- http.start kept pointers to the method string while user code (a __len metamethod on a
+-- header list) could drop it from the options table: the freed string was then used.
+function TestHttpReview.test_start_keeps_its_strings_alive_while_user_code_runs()
+  local method = string.rep("X", 60)
+  local opts
+  local junk
+  local list = setmetatable({}, { __len = function()
+    opts.method = nil
+    collectgarbage(); collectgarbage()
+    junk = {}
+    for i = 1, 2000 do junk[i] = string.rep("Y", 59) .. "Z" end   -- reuse the freed memory
+    return 0
+  end })
+  opts = { url = base .. "/echo", ca_file = ca, method = string.rep("X", 60),
+           headers = { ["X-List"] = list } }
+  local r = assert(http.request(opts))
+  lu.assertEquals(cjson.decode(r.body).method, method)
+end
+
+-- The same for the body: an __index metamethod on the options, reached while start() reads
+-- "timeout", replaced the body after its pointer was taken.
+function TestHttpReview.test_start_keeps_the_body_it_sends()
+  local body = string.rep("B", 100)
+  local opts = { url = base .. "/echo", ca_file = ca, method = "PUT", body = string.rep("B", 100) }
+  setmetatable(opts, { __index = function(t, k)
+    if k == "timeout" then
+      rawset(t, "body", string.rep("C", 100))
+      collectgarbage(); collectgarbage()
+      local junk = {}
+      for i = 1, 2000 do junk[i] = string.rep("Y", 99) .. "Z" end
+    end
+    return nil
+  end })
+  local r = assert(http.request(opts))
+  lu.assertEquals(cjson.decode(r.body).body, body)
+end
