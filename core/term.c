@@ -29,27 +29,40 @@ static void comp_free(void) {
     comp_n = comp_i = 0;
 }
 
-/* Call completer(word, line) in Lua; copy the returned strings into comp_list. */
-static void comp_fill(const char *text) {
-    lua_State *L = comp_L;
-    comp_free();
-    if (!L || comp_ref == LUA_NOREF || !lua_checkstack(L, 4)) return;
+/* Protected (lua_pcall): call completer(word, line) and copy the strings of the list it
+ * returns into comp_list.  Everything that can raise (the completer, a __len, memory
+ * errors) runs in here, so no Lua error unwinds through libedit; comp_list is a static that
+ * comp_attempt frees, so a raise strands nothing. */
+static int comp_call(lua_State *L) {
+    const char *text = lua_touserdata(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, comp_ref);
     lua_pushstring(L, text);
     lua_pushstring(L, rl_line_buffer ? rl_line_buffer : "");
-    if (lua_pcall(L, 2, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        return;
-    }
-    size_t n = (size_t)luaL_len(L, -1);
-    comp_list = calloc(n ? n : 1, sizeof *comp_list);
-    for (size_t i = 1; comp_list && i <= n; i++) {
-        lua_rawgeti(L, -1, (lua_Integer)i);
+    lua_call(L, 2, 1);
+    if (!lua_istable(L, -1)) return 0;
+    lua_Integer n = luaL_len(L, -1);
+    if (n <= 0 || n > 100000) return 0;      /* more candidates than anyone reads */
+    comp_list = calloc((size_t)n, sizeof *comp_list);
+    for (lua_Integer i = 1; comp_list && i <= n; i++) {
+        lua_rawgeti(L, -1, i);
         const char *s = lua_tostring(L, -1);
         if (s && (comp_list[comp_n] = strdup(s)) != NULL) comp_n++;
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+    return 0;
+}
+
+/* Fill comp_list for text; on any error, no candidates. */
+static void comp_fill(const char *text) {
+    lua_State *L = comp_L;
+    comp_free();
+    if (!L || comp_ref == LUA_NOREF || !lua_checkstack(L, 4)) return;
+    lua_pushcfunction(L, comp_call);         /* light C function and pointer: cannot fail */
+    lua_pushlightuserdata(L, (void *)text);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        comp_free();                         /* a half-copied list is no list */
+    }
 }
 
 static char *comp_generator(const char *text, int state) {
