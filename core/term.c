@@ -162,6 +162,11 @@ static int l_size(lua_State *L) {
     return 2;
 }
 
+static int getpass_push(lua_State *L) {
+    lua_pushstring(L, lua_touserdata(L, 1));
+    return 1;
+}
+
 /* term.getpass(prompt) -> line | nil: read one line from the terminal without echo. */
 static int l_getpass(lua_State *L) {
     const char *prompt = luaL_optstring(L, 1, "");
@@ -180,10 +185,20 @@ static int l_getpass(lua_State *L) {
         tcsetattr(0, TCSAFLUSH, &saved);
         fputc('\n', stderr);
     }
+    if (ok) buf[strcspn(buf, "\r\n")] = '\0';
+    /* copy out with a non-raising call, then wipe (explicit_bzero: a memset of a dead local
+     * is removed by the optimiser), then push: a memory error cannot skip the wipe */
+    char *copy = ok ? strdup(buf) : NULL;
+    explicit_bzero(buf, sizeof buf);
     if (!ok) return 0;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    lua_pushstring(L, buf);
-    memset(buf, 0, sizeof buf);
+    if (!copy) return luaL_error(L, "not enough memory");
+    size_t n = strlen(copy);
+    lua_pushcfunction(L, getpass_push);
+    lua_pushlightuserdata(L, copy);
+    int st = lua_pcall(L, 1, 1, 0);
+    explicit_bzero(copy, n);
+    free(copy);
+    if (st != LUA_OK) return lua_error(L);
     return 1;
 }
 
