@@ -435,6 +435,7 @@ static void srv_close(struct srv *s) {
     if (s->have & HAVE_LUA_MU) pthread_mutex_destroy(&s->lua_mu);
     free(s->heap);
     free(s->cert);
+    if (s->key) explicit_bzero(s->key, strlen(s->key));   /* the private key, as PEM */
     free(s->key);
     free(s);
 }
