@@ -173,6 +173,7 @@ local SECRET_QUERY = { sig = true, code = true, access_token = true, client_secr
                        token = true, password = true, refresh_token = true, assertion = true }
 
 function M.redact_url(url)
+  url = url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1***@")   -- user:password@ is a credential
   return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
     if SECRET_QUERY[k:lower()] then return sep .. k .. "=***" end
   end))

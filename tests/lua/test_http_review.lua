@@ -103,3 +103,15 @@ function TestHttpReview.test_start_keeps_the_body_it_sends()
   local r = assert(http.request(opts))
   lu.assertEquals(cjson.decode(r.body).body, body)
 end
+
+-- user:password@ in a URL is a credential (curl sends it as Basic auth); traces showed it.
+function TestHttpReview.test_trace_hides_userinfo()
+  lu.assertEquals(http.redact_url("https://user:s3cret@h/p?a=1&sig=abc"), "https://***@h/p?a=1&sig=***")
+  lu.assertEquals(http.redact_url("https://h/p?u=a@b"), "https://h/p?u=a@b")
+  local events = {}
+  local c = http.client { ca_file = ca, trace = function(ev) events[#events + 1] = ev end }
+  local url = base:gsub("^https://", "https://me:PASSWORD@") .. "/ok"
+  assert(c:request { url = url })
+  lu.assertEquals(#events, 1)
+  lu.assertNotStrContains(events[1].url, "PASSWORD")
+end
