@@ -37,6 +37,7 @@ struct sched_task {
     int ref;                             /* pins the handle (and the thread) while alive */
     int state;
     int nargs;                           /* values on co's stack for the next resume */
+    sig_atomic_t sig;                    /* host_sigint when it was spawned */
     double deadline;
     size_t heap_i;
     unsigned long long seq;              /* FIFO among equal deadlines */
@@ -177,14 +178,20 @@ static void task_cancel(lua_State *L, struct sched *s, struct sched_task *t) {
     task_release(L, s, t);
 }
 
-/* Cancel every task that can be (not those resuming this very call). */
-static void cancel_all(lua_State *L, struct sched *s) {
+/* Cancel every task that can be (not those resuming this very call); with older, only those
+ * spawned before Ctrl-C number sig. */
+static void cancel_tasks(lua_State *L, struct sched *s, int older, sig_atomic_t sig) {
     for (;;) {
         struct sched_task *t = s->all;
-        while (t && (t->state == T_RUNNING || t->state == T_DEAD)) t = t->anext;
+        while (t && (t->state == T_RUNNING || t->state == T_DEAD || (older && t->sig == sig)))
+            t = t->anext;
         if (!t) break;
         task_cancel(L, s, t);            /* may change the list: start over */
     }
+}
+
+static void cancel_all(lua_State *L, struct sched *s) {
+    cancel_tasks(L, s, 0, 0);
 }
 
 /* Put a yielded task where its reason says. */
@@ -480,9 +487,10 @@ static int l_run(lua_State *L) {
     }
     int top = (s->current == NULL);
     if (top) {                           /* a Ctrl-C from before belongs to earlier work */
-        if (s->sig_seen != host_sigint) {
-            s->sig_seen = host_sigint;
-            cancel_all(L, s);
+        if (s->sig_seen != host_sigint) {  /* not to tasks spawned since (this run's own) */
+            sig_atomic_t sig = host_sigint;
+            s->sig_seen = sig;
+            cancel_tasks(L, s, 1, sig);
         }
         s->interrupted = 0;
         host_on_sigint(on_sigint, s);
@@ -535,6 +543,7 @@ static int l_spawn(lua_State *L) {
     t->ref = LUA_NOREF;
     t->state = T_DEAD;
     t->loop = s;
+    t->sig = host_sigint;
     luaL_setmetatable(L, TASK_MT);
     lua_State *co = lua_newthread(L);
     if (!lua_checkstack(co, n)) return luaL_error(L, "too many arguments");

@@ -115,3 +115,32 @@ function TestHttpReview.test_trace_hides_userinfo()
   lu.assertEquals(#events, 1)
   lu.assertNotStrContains(events[1].url, "PASSWORD")
 end
+
+-- A Ctrl-C outside the loop (computing at the top level, a REPL line) made the next run cancel
+-- every task, including the one it had just been asked to run: t2t.run and client requests
+-- failed with "cancelled".  Only tasks spawned before the Ctrl-C belong to the earlier work.
+function TestHttpReview.test_ctrl_c_outside_the_loop_spares_later_tasks()
+  local T2T = os.getenv("T2T") or "build/t2t"
+  local script = os.tmpname() .. ".lua"
+  local f = assert(io.open(script, "w"))
+  f:write([[
+    local t2t = require "t2t"
+    io.stdout:setvbuf("no")
+    local old = t2t.spawn(function() t2t.sleep(30) end)   -- earlier work
+    t2t.sleep(0.01)
+    local pid = io.open("/proc/self/stat"):read("n")
+    print("first", pcall(function()
+      local p = io.popen("kill -INT " .. pid); p:read("a"); p:close()
+      for _ = 1, 1e9 do end
+    end))
+    print("second", pcall(t2t.run, function() return "ran" end))
+    print("old", old:status())
+  ]])
+  f:close()
+  local out = env.sh(("%s %s; echo rc=$?"):format(T2T, script))
+  os.remove(script)
+  lu.assertStrContains(out, "interrupted!")
+  lu.assertStrContains(out, "second\ttrue\tran")
+  lu.assertStrContains(out, "old\tdead")
+  lu.assertStrContains(out, "rc=0")
+end
