@@ -67,8 +67,17 @@ function M.advanced(filter)
 end
 
 -- query{select, filter, top, count, orderby, search, expand, skiptoken} -> "?..." , eventual
+local QUERY_KEYS = { select = true, expand = true, filter = true, search = true, orderby = true,
+                     count = true, top = true }
+
 function M.query(q)
   if not q then return "", false end
+  for k in pairs(q) do
+    if not QUERY_KEYS[k] then
+      error(string.format("graph: unknown query option '%s' (select, filter, top, count, orderby, " ..
+                          "search, expand; without the $)", tostring(k)), 3)
+    end
+  end
   local parts, eventual = {}, false
   local function add(k, v) parts[#parts + 1] = "$" .. k .. "=" .. pct(v) end
   if q.select then add("select", type(q.select) == "table" and table.concat(q.select, ",") or q.select) end
