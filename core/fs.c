@@ -1,6 +1,7 @@
 /* fs.c — the few file-system calls Lua's io library lacks, for files that hold secrets:
  * private (0600) files written atomically, directories made with a mode, chmod, stat mode.
  * Module "t2t.core.fs".  No shell: paths are never quoted or interpreted. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -111,9 +112,51 @@ static int l_write_private(lua_State *L) {
     return 1;
 }
 
+/* An open directory held by a userdata, so a Lua error while listing cannot leak it. */
+static int dir_close(lua_State *L) {
+    DIR **d = luaL_checkudata(L, 1, "t2t.fs.Dir");
+    if (*d) {
+        closedir(*d);
+        *d = NULL;
+    }
+    return 0;
+}
+
+/* fs.list(dir) -> sorted list of the names in dir (no "." or "..") | nil, err */
+static int l_list(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    DIR **d = lua_newuserdatauv(L, sizeof *d, 0);      /* closed state first (liolib) */
+    *d = NULL;
+    if (luaL_newmetatable(L, "t2t.fs.Dir")) {
+        lua_pushcfunction(L, dir_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, dir_close);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_setmetatable(L, -2);
+    lua_newtable(L);
+    *d = opendir(path);                                 /* the resource last */
+    if (!*d) return fail(L, "cannot read directory", path, errno);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(*d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        lua_pushstring(L, e->d_name);
+        lua_rawseti(L, -2, ++n);
+    }
+    closedir(*d);
+    *d = NULL;
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    return 1;
+}
+
 int luaopen_t2t_fs(lua_State *L) {
     static const luaL_Reg fns[] = {
-        {"mkdir", l_mkdir}, {"chmod", l_chmod}, {"mode", l_mode},
+        {"mkdir", l_mkdir}, {"chmod", l_chmod}, {"mode", l_mode}, {"list", l_list},
         {"write_private", l_write_private}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;

@@ -25,7 +25,7 @@ return runbook {
     if not dir then
       dir = os.tmpname()
       os.remove(dir)
-      os.execute("mkdir -m 700 '" .. dir .. "'")
+      assert(require("t2t.core.fs").mkdir(dir, tonumber("700", 8)))
     end
     local handoff, secret_file = dir .. "/handoff.json", dir .. "/client-secret"
     local failed

@@ -127,7 +127,7 @@ function M.run(_)
   local dir = state_dir()
   local history = dir and (dir .. "/history")
   if dir then
-    os.execute('mkdir -p "' .. dir .. '" 2>/dev/null')
+    require("t2t.core.fs").mkdir(dir, tonumber("700", 8))
     term.load_history(history, 1000)
   end
   term.set_completer(M.complete)

@@ -120,13 +120,10 @@ end
 function M.names()
   if host.lua_dir then
     local names = {}
-    local p = io.popen('ls "' .. host.lua_dir .. '/scripts" 2>/dev/null')
-    for line in p:lines() do
-      local n = line:match("^(.+)%.lua$")
+    for _, f in ipairs(require("t2t.core.fs").list(host.lua_dir .. "/scripts") or {}) do
+      local n = f:match("^(.+)%.lua$")
       if n then names[#names + 1] = n end
     end
-    p:close()
-    table.sort(names)
     return names
   end
   return host.embedded("runbook")

@@ -61,3 +61,13 @@ function TestFs.test_mkdir_leaves_existing_modes()
   lu.assertEquals(fs.mode(d .. "/x/y"), tonumber("700", 8))
   os.execute("rm -rf '" .. d .. "'")
 end
+
+function TestFs.test_list_sorted_without_dots()
+  local d = tmpdir()
+  for _, n in ipairs { "b.lua", "a.lua", ".hidden" } do assert(fs.write_private(d .. "/" .. n, "")) end
+  lu.assertEquals(fs.list(d), { ".hidden", "a.lua", "b.lua" })
+  local ok, err = fs.list(d .. "/missing")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "cannot read directory")
+  os.execute("rm -rf '" .. d .. "'")
+end
