@@ -24,6 +24,15 @@ return runbook {
       end
     end
     check(host.version ~= nil, "t2t " .. host.version .. " on " .. host.lua_release, "")
+    -- the plugins: each loads its library on first use (T2T_LIB_DIR says where they are)
+    local function plugin(mod, what, version)
+      local ok, m = pcall(require, mod)
+      check(ok, what .. (ok and (" (" .. version(m) .. ")") or ""),
+            ok and "" or ("cannot load it: " .. tostring(m) .. "; is the t2t install complete?"))
+    end
+    plugin("t2t.core.http", "HTTP client", function(m) return (m.version():match("^%S+")) end)
+    plugin("t2t.core.crypto", "crypto", function(m) return tostring(m.openssl_version) end)
+    plugin("t2t.core.server", "simulator server", function() return "libmicrohttpd" end)
     local bundles = { "/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt" }
     local found
     for _, b in ipairs(bundles) do

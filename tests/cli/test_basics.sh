@@ -38,6 +38,9 @@ expect_rc 2 "--profile with no config file"; expect_err "cannot read the config 
 t2t_run -e 'error("boom")'
 expect_rc 1 "a Lua error exits 1"; expect_err "boom" "and prints the message"
 
+T2T_LIB_DIR=/nonexistent "$T2T" run doctor >"$OUT" 2>"$ERR" </dev/null; RC=$?
+expect_rc 1 "doctor fails when the plugins are missing"; expect_out "[Failed]  HTTP client -- cannot load it" "and says which"
+
 t2t_run run doctor --output json
 expect_rc 0 "json output"; expect_out '"runbook":"doctor"' "one JSON document"
 
