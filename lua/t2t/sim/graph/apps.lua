@@ -65,10 +65,7 @@ local function app_entity(ctx, app, status)
 end
 
 -- GET /applications
-route("GET", "applications", function(ctx)
-  store.need(ctx, "app_read")
-  return store.collection(ctx, "application", "applications", store.list(ctx, "application"))
-end)
+store.list_route(route, "applications", "application", "app_read")
 
 -- POST /applications (wire.md §3.2) → 201
 route("POST", "applications", function(ctx)
@@ -189,10 +186,7 @@ end)
 
 -- Service principals ---------------------------------------------------------------------
 
-route("GET", "servicePrincipals", function(ctx)
-  store.need(ctx, "app_read")
-  return store.collection(ctx, "servicePrincipal", "servicePrincipals", store.list(ctx, "servicePrincipal"))
-end)
+store.list_route(route, "servicePrincipals", "servicePrincipal", "app_read")
 
 -- POST /servicePrincipals {"appId"} (wire.md §3.4) → 201; also in a foreign tenant for a
 -- multi-tenant app.

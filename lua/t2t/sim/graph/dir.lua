@@ -12,10 +12,7 @@ local function now(ctx) return math.floor(ctx.sim:now()) end
 
 -- Users -------------------------------------------------------------------------------------
 
-route("GET", "users", function(ctx)
-  store.need(ctx, "user_read")
-  return store.collection(ctx, "user", "users", store.list(ctx, "user"))
-end)
+store.list_route(route, "users", "user", "user_read")
 
 route("GET", "users/$count", function(ctx)
   store.need(ctx, "user_read")
@@ -252,10 +249,7 @@ local function member_write_check(ctx, g)
   if g.isAssignableToRole then store.need(ctx, "role_write") end
 end
 
-route("GET", "groups", function(ctx)
-  store.need(ctx, "group_read")
-  return store.collection(ctx, "group", "groups", store.list(ctx, "group"))
-end)
+store.list_route(route, "groups", "group", "group_read")
 
 route("GET", "groups/$count", function(ctx)
   store.need(ctx, "group_read")

@@ -357,6 +357,14 @@ function M.apply_patch(obj, body, skip, special)
   end
 end
 
+-- GET /{set} listing every visible object of `kind`, needing permission set `perm`.
+function M.list_route(route, set, kind, perm)
+  route("GET", set, function(ctx)
+    M.need(ctx, perm)
+    return M.collection(ctx, kind, set, M.list(ctx, kind))
+  end)
+end
+
 -- DELETE /{kind}s/:id needing permission set `perm`; check(ctx, obj) may refuse first.
 function M.delete_route(route, path, kind, perm, check)
   route("DELETE", path, function(ctx, p)
