@@ -85,7 +85,9 @@ function M.new(opts)
   }, M)
 end
 
-local SIGIL = { create = "+", update = "~", delete = "-", action = "*" }
+-- kinds: create (a new object), add (a new item on an existing one: a member, a secret, an
+-- access policy), update (before -> after), delete, action (anything else)
+local SIGIL = { create = "+", add = "+", update = "~", delete = "-", action = "*" }
 
 local function describe(c)
   local lines = { string.format("%s %s %s%s", SIGIL[c.kind] or "*", c.kind, c.target,
@@ -95,7 +97,7 @@ local function describe(c)
       lines[#lines + 1] = string.format("    %s: %s -> %s", tostring(d.field or "value"),
                                         show(d.before, d.field), show(d.after, d.field))
     end
-  elseif c.kind == "create" and type(c.after) == "table" then
+  elseif (c.kind == "create" or c.kind == "add") and type(c.after) == "table" then
     local keys = {}
     for k in pairs(c.after) do keys[#keys + 1] = k end
     table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
@@ -118,7 +120,7 @@ function M:audit(entry)
   return true
 end
 
--- plan:change{kind = "create"|"update"|"delete"|"action", target = "application 'X'",
+-- plan:change{kind = "create"|"add"|"update"|"delete"|"action", target = "application 'X'",
 --             tenant = id or name, operation = "ensure_app", before = t, after = t,
 --             note = "why", apply = function() -> result, request_id | nil, err }
 -- Returns the apply result, or nil, "planned" in plan mode, or nil, err on failure.

@@ -434,7 +434,7 @@ function M:add_secret(app, o)
   local label = (o.name or "t2t migration") .. " " .. iso(self.now())
   local ends = iso(self.now() + days * 86400)
   if app.planned then
-    self.plan:change { kind = "action", target = "client secret '" .. label .. "' on application '" ..
+    self.plan:change { kind = "add", target = "client secret '" .. label .. "' on application '" ..
       app.displayName .. "'", tenant = self.name, operation = "add_secret",
       after = { displayName = label, endDateTime = ends }, apply = function() end }
     return nil, "planned"
@@ -449,7 +449,7 @@ function M:add_secret(app, o)
   end
   for _ = 1, 3 do
     local res, err = self.plan:change {
-      kind = "action", target = "client secret '" .. label .. "' on application '" .. app.displayName .. "'",
+      kind = "add", target = "client secret '" .. label .. "' on application '" .. app.displayName .. "'",
       tenant = self.name, operation = "add_secret", after = { displayName = label, endDateTime = ends },
       note = "valid " .. days .. " days; the value is shown once and never logged",
       apply = function()
@@ -488,7 +488,7 @@ function M:add_certificate(app, o)
                  startDateTime = o.starts and iso(o.starts) or iso(self.now()),
                  endDateTime = iso(o.ends) }
   if app.planned then
-    self.plan:change { kind = "action", target = target, tenant = self.name, operation = "add_certificate",
+    self.plan:change { kind = "add", target = target, tenant = self.name, operation = "add_certificate",
                        after = { displayName = o.subject, endDateTime = cred.endDateTime }, apply = function() end }
     return nil, "planned"
   end
@@ -510,7 +510,7 @@ function M:add_certificate(app, o)
   end
   keep[#keep + 1] = cred
   local res, err = self.plan:change {
-    kind = "action", target = target, tenant = self.name, operation = "add_certificate",
+    kind = "add", target = target, tenant = self.name, operation = "add_certificate",
     after = { displayName = o.subject, endDateTime = cred.endDateTime },
     apply = function() return self:gpatch("/applications/" .. app.id, { keyCredentials = keep }) end,
   }

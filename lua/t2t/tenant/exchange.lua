@@ -255,8 +255,8 @@ function M:ensure_members(group, members, planned)
   for _, m in ipairs(members) do
     if not have[m:lower()] then
       local _, err = self.plan:change {
-        kind = "action", target = "member " .. m .. " of '" .. group .. "'", tenant = self.name,
-        operation = "ensure_members", after = { Member = m },
+        kind = "add", target = "member " .. m .. " to '" .. group .. "'", tenant = self.name,
+        operation = "ensure_members",
         apply = function()
           local r, e = self:xo("Add-DistributionGroupMember", { Identity = group, Member = m })
           if r or (exo_code(e) or ""):find("MemberAlreadyExists", 1, true) then return true end

@@ -83,7 +83,7 @@ function M.ensure(t, o)
       apply = function() return arm(t, "PUT", v_path .. "?api-version=" .. ARM_KV, body) end },
       function() return (arm(t, "GET", v_path .. "?api-version=" .. ARM_KV)) end)
     if err == "planned" then
-      t.plan:change { kind = "action", target = "access policy for Office 365 Exchange Online on '" .. o.vault .. "'",
+      t.plan:change { kind = "add", target = "access policy for Office 365 Exchange Online on '" .. o.vault .. "'",
         tenant = t.name, operation = "keyvault", after = { secrets = "get,list", certificates = "get,list" },
         apply = function() end }
       t.plan:change { kind = "create", target = "certificate '" .. o.certificate .. "' (" .. o.subject .. ")",
@@ -99,7 +99,7 @@ function M.ensure(t, o)
   else
     local body = { properties = { accessPolicies = { { tenantId = t.id, objectId = exo_sp.id,
       permissions = { secrets = { "get", "list" }, certificates = { "get", "list" } } } } } }
-    local _, perr = t.plan:change { kind = "action", target = "access policy for Office 365 Exchange Online on '" ..
+    local _, perr = t.plan:change { kind = "add", target = "access policy for Office 365 Exchange Online on '" ..
       o.vault .. "'", tenant = t.name, operation = "keyvault", after = { secrets = "get,list", certificates = "get,list" },
       apply = function() return arm(t, "PUT", v_path .. "/accessPolicies/add?api-version=" .. ARM_KV, body) end }
     if perr and perr ~= "planned" then return nil, perr end
