@@ -19,6 +19,21 @@ local function by_name(map, identity)
   end
 end
 
+-- get_or_list(ctx, map, identity, keep) -> the object named identity (not found -> the EXO
+-- error), or every visible object that keep(o) accepts (all when keep is nil), as a list.
+local function get_or_list(ctx, map, identity, keep)
+  if identity ~= nil then
+    local _, o = by_name(map, identity)
+    if not o or not U.visible(ctx, o) then U.not_found(ctx, identity) end
+    return { o }
+  end
+  local out = {}
+  for _, o in pairs(map) do
+    if U.visible(ctx, o) and (not keep or keep(o)) then out[#out + 1] = o end
+  end
+  return out
+end
+
 local function need_hydrated(ctx)
   if R.dehydrated(ctx.t) then
     U.fail(400, U.EX.Dehydrated, "This operation is not available in the current organization " ..
@@ -85,15 +100,7 @@ local function apply(ctx, o, p)
 end
 
 M["Get-OrganizationRelationship"] = function(ctx, p)
-  local map = ctx.t.exo.org_relationships
-  if p.Identity ~= nil then
-    local _, o = by_name(map, p.Identity)
-    if not o or not U.visible(ctx, o) then U.not_found(ctx, p.Identity) end
-    return { o }, present
-  end
-  local out = {}
-  for _, o in pairs(map) do if U.visible(ctx, o) then out[#out + 1] = o end end
-  return out, present
+  return get_or_list(ctx, ctx.t.exo.org_relationships, p.Identity), present
 end
 
 M["New-OrganizationRelationship"] = function(ctx, p)
@@ -242,17 +249,8 @@ end
 -- Migration endpoints.
 
 M["Get-MigrationEndpoint"] = function(ctx, p)
-  local map = ctx.t.exo.migration_endpoints
-  if p.Identity ~= nil then
-    local _, e = by_name(map, p.Identity)
-    if not e or not U.visible(ctx, e) then U.not_found(ctx, p.Identity) end
-    return { e }, present
-  end
-  local out = {}
-  for _, e in pairs(map) do
-    if U.visible(ctx, e) and (not p.Type or e.EndpointType == p.Type) then out[#out + 1] = e end
-  end
-  return out, present
+  return get_or_list(ctx, ctx.t.exo.migration_endpoints, p.Identity,
+                     p.Type and function(e) return e.EndpointType == p.Type end), present
 end
 
 M["New-MigrationEndpoint"] = function(ctx, p)
