@@ -8,34 +8,8 @@ local server = require "t2t.core.server"
 
 local N, C, ROUNDS = 20000, 32, 3
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
-
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI.
-local function certs(dir)
-  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-  local out, code = sh("(" .. table.concat({
-    "cd " .. dir,
-    "openssl req -x509 " .. ec .. " -keyout ca.key -out ca.pem -days 2 -subj /CN=t2t-bench-CA",
-    "openssl req " .. ec .. " -keyout srv.key -out srv.csr -subj /CN=localhost",
-    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext",
-    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " ..
-      "-extfile ext -out srv.pem",
-  }, " && ") .. ") 2>&1")
-  assert(code == 0, out)
-  return readfile(dir .. "/srv.pem"), readfile(dir .. "/srv.key")
-end
+local env = require "tests.lua.handlers.http_env"     -- test CA and server certificate
+local sh, readfile = env.sh, env.readfile
 
 -- One round: N requests at concurrency C; returns requests/s and server CPU seconds used.
 local function round(s, dir, scheme)
@@ -56,10 +30,8 @@ local function median(t)
   return t[(#t + 1) // 2]
 end
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -m 700 " .. dir))
-local cert, key = certs(dir)
+local tls = env.certs()
+local dir, cert, key = tls.dir, tls.cert, tls.key
 
 local function measure(opts, scheme)
   opts.handler_module = "tests.lua.handlers.server_hello"
@@ -76,7 +48,7 @@ end
 local rps, us = measure({ cert_pem = cert, key_pem = key }, "https")
 local rps2 = measure({ cert_pem = cert, key_pem = key, threads = 2 }, "https")
 local plain = measure({}, "http")
-os.execute("rm -rf " .. dir)
+env.cleanup()
 print(("bench: server_rps = %.0f"):format(rps))
 print(("bench: server_cpu_us_per_request = %.1f"):format(us))
 print(("bench: server_rps_2threads = %.0f"):format(rps2))

@@ -1,5 +1,5 @@
 -- The embedded HTTPS server (t2t.core.server), driven with the curl CLI over loopback.
--- Certificates: a throwaway CA and a cert for 127.0.0.1/localhost made with the openssl CLI.
+-- Certificates: a throwaway CA and a cert for 127.0.0.1/localhost (tests/lua/handlers/http_env).
 local lu = require "luaunit"
 local cjson = require "cjson"
 local server = require "t2t.core.server"
@@ -7,41 +7,8 @@ local server = require "t2t.core.server"
 local ECHO = "tests.lua.handlers.server_echo"
 local HELLO = "tests.lua.handlers.server_hello"
 
-local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
-end
-
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local tls -- {dir, ca, cert, key}, made once per run
-
-local function certs()
-  if tls then return tls end
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -m 700 " .. dir))
-  local ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-  local out, code = sh(table.concat({
-    "cd " .. dir,
-    "openssl req -x509 " .. ec .. " -keyout ca.key -out ca.pem -days 2 -subj /CN=t2t-test-CA",
-    "openssl req " .. ec .. " -keyout srv.key -out srv.csr -subj /CN=localhost",
-    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext",
-    "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 " ..
-      "-extfile ext -out srv.pem",
-  }, " && "))
-  assert(code == 0, out)
-  tls = { dir = dir, ca = dir .. "/ca.pem", cert = readfile(dir .. "/srv.pem"),
-          key = readfile(dir .. "/srv.key") }
-  return tls
-end
+local env = require "tests.lua.handlers.http_env"     -- test CA and server certificate
+local sh, readfile, certs = env.sh, env.readfile, env.certs
 
 local function start(opts)
   local t = certs()
@@ -70,7 +37,7 @@ end
 TestServer = {}
 
 function TestServer.teardownClass()
-  if tls then os.execute("rm -rf " .. tls.dir) end
+  env.cleanup()
 end
 
 function TestServer.test_request_and_response_round_trip()

@@ -1,4 +1,4 @@
--- Shared set-up for tests/lua/test_http*.lua and tests/bench/bench_http.lua (not a handler):
+-- Shared set-up for the HTTP and server tests and benchmarks (not a handler):
 -- a throwaway CA and server certificate (openssl CLI, into a temp dir) and the embedded HTTPS
 -- server on loopback running tests/lua/handlers/http_sim.lua.
 local server = require "t2t.core.server"
@@ -20,6 +20,7 @@ local function readfile(path)
   f:close()
   return s
 end
+M.readfile = readfile
 
 local tls
 
