@@ -93,3 +93,12 @@ EOR
 t2t_run run "$RB/simrb.lua" --sim
 expect_rc 0 "--sim after the runbook name"; expect_out "sim running: true" "starts the simulator before the runbook runs"
 rm -rf "$RB"
+
+# A sanitized build carries the runtime option that keeps LSan's tracer from crashing on
+# dynamic TLS at exit (core/sanitize.c); a plain build has no sanitizer flags to print.
+case "$T2T" in *san/*)
+  ASAN_OPTIONS=help=1 "$T2T" -e 'return' >"$OUT" 2>"$ERR" </dev/null
+  if grep -A1 '^[[:space:]]*intercept_tls_get_addr$' "$ERR" | grep -q 'Current Value: false'; then
+    ok "sanitized build: intercept_tls_get_addr is off by default"
+  else notok "sanitized build: intercept_tls_get_addr is off by default"; fi ;;
+esac
