@@ -478,6 +478,15 @@ static int l_key_from_jwk(lua_State *L) {
 
 static int key_is_rsa(const t2t_key *k) { return EVP_PKEY_is_a(k->pkey, "RSA"); }
 
+/* "rsa", "ed25519", or what OpenSSL calls any other key a PEM or DER file may hold ("EC",
+ * "DSA", "X25519", ...); such keys load, but sign and verify refuse them. */
+static const char *key_type_name(const t2t_key *k) {
+    if (key_is_rsa(k)) return "rsa";
+    if (EVP_PKEY_is_a(k->pkey, "ED25519")) return "ed25519";
+    const char *name = EVP_PKEY_get0_type_name(k->pkey);
+    return name ? name : "unknown";
+}
+
 static int key_close(lua_State *L) {
     t2t_key_close(luaL_checkudata(L, 1, T2T_KEY_MT));
     return 0;
@@ -486,13 +495,13 @@ static int key_close(lua_State *L) {
 static int key_tostring(lua_State *L) {
     t2t_key *k = luaL_checkudata(L, 1, T2T_KEY_MT);
     if (k->pkey == NULL) lua_pushliteral(L, "t2t.crypto.Key (closed)");
-    else lua_pushfstring(L, "t2t.crypto.Key (%s %d, %s)", key_is_rsa(k) ? "rsa" : "ed25519",
+    else lua_pushfstring(L, "t2t.crypto.Key (%s %d, %s)", key_type_name(k),
                          EVP_PKEY_get_bits(k->pkey), k->priv ? "private" : "public");
     return 1;
 }
 
 static int key_type(lua_State *L) {
-    lua_pushstring(L, key_is_rsa(t2t_key_check(L, 1)) ? "rsa" : "ed25519");
+    lua_pushstring(L, key_type_name(t2t_key_check(L, 1)));
     return 1;
 }
 
@@ -668,8 +677,7 @@ static int key_verify(lua_State *L) {
     if (!alg_fits(k, alg)) {
         lua_pushnil(L);
         lua_pushfstring(L, "verify: algorithm %s does not match this %s key", ALGS[alg],
-                        key_is_rsa(k) ? "RSA" : EVP_PKEY_is_a(k->pkey, "ED25519") ? "Ed25519"
-                                                                            : "unsupported");
+                        key_type_name(k));
         return 2;
     }
     t2t_scope *sc = t2t_scope_new(L);

@@ -260,6 +260,24 @@ function TestCryptoKeys.test_encrypted_pkcs8_with_openssl()
   lu.assertStrContains(err, "wrong passphrase")
 end
 
+-- load_key takes only RSA and Ed25519; a certificate may hold any other key type, and its
+-- public key then says what it is and is refused by verify.
+function TestCryptoKeys.test_other_key_type_from_a_certificate()
+  need_openssl()
+  local k, c = H.tmp("ec.pem"), H.tmp("ec.crt")
+  local ok, out = H.sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=ec"
+                       .. " -days 1 -keyout " .. k .. " -out " .. c)
+  lu.assertTrue(ok, out)
+  local _, err = crypto.load_key_file(k)
+  lu.assertStrContains(err, "only RSA and Ed25519 keys are supported")
+  local pub = assert(crypto.load_cert_file(c)):public_key()
+  lu.assertEquals(pub:type(), "EC")
+  lu.assertStrContains(tostring(pub), "(EC 256, public)")
+  local r, verr = pub:verify("RS256", "data", "sig")
+  lu.assertNil(r)
+  lu.assertStrContains(verr, "does not match this EC key")
+end
+
 -- Sign in t2t, verify with openssl; sign with openssl, verify in t2t.
 function TestCryptoKeys.test_rsa_signatures_with_openssl()
   need_openssl()
