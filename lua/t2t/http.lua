@@ -88,7 +88,8 @@ local BASE = {
 M.policies = {
   default = {},
   graph = { max_attempts = 6, max_time = 300 },
-  exo = { max_attempts = 6, max_time = 600, base_delay = 1 },
+  -- no "exo": t2t.exo sends retry = false and retries itself, because EXO names its retryable
+  -- errors in the response body (TooManyConcurrentRequests, transient codes), not the status
   arm = { max_attempts = 6, max_time = 300 },
   keyvault = { max_attempts = 5 },
   login = { max_attempts = 4, max_time = 60, unsafe = true },   -- token requests repeat safely
