@@ -41,7 +41,7 @@ local function call(svc, sim, method, url, body, token)
   local h = { host = host }
   if token ~= false then h.authorization = "Bearer " .. (token or "admin") end
   local res = svc.handle(sim, { method = method, path = path, host = host, headers = h,
-    body = body and cjson.encode(body) or nil })
+    body = type(body) == "table" and cjson.encode(body) or body })   -- a string goes as it is
   local b = res.body
   if type(b) == "string" and b:sub(1, 1) == "{" then b = cjson.decode(b) end
   return res.status, b, res.headers or {}
@@ -133,6 +133,20 @@ local function ready_vault(sim, policies)
   local _, _, h = make_vault(sim, policies)
   call(arm, sim, "GET", h["azure-asyncoperation"])
   call(arm, sim, "GET", h["azure-asyncoperation"])
+end
+
+-- A body that is not JSON: 400 with each service's own code, and nothing is created.
+function TestSimAzure.test_body_not_json()
+  local sim = world()
+  local s, e = call(arm, sim, "PUT", ARM .. "/resourcegroups/rg9?api-version=2021-04-01", "{location:")
+  lu.assertEquals(s, 400)
+  lu.assertEquals(e.error.code, "InvalidRequestContent")
+  lu.assertNil(sim.state.tenants[T1].azure.subscriptions[SUB].resource_groups.rg9)
+  ready_vault(sim)
+  s, e = call(kv, sim, "PUT", V .. "/secrets/s1?api-version=7.4", "{value:")
+  lu.assertEquals(s, 400)
+  lu.assertEquals(e.error.code, "BadParameter")
+  lu.assertEquals((call(kv, sim, "GET", V .. "/secrets/s1?api-version=7.4")), 404)
 end
 
 function TestSimAzure.test_secrets_versions_and_access()

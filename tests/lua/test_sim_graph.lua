@@ -94,7 +94,7 @@ local function call(sim, method, path, body, headers, token)
   for k, v in pairs(headers or {}) do h[k] = v end
   if token == false then h.authorization = nil end
   local res = graph.handle(sim, { method = method, path = path, headers = h,
-    body = body ~= nil and cjson.encode(body) or nil })
+    body = type(body) == "string" and body or body ~= nil and cjson.encode(body) or nil })
   local decoded = res.body
   if type(res.body) == "string" and res.body:sub(1, 1) == "{" then decoded = cjson.decode(res.body) end
   return res.status, decoded, res
@@ -335,6 +335,17 @@ function TestSimGraph.test_client_request_id_echoed()
   local _, body, raw = call(sim, "GET", "/v1.0/groups/nope", nil, { ["client-request-id"] = "abc-123" })
   lu.assertEquals(raw.headers["client-request-id"], "abc-123")
   lu.assertEquals(body.error.innerError["client-request-id"], "abc-123")
+end
+
+-- A body that is not JSON: Graph's 400 BadRequest, and no group is made.
+function TestSimGraph.test_body_not_json()
+  local sim = world()
+  local before = select(2, call(sim, "GET", "/v1.0/groups"))
+  local status, body = call(sim, "POST", "/v1.0/groups", '{"displayName": ')
+  lu.assertEquals(status, 400)
+  lu.assertEquals(body.error.code, "BadRequest")
+  lu.assertStrContains(body.error.message, "Unable to read JSON request payload")
+  lu.assertEquals(#select(2, call(sim, "GET", "/v1.0/groups")).value, #before.value)
 end
 
 function TestSimGraph.test_paging_across_pages_visits_every_user_once()

@@ -493,14 +493,10 @@ function M.handle(sim, req)
       fail(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is "
         .. "required for all requests.")
     end
-    if req.json == nil and req.body and req.body ~= "" then
-      local body, err = util.decode(req.body)
-      if body == nil then fail(400, "InvalidRequestContent", "The request content was invalid and could "
-        .. "not be deserialized: " .. tostring(err)) end
-      ctx.json = body
-    else
-      ctx.json = req.json
-    end
+    local body, err = util.json_body(req)
+    if err then fail(400, "InvalidRequestContent", "The request content was invalid and could "
+      .. "not be deserialized: " .. tostring(err)) end
+    ctx.json = body
     return route(ctx, path)
   end)
   if ok then return res end

@@ -282,15 +282,11 @@ function M.handle(sim, req)
       "Access token validation failure: unknown tenant."))
   end
   base.perms, base.all_access = permissions(claims)
-  local body = req.json
-  if body == nil and req.body and req.body ~= "" then
-    local err
-    body, err = util.decode(req.body)
-    if body == nil then
-      return finish(base, error_response(base, 400, "BadRequest", "Unable to read JSON request "
-        .. "payload. Please ensure Content-Type header is set and payload is of valid JSON format."
-        .. " (" .. tostring(err) .. ")"))
-    end
+  local body, berr = util.json_body(req)
+  if berr then
+    return finish(base, error_response(base, 400, "BadRequest", "Unable to read JSON request "
+      .. "payload. Please ensure Content-Type header is set and payload is of valid JSON format."
+      .. " (" .. tostring(berr) .. ")"))
   end
   local headers = lower_headers(req.headers)
   if path == "/v1.0/$batch" then

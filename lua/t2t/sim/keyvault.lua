@@ -336,13 +336,9 @@ function M.handle(sim, req)
       -- the DNS name is being registered: the vault is not reachable yet
       fail(404, "VaultNotFound", "The vault '" .. where.name .. "' is not provisioned yet.")
     end
-    if req.json == nil and req.body and req.body ~= "" then
-      local body, err = util.decode(req.body)
-      if body == nil then fail(400, "BadParameter", "The request body is not valid JSON: " .. tostring(err)) end
-      ctx.json = body
-    else
-      ctx.json = req.json
-    end
+    local body, err = util.json_body(req)
+    if err then fail(400, "BadParameter", "The request body is not valid JSON: " .. tostring(err)) end
+    ctx.json = body
     return route(ctx, path)
   end)
   if ok then return res end

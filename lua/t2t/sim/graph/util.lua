@@ -29,6 +29,14 @@ function M.decode(s)
   return v
 end
 
+-- The request's JSON body: req.json when the handler already decoded it (JSON content type),
+-- else req.body decoded here.  nil when there is no body; nil, err when it is not JSON.
+function M.json_body(req)
+  if req.json ~= nil then return req.json end
+  if req.body == nil or req.body == "" then return nil end
+  return M.decode(req.body)
+end
+
 M.null = cjson.null
 
 -- Case-insensitive header lookup.
