@@ -308,7 +308,7 @@ static int l_load_key(lua_State *L) {
         }
         return t2t_fail(L, "load_key");
     }
-    if (!EVP_PKEY_is_a(k->pkey, "RSA") && !EVP_PKEY_is_a(k->pkey, "ED25519")) {
+    if (!t2t_key_supported(k->pkey)) {
         t2t_key_close(k);
         lua_pushnil(L);
         lua_pushliteral(L, "load_key: only RSA and Ed25519 keys are supported");

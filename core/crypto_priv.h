@@ -34,6 +34,11 @@ static inline void t2t_key_close(t2t_key *k) {
 
 /* Push a new, closed key userdata.  The metatable must exist: x509.c requires the crypto
  * module (luaL_requiref) in its luaopen before it can create keys. */
+/* The key types t2t signs and verifies with; load_key and pkcs12_import take no others. */
+static inline int t2t_key_supported(const EVP_PKEY *p) {
+    return EVP_PKEY_is_a(p, "RSA") || EVP_PKEY_is_a(p, "ED25519");
+}
+
 static inline t2t_key *t2t_key_new(lua_State *L) {
     t2t_key *k = lua_newuserdatauv(L, sizeof *k, 0);
     k->pkey = NULL;
