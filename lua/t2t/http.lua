@@ -307,7 +307,10 @@ function Client:_request(o)
     if not delay then
       local out = res or err
       out.attempts, out.request_id, out.total_elapsed = attempt, crid, t2t.now() - started
-      if err then err.service = self.service end
+      if err then
+        err.service = self.service
+        if err.url then err.url = M.redact_url(err.url) end   -- errors are printed and logged
+      end
       return res, err
     end
     stats.retries = stats.retries + 1

@@ -314,6 +314,17 @@ function TestHttp.test_retry_after_parsing()
   lu.assertEquals(http.redact_url("https://h/p?a=1&sig=abc&code=x"), "https://h/p?a=1&sig=***&code=***")
 end
 
+-- A client's error keeps its URL for the message, with secret-looking query values hidden.
+function TestHttp.test_client_error_url_redacted()
+  local c = client { retry = { max_attempts = 1 } }
+  local r, err = c:request { url = "https://user:pw@127.0.0.1:1/token?code=S3CRET&a=1" }
+  lu.assertNil(r)
+  lu.assertEquals(err.code, "connect")
+  lu.assertEquals(err.url, "https://***@127.0.0.1:1/token?code=***&a=1")
+  lu.assertNotStrContains(tostring(err), "S3CRET")
+  lu.assertNotStrContains(tostring(err), "pw@")
+end
+
 function TestHttp.test_proxy_options()
   local dead = "http://127.0.0.1:1"        -- nothing listens there
   local r, err = get("/ok", { proxy = dead })
