@@ -6,6 +6,7 @@ local cjson = require "cjson"
 local azure = require "t2t.azure"
 local arm = require "t2t.sim.arm"
 local kv = require "t2t.sim.keyvault"
+local sim_http = require "tests.lua.handlers.sim_http"
 
 local T1 = "11111111-1111-4111-8111-111111111111"
 local SUB = "33333333-3333-4333-8333-333333333333"
@@ -31,17 +32,7 @@ local function world()
 end
 
 local function fake_http(sim)
-  local h = { calls = {} }
-  function h:request(o)
-    local host, path = o.url:match("^https://([^/]+)(/.*)$")
-    local headers = {}
-    for k, v in pairs(o.headers or {}) do headers[k:lower()] = v end
-    self.calls[#self.calls + 1] = o.method .. " " .. o.url
-    local svc = host == "management.azure.com" and arm or kv
-    local res = svc.handle(sim, { method = o.method, path = path, host = host, headers = headers, body = o.body })
-    return { status = res.status, headers = res.headers or {}, body = res.body }
-  end
-  return h
+  return sim_http(sim, function(host) return host == "management.azure.com" and arm or kv end)
 end
 
 local function client(sim, vault_token)

@@ -5,6 +5,7 @@ local lu = require "luaunit"
 local cjson = require "cjson"
 local graph = require "t2t.graph"
 local simgraph = require "t2t.sim.graph"
+local sim_http = require "tests.lua.handlers.sim_http"
 
 local T1 = "11111111-1111-4111-8111-111111111111"
 
@@ -35,20 +36,8 @@ local function world(n_users, faults)
   return sim
 end
 
--- A fake t2t.http client: routes requests to the simulated Graph in-process.
 local function fake_http(sim)
-  local h = { calls = {} }
-  function h:request(o)
-    local host, path = o.url:match("^https://([^/]+)(/.*)$")
-    local headers = {}
-    for k, v in pairs(o.headers or {}) do headers[k:lower()] = v end
-    self.calls[#self.calls + 1] = { method = o.method, url = o.url, headers = headers }
-    local res = simgraph.handle(sim, { method = o.method, path = path, host = host, headers = headers, body = o.body })
-    local rh = {}
-    for k, v in pairs(res.headers or {}) do rh[k:lower()] = v end
-    return { status = res.status, headers = rh, body = res.body }
-  end
-  return h
+  return sim_http(sim, function() return simgraph end)
 end
 
 local function client(sim, o)
