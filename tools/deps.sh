@@ -5,9 +5,10 @@
 # and the openssl CLI for cross-checks in tests), libedit (REPL), libmicrohttpd (simulator server),
 # lua-unit (Lua tests), lua5.4 (the start-up benchmark's baseline), pkg-config (the build),
 # tmux (the REPL test drives t2t through a pseudo-terminal), curl (the server tests' independent
-# client), valgrind (the leak and memory-error checks), perl (the start-up bench's timer).
+# client), valgrind (the leak and memory-error checks), perl (the start-up bench's timer),
+# nghttp2-server (nghttpd: an HTTP/2 peer, since the embedded server speaks HTTP/1.1 only).
 PKGS="liblua5.4-dev lua5.4 lua-cjson-dev libcurl4-openssl-dev libssl-dev openssl libedit-dev
-lua-unit libmicrohttpd-dev pkg-config tmux curl valgrind perl"
+lua-unit libmicrohttpd-dev pkg-config tmux curl valgrind perl nghttp2-server"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
