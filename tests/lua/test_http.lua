@@ -104,12 +104,10 @@ function TestHttp.test_ca_pem_and_connect_to_keep_the_real_name()
 end
 
 function TestHttp.test_timeout()
-  local t0 = t2t.now()
-  local r, err = get("/delay?s=3", { timeout = 0.2 })
+  local r, err = get("/delay?s=3", { timeout = 0.2 })   -- without the timeout: a 200 after 3 s
   lu.assertNil(r)
   lu.assertEquals(err.code, "timeout")
   lu.assertTrue(err.retryable)
-  lu.assertTrue(t2t.now() - t0 < 2.5)
 end
 
 function TestHttp.test_connection_refused_is_connect()
@@ -130,13 +128,17 @@ function TestHttp.test_concurrency_n_l_over_c()
   local t0 = t2t.now()
   local items = {}
   for i = 1, n do items[i] = i end
-  local res = t2t.parallel(items, function() return assert(get("/delay?s=" .. l)).status end,
-                           { concurrency = c })
+  local in_flight, most = 0, 0
+  local res = t2t.parallel(items, function()
+    in_flight = in_flight + 1
+    most = math.max(most, in_flight)
+    local r <close> = setmetatable({}, { __close = function() in_flight = in_flight - 1 end })
+    return assert(get("/delay?s=" .. l)).status
+  end, { concurrency = c })
   local wall = t2t.now() - t0
   for i = 1, n do lu.assertEquals(res[i].value, 200) end
-  local ideal = n * l / c
-  lu.assertTrue(wall >= ideal * 0.9, "faster than possible: " .. wall)
-  lu.assertTrue(wall < ideal * 2.5, "not concurrent enough: " .. wall .. " vs ideal " .. ideal)
+  lu.assertEquals(most, c, "requests in flight at once")   -- concurrent, and never more than c
+  lu.assertTrue(wall >= n * l / c * 0.9, "faster than possible: " .. wall)   -- a lower bound
 end
 
 function TestHttp.test_parallel_failing_item_leaves_others()
@@ -211,11 +213,10 @@ function TestHttp.test_reset_mid_body_is_retried()
 end
 
 function TestHttp.test_total_time_cap()
-  local t0 = t2t.now()
   local r = assert(client { retry = { max_attempts = 100, max_time = 0.5, base_delay = 0.05 } }:request {
     url = base .. "/flaky?n=1000&status=503&key=" .. key() })
   lu.assertEquals(r.status, 503)
-  lu.assertTrue(t2t.now() - t0 < 2)
+  lu.assertTrue(r.attempts < 100, "max_time ended the retries, not max_attempts: " .. r.attempts)
 end
 
 function TestHttp.test_client_request_id_is_stable_across_retries()
