@@ -194,8 +194,23 @@ function M:eventually(fn, seconds)
   end
 end
 
+-- What a failed create says about trying again: "refused" (401, 403, 404: nothing was made and
+-- nothing will be), "answered" (another 4xx: perhaps "already exists" -- our own object, not yet
+-- visible -- so look for it, but do not create again), or nil (transport error, 408, 429, 5xx:
+-- the outcome is unknown).
+local REFUSED_CODES = {
+  VaultAlreadyExists = true,   -- a name taken elsewhere: PUT on our own vault updates it instead
+}
+local function refusal(err)
+  local s = type(err) == "table" and tonumber(err.status)
+  if not s or s < 400 or s >= 500 or s == 408 or s == 429 then return nil end
+  if s == 401 or s == 403 or s == 404 or REFUSED_CODES[err.code] then return "refused" end
+  return "answered"
+end
+
 -- Create through the plan, never twice: on failure, look for the object (find()) for `settle`
--- seconds; found -> the create did happen (response lost); not found -> try again (attempts).
+-- seconds; found -> the create did happen (response lost); not found -> try again (attempts),
+-- unless the service's answer was definite (refusal above).
 -- On success, wait until find() sees it, so the next step can use it despite replication lag.
 -- Returns the object (or a placeholder in plan mode), or nil, err.
 function M:create(c, find, attempts)
@@ -214,11 +229,14 @@ function M:create(c, find, attempts)
       return seen or res
     end
     last = err
+    local why = refusal(err)
+    if why == "refused" then return nil, err end
     local found = self:eventually(find)
     if found then
       self:note("  (the create's response was lost; found %s by re-reading it)", c.target)
       return found
     end
+    if why == "answered" then return nil, err end
   end
   return nil, last
 end

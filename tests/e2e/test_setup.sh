@@ -11,7 +11,8 @@ STATE_SUMMARY="tests/e2e/setup_state.lua"
 EDIT="tests/e2e/state_edit.lua"
 
 skip_all() {
-  for n in fresh-pair rerun-idempotent plan-fresh keyvault invite before-consent dehydrated exchange-role \
+  for n in fresh-pair rerun-idempotent plan-fresh keyvault keyvault-deleted keyvault-taken invite before-consent \
+           dehydrated exchange-role \
            scope-group expired-secret orgrel-by-domain wrong-cloud faults; do
     echo "ok - $TEST: $n # SKIP $1"
   done
@@ -176,6 +177,27 @@ else
   sim "$K" run verify-setup --handoff "$HK"
   expect_rc 0 "keyvault: verify-setup passes"
   expect_out "Key Vault certificate" "keyvault: verify checks the endpoint's Key Vault URL"
+  # a deleted vault keeps its name (soft delete): say so at once, and how to recover or purge it
+  ARMV="/resourceGroups/t2t-rg/providers/Microsoft.KeyVault/vaults"
+  sim "$K" -e "local c = assert(require('t2t.connect').profile('fabrikam'))
+    assert(c.azure:arm('DELETE', '/subscriptions/' .. c.azure.subscription .. '$ARMV/t2tvault$$?api-version=2023-07-01'))"
+  expect_rc 0 "keyvault-deleted: the vault is deleted"
+  sim "$K" run setup-target --handoff "$HK" --keyvault --resource-group t2t-rg --vault t2tvault$$
+  expect_rc 1 "keyvault-deleted: a soft-deleted vault's name is refused"
+  expect_err "az keyvault recover --name t2tvault$$" "keyvault-deleted: the message says how to recover or purge it"
+  expect_no "retry 2" "keyvault-deleted: no create is attempted, let alone retried"
+  # a vault name another tenant holds (names are global)
+  sim "$K" -e "local c = assert(require('t2t.connect').profile('contoso'))
+    local sub = '/subscriptions/' .. c.azure.subscription
+    assert(c.azure:arm('PUT', sub .. '/resourcegroups/rg-other?api-version=2021-04-01', { location = 'westeurope' }))
+    assert(c.azure:arm('PUT', sub .. '/resourceGroups/rg-other/providers/Microsoft.KeyVault/vaults/t2tother$$' ..
+      '?api-version=2023-07-01', { location = 'westeurope',
+      properties = { tenantId = c.profile.tenant_id, sku = { family = 'A', name = 'standard' } } }))"
+  expect_rc 0 "keyvault-taken: the source tenant holds a vault name"
+  sim "$K" run setup-target --handoff "$HK" --keyvault --resource-group t2t-rg --vault t2tother$$
+  expect_rc 1 "keyvault-taken: the target cannot have that name"
+  expect_err "the key vault name 't2tother$$' is taken" "keyvault-taken: the message says to pick another --vault"
+  expect_no "retry 2" "keyvault-taken: the refusal is not retried"
 fi
 
 # --- faults: converge to the clean run's state, nothing duplicated -----------------------------

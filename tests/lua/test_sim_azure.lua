@@ -135,6 +135,42 @@ local function ready_vault(sim, policies)
   call(arm, sim, "GET", h["azure-asyncoperation"])
 end
 
+-- Soft delete (wire.md §4): a deleted vault keeps its name reserved, here and for every other
+-- subscription; createMode "recover" brings it back with its secrets; a purge frees the name.
+function TestSimAzure.test_vault_soft_delete_recover_purge()
+  local sim = world()
+  ready_vault(sim)
+  lu.assertEquals((call(kv, sim, "PUT", V .. "/secrets/keep?api-version=7.4", { value = "v" })), 200)
+  local VPATH = ARM .. "/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/t2tvault1?api-version=2023-07-01"
+  lu.assertEquals((call(arm, sim, "DELETE", VPATH)), 200)
+  lu.assertEquals((call(arm, sim, "GET", VPATH)), 404)
+  local s, e = make_vault(sim)
+  lu.assertEquals(s, 409)
+  lu.assertEquals(e.error.code, "VaultAlreadyExists")
+  lu.assertStrContains(e.error.message, "recently deleted but not purged")
+  local _, list = call(arm, sim, "GET", ARM .. "/providers/Microsoft.KeyVault/deletedVaults?api-version=2023-07-01")
+  lu.assertEquals(#list.value, 1)
+  lu.assertEquals(list.value[1].name, "t2tvault1")
+  lu.assertEquals(list.value[1].properties.scheduledPurgeDate, "2024-02-12T22:13:20Z")   -- 90 days on
+  -- recover: the vault is back, secret and access policy included
+  local rbody = { location = "westeurope", properties = { tenantId = T1, sku = { family = "A", name = "standard" },
+                  createMode = "recover" } }
+  lu.assertEquals((call(arm, sim, "PUT", VPATH, rbody)), 200)
+  local _, sec = call(kv, sim, "GET", V .. "/secrets/keep?api-version=7.4")
+  lu.assertEquals(sec.value, "v")
+  s, e = call(arm, sim, "PUT", VPATH:gsub("t2tvault1", "t2tvault2"), rbody)
+  lu.assertEquals(s, 404)
+  lu.assertEquals(e.error.code, "SoftDeletedVaultDoesNotExist")
+  -- deleting the resource group soft-deletes its vaults too; a purge frees the name
+  lu.assertEquals((call(arm, sim, "DELETE", ARM .. "/resourcegroups/rg1?api-version=2021-04-01")), 200)
+  lu.assertEquals((make_vault(sim)), 409)
+  local PURGE = ARM .. "/providers/Microsoft.KeyVault/locations/westeurope/deletedVaults/t2tvault1"
+  lu.assertEquals((call(arm, sim, "GET", PURGE .. "?api-version=2023-07-01")), 200)
+  lu.assertEquals((call(arm, sim, "POST", PURGE .. "/purge?api-version=2023-07-01")), 202)
+  lu.assertEquals((call(arm, sim, "GET", PURGE .. "?api-version=2023-07-01")), 404)
+  lu.assertEquals((make_vault(sim)), 201)
+end
+
 -- A body that is not JSON: 400 with each service's own code, and nothing is created.
 function TestSimAzure.test_body_not_json()
   local sim = world()

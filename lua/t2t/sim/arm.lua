@@ -83,6 +83,17 @@ end
 
 -- Resource groups (wire.md §4.2) -------------------------------------------------------------
 
+-- Soft delete (wire.md §4): a deleted vault keeps its name, in its subscription's
+-- deleted_vaults, for softDeleteRetentionInDays; only createMode "recover" or a purge frees it.
+local DAY = 86400
+local function soft_delete(ctx, sub, rg_name, name, v)
+  if v.properties.enableSoftDelete == false then return end
+  local now = ctx.sim:now()
+  sub.deleted_vaults = sub.deleted_vaults or {}
+  sub.deleted_vaults[name:lower()] = { vault = v, resource_group = rg_name, deletionDate = now,
+    scheduledPurgeDate = now + (v.properties.softDeleteRetentionInDays or 90) * DAY }
+end
+
 local function resource_group(ctx, sub_id, name)
   local sub = subscription(ctx, sub_id)
   local scope = "/subscriptions/" .. sub_id .. "/resourceGroups/" .. name
@@ -117,6 +128,7 @@ local function resource_group(ctx, sub_id, name)
     fail(404, "ResourceGroupNotFound", "Resource group '" .. name .. "' could not be found.")
   end
   if ctx.method == "DELETE" then
+    for vname, v in pairs(rg.vaults or {}) do soft_delete(ctx, sub, key, vname, v) end
     sub.resource_groups[key] = nil
     return response(ctx, 200)
   end
@@ -165,6 +177,17 @@ local function all_vaults(state)
   return out
 end
 M.all_vaults = all_vaults
+
+-- The soft-deleted vault of this name, in any subscription, that is not past its purge date.
+local function find_deleted(ctx, name)
+  local now = ctx.sim:now()
+  for _, t in pairs(ctx.sim.state.tenants) do
+    for _, sub in pairs(t.azure and t.azure.subscriptions or {}) do
+      local d = sub.deleted_vaults and sub.deleted_vaults[name:lower()]
+      if d and d.scheduledPurgeDate > now then return d, sub end
+    end
+  end
+end
 
 local function vault_body(ctx, v)
   local p = util.copy(v.properties)
@@ -303,6 +326,7 @@ local function vault(ctx, sub_id, rg_name, name, sub_path)
         or type(props.sku) ~= "table" then
       fail(400, "BadRequest", "The request must contain location, properties.tenantId and properties.sku.")
     end
+    local recovered
     if not v then
       for _, other in ipairs(all_vaults(ctx.sim.state)) do
         if other.name:lower() == name:lower() then
@@ -310,6 +334,28 @@ local function vault(ctx, sub_id, rg_name, name, sub_path)
             .. "are globally unique so it is possible that the name is already taken.")
         end
       end
+      local d, dsub = find_deleted(ctx, name)
+      if props.createMode == "recover" then
+        if not d or dsub ~= sub then
+          fail(404, "SoftDeletedVaultDoesNotExist", "A soft deleted vault with the given name does not "
+            .. "exist. Ensure that the name for the vault that is being attempted to recover is in a "
+            .. "recoverable state.")
+        end
+        dsub.deleted_vaults[name:lower()] = nil
+        recovered = d.vault
+      elseif d then
+        fail(409, "VaultAlreadyExists", "The vault name '" .. name .. "' is already in use. Vault names "
+          .. "are globally unique so it is possible that the name is already taken. If you are sure that "
+          .. "the vault name was not taken then it is possible that a vault with the same name was "
+          .. "recently deleted but not purged after being placed in a recoverable state. If the vault is "
+          .. "in a recoverable state then the vault will need to be purged before reusing the name.")
+      end
+    end
+    if recovered then              -- the vault comes back as it was, secrets and policies included
+      recovered.id, recovered.name = scope, name
+      recovered.provisioningState = "Succeeded"
+      rg.vaults[name] = recovered
+      return response(ctx, 200, vault_body(ctx, recovered))
     end
     local policies = check_policies(props.accessPolicies)
     local created = v == nil
@@ -342,6 +388,7 @@ local function vault(ctx, sub_id, rg_name, name, sub_path)
   end
   if ctx.method == "DELETE" then
     authorize(ctx, sub, scope, WRITE, "Microsoft.KeyVault/vaults/delete")
+    soft_delete(ctx, sub, rg_name, name, v)
     rg.vaults[name] = nil
     return response(ctx, 200)
   end
@@ -432,6 +479,42 @@ end
 
 -- Routing -------------------------------------------------------------------------------------
 
+-- Deleted vaults (Vaults_ListDeleted, Vaults_GetDeleted, Vaults_PurgeDeleted): list them, read
+-- one, or purge one (202; the name is free at once here).
+local function deleted_vaults(ctx, sub_id, location, name, purge)
+  local sub = subscription(ctx, sub_id)
+  local scope = "/subscriptions/" .. sub_id
+  local function body(key, d)
+    local v = d.vault
+    return { id = scope .. "/providers/Microsoft.KeyVault/locations/" .. v.location:lower() .. "/deletedVaults/" .. v.name,
+      name = v.name, type = "Microsoft.KeyVault/deletedVaults", properties = { vaultId = v.id,
+      location = v.location, tags = v.tags, purgeProtectionEnabled = false,
+      deletionDate = util.iso(d.deletionDate), scheduledPurgeDate = util.iso(d.scheduledPurgeDate) } }, key
+  end
+  local now = ctx.sim:now()
+  if not name then
+    authorize(ctx, sub, scope, READ, "Microsoft.KeyVault/deletedVaults/read")
+    local list = {}
+    for key, d in pairs(sub.deleted_vaults or {}) do
+      if d.scheduledPurgeDate > now then list[#list + 1] = body(key, d) end
+    end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    return response(ctx, 200, { value = util.array(list) })
+  end
+  local d = sub.deleted_vaults and sub.deleted_vaults[name]
+  if not d or d.scheduledPurgeDate <= now or d.vault.location:lower() ~= location then
+    fail(404, "ResourceNotFound", "The Resource 'Microsoft.KeyVault/deletedVaults/" .. name
+      .. "' under resource group '<null>' was not found.")
+  end
+  if purge then
+    authorize(ctx, sub, scope, WRITE, "Microsoft.KeyVault/locations/deletedVaults/purge/action")
+    sub.deleted_vaults[name] = nil
+    return response(ctx, 202)
+  end
+  authorize(ctx, sub, scope, READ, "Microsoft.KeyVault/deletedVaults/read")
+  return response(ctx, 200, (body(name, d)))
+end
+
 local function route(ctx, path)
   local p = path:gsub("/+$", "")
   local lp = p:lower()
@@ -458,6 +541,13 @@ local function route(ctx, path)
     end
     table.sort(list, function(a, b) return a.id < b.id end)
     return response(ctx, 200, { value = util.array(list) })
+  end
+  if lrest == "/providers/microsoft.keyvault/deletedvaults" and ctx.method == "GET" then
+    return deleted_vaults(ctx, sub_id)
+  end
+  local dloc, dname, dtail = lrest:match("^/providers/microsoft%.keyvault/locations/([^/]+)/deletedvaults/([^/]+)(.*)$")
+  if dname and (dtail == "" and ctx.method == "GET" or dtail == "/purge" and ctx.method == "POST") then
+    return deleted_vaults(ctx, sub_id, dloc, dname, dtail == "/purge")
   end
   local ns, action = rest:match("^/providers/([%w%.]+)/?(%a*)$")
   if ns then return provider(ctx, sub_id, ns, action ~= "" and action or nil) end

@@ -71,6 +71,16 @@ function M.ensure(t, o)
   if not v and not missing(err) then return nil, err end
   if v then t:note("= key vault '%s' exists", o.vault)
   else
+    -- a deleted vault keeps its name for its retention period (soft delete, wire.md §4)
+    local d = arm(t, "GET", "/subscriptions/" .. sub .. "/providers/Microsoft.KeyVault/locations/" ..
+                  o.location:lower():gsub("%s", "") .. "/deletedVaults/" .. o.vault .. "?api-version=" .. ARM_KV)
+    if d then
+      local dp = d.properties or {}
+      return nil, failure("KeyVaultSoftDeleted", "key vault '%s' was deleted (%s) and Azure keeps its name until %s " ..
+        "(soft delete). Recover it (az keyvault recover --name %s) and re-run, purge it (az keyvault purge " ..
+        "--name %s), or pass another --vault", o.vault, tostring(dp.deletionDate or "recently"),
+        tostring(dp.scheduledPurgeDate or "its retention ends"), o.vault, o.vault)
+    end
     local policies = {}
     if me then
       policies[1] = { tenantId = t.id, objectId = me.id, permissions = {
@@ -91,7 +101,14 @@ function M.ensure(t, o)
       return { planned = true, id = "https://" .. o.vault .. ".vault.azure.net/certificates/" .. o.certificate .. "/(new)",
                subject = o.subject, ends = t.now() + 363 * 86400 }
     end
-    if not v then return nil, err end
+    if not v then
+      if type(err) == "table" and err.code == "VaultAlreadyExists" then
+        return nil, failure("KeyVaultNameTaken", "the key vault name '%s' is taken: vault names are global " ..
+          "across Azure, and another subscription or tenant has it (or a deleted vault elsewhere keeps it). " ..
+          "Pass another --vault", o.vault)
+      end
+      return nil, err
+    end
   end
   local p = find_policy(v, exo_sp.id)
   if p and has_perms(p, "secrets", { "get", "list" }) and has_perms(p, "certificates", { "get", "list" }) then
