@@ -508,3 +508,50 @@ function TestSimGraph.test_keycredentials_patch_replaces_the_collection()
   lu.assertEquals((call(sim, "POST", "/v1.0/applications/" .. app.id .. "/removePassword", { keyId = pw.keyId })), 204)
   lu.assertEquals((call(sim, "POST", "/v1.0/applications/" .. app.id .. "/removePassword", { keyId = pw.keyId })), 400)
 end
+
+-- addKey (wire.md §3.3): a proof JWT signed by one of the app's current certificates, aud the
+-- Azure AD Graph id, iss the app's object id, nbf..exp at most 10 minutes; anything else is 401.
+function TestSimGraph.test_add_key_checks_the_proof()
+  local crypto, jwt = require "t2t.crypto", require "t2t.jwt"
+  local sim = world()
+  local function cert(cn, key)
+    return assert(crypto.new_ca { subject = "CN=" .. cn, key = key, not_before = 1600000000, not_after = 2000000000 })
+  end
+  local k1, k2 = assert(crypto.generate_key("rsa", 2048)), assert(crypto.generate_key("rsa", 2048))
+  local c1, c2 = cert("one", k1), cert("two", k2)
+  local function kc(c) return { type = "AsymmetricX509Cert", usage = "Verify", key = crypto.base64_encode(c:der()) } end
+  local _, app = call(sim, "POST", "/v1.0/applications", { displayName = "roller" })
+  local path = "/v1.0/applications/" .. app.id .. "/addKey"
+  local t = sim.clock
+  local function proof(key, claims)
+    local c = { aud = "00000002-0000-0000-c000-000000000000", iss = app.id, nbf = t, exp = t + 600 }
+    for k, v in pairs(claims or {}) do c[k] = v end
+    return jwt.encode(c, key, { alg = "RS256" })
+  end
+  -- no certificate yet: nothing can sign a proof
+  local s, e = call(sim, "POST", path, { keyCredential = kc(c2), proof = proof(k1) })
+  lu.assertEquals(s, 401)
+  lu.assertEquals(e.error.code, "Authentication_MissingOrMalformed")
+  lu.assertEquals((call(sim, "PATCH", "/v1.0/applications/" .. app.id, { keyCredentials = { kc(c1) } })), 204)
+  for what, bad in pairs {
+    ["signed by another key"] = proof(k2),
+    ["iss is the appId"] = proof(k1, { iss = app.appId }),
+    ["aud is Microsoft Graph"] = proof(k1, { aud = "00000003-0000-0000-c000-000000000000" }),
+    ["valid for an hour"] = proof(k1, { exp = t + 3600 }),
+    ["expired"] = proof(k1, { nbf = t - 1800, exp = t - 1200 }),
+    ["not a JWT"] = "nope",
+  } do
+    lu.assertEquals((call(sim, "POST", path, { keyCredential = kc(c2), proof = bad })), 401, what)
+  end
+  -- the app rolls its own key with no permission at all; others need Application.ReadWrite
+  sim.tokens.self = { tid = T1, appid = app.appId, roles = {} }
+  lu.assertEquals((call(sim, "POST", path, { keyCredential = kc(c2), proof = proof(k1) }, nil, "reader")), 403)
+  local st, added = call(sim, "POST", path, { keyCredential = kc(c2), proof = proof(k1) }, nil, "self")
+  lu.assertEquals(st, 200)
+  lu.assertEquals(added.key, cjson.null)
+  lu.assertStrMatches(added.keyId, "%x+%-.*")
+  local _, got = call(sim, "GET", "/v1.0/applications/" .. app.id)
+  lu.assertEquals(#got.keyCredentials, 2)
+  -- the new certificate now signs proofs too
+  lu.assertEquals((call(sim, "POST", path, { keyCredential = kc(cert("three", k1)), proof = proof(k2) })), 200)
+end

@@ -171,17 +171,49 @@ route("POST", "applications/:id/removePassword", function(ctx, p)
   store.need(ctx, "app_write")
   return remove_password(ctx, store.must_resolve(ctx, "application", p.id), "application.removePassword")
 end)
-route("POST", "applications/:id/addKey", function(ctx, p)
-  store.need(ctx, "app_write")
-  local app = store.must_resolve(ctx, "application", p.id)
-  types.check_action("application.addKey", ctx.json or {})
-  -- proof-of-possession needs a valid current certificate (wire.md §3.3)
-  if #(app.keyCredentials or {}) == 0 then
-    util.bad("The application does not have a valid certificate to sign the proof.",
-      "Request_BadRequest")
+-- addKey (wire.md §3.3): the proof is a JWT signed with one of the owner's current certificates:
+-- aud the Azure AD Graph id, iss the owner's object id, nbf and exp at most 10 minutes apart.  An
+-- owner may roll its own key without any permission.  A proof that does not pass answers as
+-- public reports show Graph doing: 401 Authentication_MissingOrMalformed.
+local PROOF_AUD = "00000002-0000-0000-c000-000000000000"
+
+local function check_proof(ctx, owner, proof)
+  local jwt, crypto = require "t2t.jwt", require "t2t.crypto"
+  local t = now(ctx)
+  for _, k in ipairs(owner.keyCredentials or {}) do
+    if k.type == "AsymmetricX509Cert" and (k.usage or "Verify") == "Verify" and k.key
+        and (k.startDateTime or 0) <= t and t < (k.endDateTime or math.huge) then
+      local der = crypto.base64_decode(k.key)
+      local cert = der and crypto.load_cert(der)
+      local claims = cert and jwt.verify(proof, cert:public_key(), { algs = { "RS256", "PS256" },
+        now = t, aud = PROOF_AUD, iss = owner.id, leeway = 300 })
+      if claims and type(claims.nbf) == "number" and claims.exp - claims.nbf <= 600 then return end
+    end
   end
-  util.fail(501, "NotImplemented", "The simulator does not verify addKey proofs; PATCH "
-    .. "keyCredentials instead (wire.md §3.3).")
+  util.fail(401, "Authentication_MissingOrMalformed", "Access Token missing or malformed.")
+end
+
+local function add_key(ctx, owner, sig)
+  if ctx.claims.appid ~= owner.appId then store.need(ctx, "app_write") end
+  local body = ctx.json or {}
+  types.check_action(sig, body)
+  if body.passwordCredential ~= nil and body.passwordCredential ~= util.null then
+    util.fail(501, "NotImplemented", "The simulator does not take a passwordCredential in addKey "
+      .. "(X509CertAndPassword keys).")
+  end
+  check_proof(ctx, owner, body.proof)
+  local cred = normalise_keys(ctx, { body.keyCredential })[1]
+  if cred.type ~= "AsymmetricX509Cert" then util.bad("Invalid key credential type '" .. cred.type .. "'.") end
+  owner.keyCredentials = owner.keyCredentials or {}
+  table.insert(owner.keyCredentials, cred)
+  local out = types.project("keyCredential", cred)
+  out.key = util.null
+  out["@odata.context"] = store.ROOT .. "/$metadata#microsoft.graph.keyCredential"
+  return { status = 200, body = out }
+end
+
+route("POST", "applications/:id/addKey", function(ctx, p)
+  return add_key(ctx, store.must_resolve(ctx, "application", p.id), "application.addKey")
 end)
 
 -- Service principals ---------------------------------------------------------------------
