@@ -1,7 +1,9 @@
 -- t2t.sim.seed: deterministic seeding of the source (contoso) / target (fabrikam) tenant pair.
 -- Facts (first-party appIds, app role ids, role template ids, the CTUDM SKU) come from
 -- ../shared/reference/wire.md §5 and ms-setup-and-prep.md §4.0; values marked [public] are
--- well-known published Microsoft ids that the reference says to resolve at runtime.
+-- well-known published Microsoft ids that the reference says to resolve at runtime (the app
+-- role, SKU and plan ids were checked against several independent public sources on 2026-11-28;
+-- the client side, t2t.tenant, uses only ids the reference gives).
 -- Built for speed: name pools precomputed, every object one table constructor, no closures.
 local model = require "t2t.sim.model"
 
