@@ -1,5 +1,6 @@
 -- t2t.sim.graph.query: OData query options as the directory serves them — $filter (eq, ne,
--- startswith, endswith, and, or, not, any()), $select, $top + opaque $skiptoken paging, $count.
+-- startswith, endswith, and, or, not, any()), $select, $orderby (one property), $search
+-- ("property:value" prefix search), $top + opaque $skiptoken paging, $count.
 local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 
@@ -186,6 +187,14 @@ local function eval(node, obj, var, item)
   elseif op == "gt" then return a > b else return a < b end
 end
 
+-- 400 unless type tname declares property name (as Graph answers for $filter and $search).
+local function check_prop(tname, name)
+  if not types.props(tname)[name] then
+    util.fail(400, "Request_BadRequest", string.format(
+      "Property '%s' does not exist as a declared property or extension property.", name))
+  end
+end
+
 -- Check that filtered properties exist on the type (Graph answers 400 otherwise).
 local function check_props(node, tname, var)
   if node.op == "and" or node.op == "or" then
@@ -195,11 +204,7 @@ local function check_props(node, tname, var)
   elseif node.op == "any" or node.op == "all" then
     check_props({ op = "eq", prop = node.prop }, tname, nil)
   elseif node.prop and not (var and (node.prop == var or node.prop:sub(1, #var + 1) == var .. "/")) then
-    local first = node.prop:match("^[^/]+")
-    if not types.props(tname)[first] then
-      util.fail(400, "Request_BadRequest", string.format(
-        "Property '%s' does not exist as a declared property or extension property.", first))
-    end
+    check_prop(tname, node.prop:match("^[^/]+"))
   end
 end
 
@@ -232,14 +237,14 @@ function M.top(q, default, max)
   return n
 end
 
--- The k smallest ids among items (each {id=...}) greater than `after`, in order; a bounded
--- max-heap keeps the cost O(n log k) so paging a 100k-user tenant stays cheap.
-function M.page_ids(items, after, k)
+-- The k smallest items (by less) for which keep(item) holds (all when keep is nil), in order;
+-- a bounded max-heap keeps the cost O(n log k) so paging a 100k-user tenant stays cheap.
+local function smallest(items, k, less, keep)
   local heap, n = {}, 0
   local function up(i)
     while i > 1 do
       local p = i // 2
-      if heap[p].id >= heap[i].id then break end
+      if not less(heap[p], heap[i]) then break end
       heap[p], heap[i] = heap[i], heap[p]
       i = p
     end
@@ -247,40 +252,102 @@ function M.page_ids(items, after, k)
   local function down(i)
     while true do
       local l, r, m = 2 * i, 2 * i + 1, i
-      if l <= n and heap[l].id > heap[m].id then m = l end
-      if r <= n and heap[r].id > heap[m].id then m = r end
+      if l <= n and less(heap[m], heap[l]) then m = l end
+      if r <= n and less(heap[m], heap[r]) then m = r end
       if m == i then return end
       heap[m], heap[i] = heap[i], heap[m]
       i = m
     end
   end
   for _, it in ipairs(items) do
-    if not after or it.id > after then
+    if not keep or keep(it) then
       if n < k then
         n = n + 1; heap[n] = it; up(n)
-      elseif it.id < heap[1].id then
+      elseif less(it, heap[1]) then
         heap[1] = it; down(1)
       end
     end
   end
-  table.sort(heap, function(a, b) return a.id < b.id end)
+  table.sort(heap, less)
   return heap
 end
 
--- Opaque skiptoken carrying the last id served.
-function M.skiptoken(last_id) return "RFNwdAIA" .. util.b64(last_id, true) end
+local function by_id(a, b) return a.id < b.id end
 
-function M.from_skiptoken(tok)
-  if tok == nil then return nil end
-  local body = type(tok) == "string" and tok:match("^RFNwdAIA(.+)$")
-  if not body then util.bad("Invalid $skiptoken.", "Request_BadRequest") end
+-- The k smallest ids among items (each {id=...}) greater than `after`, in order.
+function M.page_ids(items, after, k)
+  return smallest(items, k, by_id, after and function(it) return it.id > after end)
+end
+
+---------------------------------------------------------------------------------------------
+-- $orderby: one property, asc/desc.
+
+-- Sort key of a value: (rank, value).  Numbers and booleans rank first, then strings compared
+-- case-insensitively, then objects without the property (so they come last ascending and
+-- first descending: desc is the exact reverse of asc).
+local function sort_key(v)
+  local t = type(v)
+  if t == "number" then return 1, v end
+  if t == "boolean" then return 1, v and 1 or 0 end
+  if t == "string" then return 2, v:lower() end
+  return 3, ""
+end
+
+-- Parse $orderby for type tname (nil: any property); nil when absent, else {prop=, desc=}.
+-- Raises 400 for bad syntax, several keys, or a property the type does not declare.
+function M.orderby(s, tname)
+  if s == nil then return nil end
+  local text = s:match("^%s*(.-)%s*$")
+  if text:find(",", 1, true) then
+    util.fail(400, "Request_UnsupportedQuery", "Sorting not supported for current query.")
+  end
+  local prop, rest = text:match("^([%w_]+)(.*)$")
+  local dir = rest and rest:match("^%s+(%a+)$")
+  local ldir = dir and dir:lower()
+  if not prop or (rest ~= "" and not dir) or (dir and ldir ~= "asc" and ldir ~= "desc") then
+    local at = prop and (#prop + #(rest:match("^%s*"))) or 0
+    util.fail(400, "BadRequest", string.format("Syntax error at position %d in '%s'.", at, s))
+  end
+  if tname and not types.props(tname)[prop] then
+    util.fail(400, "BadRequest", string.format(
+      "Could not find a property named '%s' on type 'microsoft.graph.%s'.", prop, tname))
+  end
+  return { prop = prop, desc = ldir == "desc" }
+end
+
+-- Does this sort work without ConsistencyLevel: eventual (no $filter; displayName, or
+-- userPrincipalName on users)?  Everything else is an advanced query.
+function M.basic_order(order, tname)
+  return order.prop == "displayName" or (order.prop == "userPrincipalName" and tname == "user")
+end
+
+-- A total order over objects for the sort (ties broken by id, so paging is stable).
+local function order_less(order)
+  local prop, desc = order.prop, order.desc
+  return function(a, b)
+    local ra, va = sort_key(a[prop])
+    local rb, vb = sort_key(b[prop])
+    if desc then ra, va, rb, vb, a, b = rb, vb, ra, va, b, a end
+    if ra ~= rb then return ra < rb end
+    if va ~= vb then return va < vb end
+    return a.id < b.id
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- $skiptoken: opaque to clients.  Unsorted pages carry the last id served ("RFNwdAIA" +
+-- base64url(id)); sorted pages carry the last sort key and id ("RFNwdAIB" + base64url of
+-- rank, id and key on lines), so the next page starts after it whatever was added meanwhile.
+
+local function b64_decode(body)
   local s = body:gsub("-", "+"):gsub("_", "/")
   s = s .. string.rep("=", (4 - #s % 4) % 4)
   local B = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
   local bits = s:gsub("=", ""):gsub(".", function(c)
-    local v = B:find(c, 1, true) - 1
+    local v = B:find(c, 1, true)
+    if not v then util.bad("Invalid $skiptoken.", "Request_BadRequest") end
     local r = ""
-    for i = 5, 0, -1 do r = r .. (((v >> i) & 1 == 1) and "1" or "0") end
+    for i = 5, 0, -1 do r = r .. ((((v - 1) >> i) & 1 == 1) and "1" or "0") end
     return r
   end)
   return (bits:gsub("%d%d%d?%d?%d?%d?%d?%d?", function(b)
@@ -289,4 +356,152 @@ function M.from_skiptoken(tok)
   end))
 end
 
+function M.skiptoken(last_id) return "RFNwdAIA" .. util.b64(last_id, true) end
+
+local function sorted_skiptoken(order, last)
+  local rank, key = sort_key(last[order.prop])
+  if rank == 1 then key = string.format("%.17g", key) end
+  return "RFNwdAIB" .. util.b64(rank .. "\n" .. last.id .. "\n" .. key, true)
+end
+
+-- The position a $skiptoken names: the last id (unsorted), or nil and a stand-in object with
+-- the last sort key and id (sorted).  Raises 400 for anything else.
+function M.from_skiptoken(tok, order)
+  if tok == nil then return nil end
+  local kind, body = nil, nil
+  if type(tok) == "string" then kind, body = tok:match("^RFNwdAI([AB])(.+)$") end
+  if not body or (kind == "B") ~= (order ~= nil) then
+    util.bad("Invalid $skiptoken.", "Request_BadRequest")
+  end
+  local s = b64_decode(body)
+  if kind == "A" then return s end
+  local rank, id, key = s:match("^([123])\n([^\n]*)\n(.*)$")
+  if rank == "1" then key = tonumber(key) elseif rank == "3" then key = nil end
+  if not rank or (rank == "1" and not key) then util.bad("Invalid $skiptoken.", "Request_BadRequest") end
+  return nil, { id = id, [order.prop] = key }
+end
+
+-- One page of matched objects: the first `top` in id order, or in `order` ($orderby), after
+-- the $skiptoken `tok`.  Returns the page, the skiptoken of the next page (nil on the last),
+-- and whether this is a later page (tok given).
+function M.page(matched, top, order, tok)
+  local after, cursor = M.from_skiptoken(tok, order)
+  local less, keep = by_id, nil
+  if order then
+    less = order_less(order)
+    if cursor then keep = function(it) return less(cursor, it) end end
+  elseif after then
+    keep = function(it) return it.id > after end
+  end
+  local page = smallest(matched, top, less, keep)
+  local next_tok
+  if #page == top then
+    local last = page[#page]
+    for _, o in ipairs(matched) do
+      if less(last, o) then
+        next_tok = order and sorted_skiptoken(order, last) or M.skiptoken(last.id)
+        break
+      end
+    end
+  end
+  return page, next_tok, tok ~= nil
+end
+
+---------------------------------------------------------------------------------------------
+-- $search: "property:value" clauses joined by AND / OR (AND binds tighter).  A clause matches
+-- when every word of value starts a word of the property's string value (or of one string in
+-- a string list); words are runs of letters and digits, compared case-insensitively — the
+-- directory's tokenized prefix search.
+
+local WORD = "[%w\128-\255]+"
+
+local function search_error(s, pos, what)
+  util.fail(400, "BadRequest", string.format("Syntax error: %s at position %d in '%s'. $search "
+    .. "takes \"property:value\" clauses, each in double quotes, joined by AND or OR.",
+    what, pos - 1, s))
+end
+
+-- Tokens of a $search: {"clause", prop, words, pos} and {"and"|"or", pos}.
+local function search_tokens(s, tname)
+  local toks, i, n = {}, 1, #s
+  while i <= n do
+    local c = s:sub(i, i)
+    if c:match("%s") then
+      i = i + 1
+    elseif c == '"' then
+      local j = s:find('"', i + 1, true)
+      if not j then search_error(s, i, "the quote is not closed") end
+      local body = s:sub(i + 1, j - 1)
+      local prop, value = body:match("^%s*([%w_]+):(.*)$")
+      if not prop then search_error(s, i, "clause '" .. s:sub(i, j) .. "' has no property name") end
+      local words = {}
+      for w in value:lower():gmatch(WORD) do words[#words + 1] = w end
+      if #words == 0 then
+        search_error(s, i, "clause '" .. s:sub(i, j) .. "' has no value to search for")
+      end
+      if tname then check_prop(tname, prop) end
+      toks[#toks + 1] = { "clause", prop, words, i }
+      i = j + 1
+    else
+      local w = s:match("^%a+", i)
+      local lw = w and w:lower()
+      if lw ~= "and" and lw ~= "or" then
+        search_error(s, i, "character '" .. c .. "' is not valid")
+      end
+      toks[#toks + 1] = { lw, i }
+      i = i + #w
+    end
+  end
+  return toks
+end
+
+local function clause_matches(v, words)
+  if type(v) == "table" then
+    for _, x in ipairs(v) do if clause_matches(x, words) then return true end end
+    return false
+  end
+  if type(v) ~= "string" then return false end
+  local have = {}
+  for w in v:lower():gmatch(WORD) do have[#have + 1] = w end
+  for _, want in ipairs(words) do
+    local found = false
+    for _, w in ipairs(have) do
+      if w:sub(1, #want) == want then found = true; break end
+    end
+    if not found then return false end
+  end
+  return true
+end
+
+-- Compile a $search for type tname (nil: any property); predicate(obj), or nil when absent.
+function M.search(s, tname)
+  if s == nil then return nil end
+  local toks = search_tokens(s, tname)
+  if #toks == 0 then search_error(s, 1, "the search is empty") end
+  -- alternating clause, operator, clause...: a list of AND-groups joined by OR
+  local groups, group = {}, {}
+  for k, t in ipairs(toks) do
+    local want_clause = k % 2 == 1
+    if want_clause ~= (t[1] == "clause") then
+      search_error(s, t[#t], want_clause and "a quoted \"property:value\" clause is expected"
+        or "AND or OR is expected")
+    end
+    if t[1] == "clause" then group[#group + 1] = t
+    elseif t[1] == "or" then groups[#groups + 1] = group; group = {} end
+  end
+  if toks[#toks][1] ~= "clause" then
+    search_error(s, #s + 1, "a clause is missing after " .. toks[#toks][1]:upper())
+  end
+  groups[#groups + 1] = group
+  return function(obj)
+    for _, g in ipairs(groups) do
+      local all = true
+      for _, c in ipairs(g) do
+        if not clause_matches(obj[c[2]], c[3]) then all = false; break end
+      end
+      if all then return true end
+    end
+    return false
+  end
+end
 return M

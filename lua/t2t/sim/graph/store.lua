@@ -256,8 +256,19 @@ function M.must_resolve(ctx, kind, key)
   return obj
 end
 
+-- The simulator answers $expand with 501 rather than leave the navigation property out.
+local function no_expand(q)
+  local e = q["$expand"]
+  if e ~= nil then
+    util.fail(501, "NotImplemented", string.format("The simulator does not expand navigation "
+      .. "properties ($expand=%s); read the related collection (for example .../members) "
+      .. "instead.", tostring(e)))
+  end
+end
+
 -- A JSON 200 (or status) response body with @odata.context.
 function M.entity(ctx, tname, context, obj, status)
+  no_expand(ctx.q)
   local select = query.select_list(ctx.q, tname)
   local body = types.project(tname, obj, select)
   local ctxname = context
@@ -266,69 +277,79 @@ function M.entity(ctx, tname, context, obj, status)
   return { status = status or 200, body = body }
 end
 
--- The collection response: $filter, $count, $top, $skiptoken, $select, @odata.nextLink.
--- items: array of stored objects (already visible); tname their type; context the
--- @odata.context fragment; opts.mixed adds @odata.type per item; opts.no_paging for small sets.
-function M.collection(ctx, tname, context, items, opts)
-  opts = opts or {}
+-- The advanced queries of wire.md §3.13 need ConsistencyLevel: eventual; raise 400 without it.
+-- advanced: the $filter uses ne/not/endswith; filtered: there is a $filter; order: $orderby.
+local function need_eventual(ctx, tname, advanced, filtered, order)
+  if ctx.consistency_eventual then return end
   local q = ctx.q
-  local eventual = ctx.consistency_eventual
-  -- a directoryObject collection takes properties of any derived type (members?$select=mail)
-  local check_type = not opts.mixed and tname or nil
-  local pred, advanced = query.filter(q["$filter"], check_type)
-  if advanced and not eventual then
+  if advanced then
     util.fail(400, "Request_UnsupportedQuery",
       "Unsupported or invalid query filter clause specified for property. Use ConsistencyLevel: "
       .. "eventual and $count=true for advanced queries.")
   end
-  local count = q["$count"]
-  if count ~= nil and count ~= "true" and count ~= "false" then
-    util.bad("Invalid value for $count: '" .. tostring(count) .. "'.", "BadRequest")
-  end
-  if count == "true" and not eventual then
+  if q["$count"] == "true" then
     util.fail(400, "Request_UnsupportedQuery",
       "$count is only supported with the ConsistencyLevel:eventual header.")
   end
-  if q["$orderby"] and not eventual then
-    util.fail(400, "Request_UnsupportedQuery", "Sorting not supported for current query.")
-  end
-  if q["$search"] and not eventual then
+  if q["$search"] then
     util.fail(400, "Request_UnsupportedQuery",
       "Request with $search query parameter only works through MSGraph with a special request "
       .. "header: 'ConsistencyLevel: eventual'")
   end
-  local select = query.select_list(q, check_type)
-  local matched = items
-  if pred then
-    matched = {}
-    for _, o in ipairs(items) do if pred(o) then matched[#matched + 1] = o end end
+  if order and (filtered or not query.basic_order(order, tname)) then
+    util.fail(400, "Request_UnsupportedQuery", "Sorting not supported for current query.")
   end
-  local top = query.top(q, opts.default_top or 100, opts.max_top or 999)
-  local after = query.from_skiptoken(q["$skiptoken"])
-  local page = query.page_ids(matched, after, top)
+end
+
+-- Stored objects of one page projected for output (@odata.type per item when mixed).
+local function project_page(page, tname, select, mixed)
   local value = {}
   for i, o in ipairs(page) do
-    local t = opts.mixed and M.kind(o) or tname
+    local t = mixed and M.kind(o) or tname
     local v = types.project(t, o, select)
-    if opts.mixed then v["@odata.type"] = "#microsoft.graph." .. t end
+    if mixed then v["@odata.type"] = "#microsoft.graph." .. t end
     value[i] = v
   end
-  local body = { value = util.array(value) }
+  return util.array(value)
+end
+
+-- The collection response: $filter, $search, $orderby, $count, $top, $skiptoken, $select,
+-- @odata.nextLink ($expand → 501).  items: array of stored objects (already visible); tname
+-- their type; context the @odata.context fragment; opts.mixed adds @odata.type per item.
+function M.collection(ctx, tname, context, items, opts)
+  opts = opts or {}
+  local q = ctx.q
+  no_expand(q)
+  -- a directoryObject collection takes properties of any derived type (members?$select=mail)
+  local check_type = not opts.mixed and tname or nil
+  local pred, advanced = query.filter(q["$filter"], check_type)
+  local order = query.orderby(q["$orderby"], check_type)
+  local count = q["$count"]
+  if count ~= nil and count ~= "true" and count ~= "false" then
+    util.bad("Invalid value for $count: '" .. tostring(count) .. "'.", "BadRequest")
+  end
+  need_eventual(ctx, tname, advanced, pred ~= nil, order)
+  local found = query.search(q["$search"], check_type)
+  local select = query.select_list(q, check_type)
+  local matched = items
+  if pred or found then
+    matched = {}
+    for _, o in ipairs(items) do
+      if (not pred or pred(o)) and (not found or found(o)) then matched[#matched + 1] = o end
+    end
+  end
+  local top = query.top(q, opts.default_top or 100, opts.max_top or 999)
+  local page, next_tok, later = query.page(matched, top, order, q["$skiptoken"])
+  local body = { value = project_page(page, tname, select, opts.mixed) }
   local ctxname = context
   if select then ctxname = context .. "(" .. table.concat(select, ",") .. ")" end
   body["@odata.context"] = M.ROOT .. "/$metadata#" .. ctxname
-  if count == "true" and not after then body["@odata.count"] = #matched end
-  -- a further page exists when more matches sort after the last one served
-  if #page == top then
-    local last = page[#page].id
-    local more = false
-    for _, o in ipairs(matched) do if o.id > last then more = true; break end end
-    if more then
-      local nq = {}
-      for k, v in pairs(q) do nq[k] = v end
-      nq["$skiptoken"] = query.skiptoken(last)
-      body["@odata.nextLink"] = M.ROOT .. ctx.path .. "?" .. util.query_string(nq)
-    end
+  if count == "true" and not later then body["@odata.count"] = #matched end
+  if next_tok then
+    local nq = {}
+    for k, v in pairs(q) do nq[k] = v end
+    nq["$skiptoken"] = next_tok
+    body["@odata.nextLink"] = M.ROOT .. ctx.path .. "?" .. util.query_string(nq)
   end
   return { status = 200, body = body }
 end
