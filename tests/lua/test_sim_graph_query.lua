@@ -246,3 +246,16 @@ function TestSimGraphQuery.test_expand_is_501_not_ignored()
   status, body = get(world(), "/v1.0/users/aaaaaaaa-0000-4000-8000-000000000001?$expand=manager")
   assert_error(status, body, 501, "NotImplemented", "$expand=manager")
 end
+
+-- /users/$count counts what the same $search and $filter would list
+function TestSimGraphQuery.test_count_segment_applies_search_and_filter()
+  local sim = world()
+  local status, body = get(sim, "/v1.0/users/$count?$search=" .. q('"displayName:alvarez"'), EVENTUAL)
+  lu.assertEquals(status, 200)
+  lu.assertEquals(body, "2")
+  status, body = get(sim, "/v1.0/users/$count?$search=" .. q('"displayName:alvarez"')
+    .. "&$filter=" .. q("startswith(displayName,'Erin')"), EVENTUAL)
+  lu.assertEquals(body, "1")
+  status = get(sim, "/v1.0/users/$count?$search=" .. q("alvarez"), EVENTUAL)
+  lu.assertEquals(status, 400)
+end

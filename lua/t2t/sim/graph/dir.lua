@@ -472,11 +472,12 @@ function M.count(ctx, kind, items)
     util.fail(415, "UnsupportedMediaType", "The $count segment is served as text/plain.")
   end
   items = items or store.list(ctx, kind)
-  local n = #items
-  if ctx.q["$filter"] then
-    local pred = require("t2t.sim.graph.query").filter(ctx.q["$filter"], kind or "directoryObject")
-    n = 0
-    for _, o in ipairs(items) do if pred(o) then n = n + 1 end end
+  local query = require "t2t.sim.graph.query"
+  local pred = query.filter(ctx.q["$filter"], kind or "directoryObject")
+  local found = query.search(ctx.q["$search"], kind)
+  local n = 0
+  for _, o in ipairs(items) do
+    if (not pred or pred(o)) and (not found or found(o)) then n = n + 1 end
   end
   return { status = 200, headers = { ["content-type"] = "text/plain" }, body = tostring(n) }
 end
