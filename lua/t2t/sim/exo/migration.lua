@@ -59,6 +59,28 @@ local function csv_rows(text, allow_unknown)
   return rows
 end
 
+-- What on the source mailbox itself stops a move: nil or exception, text.  Holds are CSS-val's
+-- list (ms-setup-and-prep.md §3.2 #4, §5.4); a disabled ("demoted") archive left behind is
+-- UserAlreadyHasDemotedArchiveException (§8), fixed by Set-Mailbox -RemoveDisabledArchive.
+local function source_blocked(sr)
+  if sr.LitigationHoldEnabled or sr.DelayHoldApplied or sr.DelayReleaseHoldApplied or
+     sr.ComplianceTagHoldApplied or #(sr.InPlaceHolds or {}) > 0 then
+    return "MigrationPermanentException", string.format("The source mailbox '%s' is on hold " ..
+      "(litigation hold enabled or in-place holds) and can't be migrated cross-tenant without " ..
+      "being added to the exception list.", sr.Name)
+  end
+  if sr.DisabledArchiveGuid and sr.DisabledArchiveGuid ~= ZERO and
+     (not sr.ArchiveGuid or sr.ArchiveGuid == ZERO) then
+    return "UserAlreadyHasDemotedArchiveException", string.format("The source mailbox '%s' " ..
+      "has a previously disabled archive '%s'. Remove it (Set-Mailbox -RemoveDisabledArchive) " ..
+      "or enable the archive again, then resume.", sr.Name, sr.DisabledArchiveGuid)
+  end
+  if (sr.AuxArchiveCount or 0) > 12 then
+    return "MigrationPermanentException", string.format("The source mailbox '%s' has more than 12 " ..
+      "auxiliary archives.", sr.Name)
+  end
+end
+
 -- The readiness checks a cross-tenant move runs when it starts; nil or exception, text.
 local function check(ctx, b, tr)
   local e = ctx.t.exo.migration_endpoints[b.SourceEndpoint]
@@ -77,16 +99,8 @@ local function check(ctx, b, tr)
       "found for the source recipient, '%s', or the target recipient, '%s'. A Cross-tenant User " ..
       "Data Migration license is required to move a mailbox between tenants.", sr.Guid, tr.Guid)
   end
-  if sr.LitigationHoldEnabled or sr.DelayHoldApplied or sr.ComplianceTagHoldApplied or
-     #(sr.InPlaceHolds or {}) > 0 then
-    return "MigrationPermanentException", string.format("The source mailbox '%s' is on hold " ..
-      "(litigation hold enabled or in-place holds) and can't be migrated cross-tenant without " ..
-      "being added to the exception list.", sr.Name)
-  end
-  if (sr.AuxArchiveCount or 0) > 12 then
-    return "MigrationPermanentException", string.format("The source mailbox '%s' has more than 12 " ..
-      "auxiliary archives.", sr.Name)
-  end
+  exn, text = source_blocked(sr)
+  if exn then return exn, text end
   local accepted = {}
   for _, d in ipairs(ctx.t.exo.accepted_domains) do accepted[lower(d.DomainName)] = true end
   for _, a in ipairs(tr.EmailAddresses or {}) do
@@ -347,6 +361,45 @@ M["Get-MigrationUser"] = function(ctx, p)
     if ok then out[#out + 1] = u end
   end
   return out, present_user
+end
+
+-- Remove-MigrationUser: the user leaves its batch and its move request goes with it, as for
+-- Remove-MigrationBatch; the address is then free for a new batch (ms-setup-and-prep.md §8: "remove
+-- the user, add to a new batch").  Removal is immediate (EXO shows "Removing" for a while).
+M["Remove-MigrationUser"] = function(ctx, p)
+  U.only_simulated("Remove-MigrationUser", p, U.set("Identity", "Confirm", "WhatIf"))
+  local u = find_user(ctx, p.Identity)
+  local users, key = musers(ctx.t), lower(u.Identity)
+  if u._move then ctx.t.exo.move_requests[u._move] = nil end
+  local b = batches(ctx.t)[u.BatchId]
+  if b then
+    for i = #b._users, 1, -1 do
+      if b._users[i] == key then table.remove(b._users, i) end
+    end
+  end
+  users[key] = nil
+  return {}
+end
+
+-- Get-MigrationStatistics: one organization-wide object counting the migration users of every
+-- batch by state.  Property names as the service returns them; the state each count takes is
+-- [inferred]: Queued -> Pending, Syncing/Completing -> Active, Completed -> Finalized.
+local STAT_OF = { Queued = "PendingCount", Syncing = "ActiveCount", Completing = "ActiveCount",
+                  Stopped = "StoppedCount", Synced = "SyncedCount", Completed = "FinalizedCount",
+                  Failed = "FailedCount" }
+
+M["Get-MigrationStatistics"] = function(ctx, p)
+  U.only_simulated("Get-MigrationStatistics", p, {})
+  for _, b in pairs(batches(ctx.t)) do advance(ctx, b) end
+  local st = { Identity = ctx.t.initial_domain, TotalCount = 0, ActiveCount = 0, StoppedCount = 0,
+               SyncedCount = 0, FinalizedCount = 0, FailedCount = 0, PendingCount = 0,
+               ProvisionedCount = 0, MigrationType = "ExchangeRemoteMove", IsValid = true }
+  for _, u in pairs(musers(ctx.t)) do
+    st.TotalCount = st.TotalCount + 1
+    local k = STAT_OF[u.Status]
+    if k then st[k] = st[k] + 1 end
+  end
+  return { U.present(st) }
 end
 
 M["Get-MigrationUserStatistics"] = function(ctx, p)

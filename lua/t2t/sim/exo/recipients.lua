@@ -1,6 +1,7 @@
 -- t2t.sim.exo.recipients: mailboxes, mail users, users, recipients, accepted domains and the
 -- organization configuration (ms-setup-and-prep.md §4-5 for the rules the service enforces).
 local cjson = require "cjson"
+local exo = require "t2t.exo"
 local model = require "t2t.sim.model"
 local U = require "t2t.sim.exo.util"
 
@@ -135,6 +136,27 @@ local function set_primary(addrs, primary)
   return out
 end
 
+-- EmailAddresses after a Set-* edit: v (nil = unchanged) is a list that replaces or
+-- @{add=;remove=}; an "SMTP:" entry then becomes the primary unless primary_given.
+-- Returns the list (with exactly one "SMTP:") and the primary address.
+local function edit_addresses(r, v, primary, primary_given)
+  local addrs = r.EmailAddresses or {}
+  if v == cjson.null then
+    U.fail(400, U.EX.Validation, "EmailAddresses can't be cleared: '%s' needs a primary SMTP " ..
+           "address.", r.Name)
+  end
+  if v ~= nil then addrs = U.edit_list(addrs, v) end
+  for _, a in ipairs(addrs) do
+    if type(a) ~= "string" or not a:find("@", 1, true) and not a:find(":", 1, true) then
+      U.fail(400, U.EX.Validation, "The proxy address \"%s\" is invalid.", tostring(a))
+    end
+  end
+  for _, a in ipairs(addrs) do
+    if a:sub(1, 5) == "SMTP:" and v ~= nil and not primary_given then primary = a:sub(6) end
+  end
+  return set_primary(addrs, primary), primary
+end
+
 local function guid(ctx) return ctx.sim.rng:guid() end
 
 local function hex32(ctx)
@@ -220,8 +242,6 @@ M["Set-MailUser"] = function(ctx, p)
     end
   end
   if ch.ArchiveGuid then ch.ArchiveStatus = ch.ArchiveGuid == ZERO and "None" or "Active" end
-  local addrs = r.EmailAddresses or {}
-  if p.EmailAddresses ~= nil then addrs = U.edit_list(addrs, p.EmailAddresses) end
   local primary = r.PrimarySmtpAddress
   if p.ExternalEmailAddress then
     local ext = strip_prefix(p.ExternalEmailAddress)
@@ -229,12 +249,8 @@ M["Set-MailUser"] = function(ctx, p)
     if not p.PrimarySmtpAddress then primary = ext end   -- the documented trap (§5.1)
   end
   if p.PrimarySmtpAddress then primary = p.PrimarySmtpAddress end
-  for _, a in ipairs(addrs) do                            -- an added "SMTP:" becomes primary
-    if a:sub(1, 5) == "SMTP:" and p.EmailAddresses ~= nil and not p.PrimarySmtpAddress then
-      primary = a:sub(6)
-    end
-  end
-  addrs = set_primary(addrs, primary)
+  local addrs
+  addrs, primary = edit_addresses(r, p.EmailAddresses, primary, p.PrimarySmtpAddress ~= nil)
   check_proxies(ctx, addrs, r)
   ch.EmailAddresses, ch.PrimarySmtpAddress, ch.WindowsEmailAddress = addrs, primary, primary
   if p.EnableLitigationHoldForMigration then
@@ -254,6 +270,134 @@ M["Remove-MailUser"] = function(ctx, p)
   if r.ExternalDirectoryObjectId then
     model.remove_object(ctx.state, ctx.t, r.ExternalDirectoryObjectId)
   end
+  return {}
+end
+
+---------------------------------------------------------------------------------------------
+-- Set-Mailbox: the parameters a cross-tenant move needs (ms-setup-and-prep.md §5.4 holds, §5.6
+-- Send on Behalf, §8 UserAlreadyHasDemotedArchiveException, §9 scripts' attributes).  Every
+-- other Exchange Online parameter answers 501 instead of being ignored.
+
+local MBX_COPY = U.set("DisplayName", "HiddenFromAddressListsEnabled", "LitigationHoldEnabled",
+                       "RetentionHoldEnabled", "ElcProcessingDisabled")
+-- Properties mastered on-premises for a dir-synced mailbox; holds and delegates are cloud-side.
+local MBX_SYNCED = U.set("DisplayName", "HiddenFromAddressListsEnabled", "EmailAddresses")
+for i = 1, 15 do
+  MBX_COPY["CustomAttribute" .. i], MBX_SYNCED["CustomAttribute" .. i] = true, true
+end
+-- Switches that clear a hold flag the migration engine checks.
+local MBX_CLEAR = { RemoveDelayHoldApplied = "DelayHoldApplied",
+                    RemoveDelayReleaseHoldApplied = "DelayReleaseHoldApplied",
+                    RemoveComplianceTagHoldApplied = "ComplianceTagHoldApplied" }
+local MBX_KNOWN = U.set("Identity", "Confirm", "Force", "WhatIf", "EmailAddresses",
+                        "GrantSendOnBehalfTo", "RemoveDisabledArchive", "ExcludeFromAllOrgHolds")
+for k in pairs(MBX_COPY) do MBX_KNOWN[k] = true end
+for k in pairs(MBX_CLEAR) do MBX_KNOWN[k] = true end
+-- Who may be a Send on Behalf delegate: mailboxes, mail users, mail-enabled security groups.
+local DELEGATE = U.set("UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox",
+                       "MailUser", "MailUniversalSecurityGroup")
+
+-- GrantSendOnBehalfTo: every value must resolve (else the -Identity 404) and is stored by Name;
+-- a list replaces, @{add=;remove=} edits, $null clears.
+local function delegates(ctx, r, v)
+  if v == cjson.null then return {} end
+  local function names(vals)
+    local out = {}
+    for i, x in ipairs(U.list(vals)) do out[i] = U.find(ctx, x, DELEGATE).Name end
+    return out
+  end
+  if type(v) == "table" and not exo.is_array(v) then
+    local edit = {}
+    for k, vals in pairs(v) do
+      local key = lower(k)
+      edit[k] = (key == "add" or key == "remove") and names(vals) or vals   -- others: edit_list
+    end
+    return U.edit_list(r.GrantSendOnBehalfTo, edit)
+  end
+  return names(v)
+end
+
+-- A mailbox's new SMTP proxies must be in accepted domains (an Exchange licence scrubs the
+-- others, §5.2); addresses it already has are left alone.
+local function check_accepted(ctx, r, addrs)
+  local had = {}
+  for _, a in ipairs(r.EmailAddresses or {}) do had[lower(strip_prefix(a))] = true end
+  for _, a in ipairs(addrs) do
+    local pre, addr = a:match("^(%a%w*):(.*)$")
+    if not pre then pre, addr = "smtp", a end
+    if lower(pre) == "smtp" and not had[lower(addr)] and not accepted(ctx, addr) then
+      U.fail(400, U.EX.Validation, "The domain of '%s' isn't an accepted domain for your " ..
+             "organization.", addr)
+    end
+  end
+end
+
+-- True when applying ch would change nothing (an unset Boolean reads as $false).
+local function unchanged(r, ch)
+  for k, v in pairs(ch) do
+    local cur = model.exo_property(r, k)
+    if v == cjson.null then
+      if cur ~= nil then return false end
+    elseif type(v) == "table" then
+      if type(cur) ~= "table" or #cur ~= #v then return false end
+      for i = 1, #v do if cur[i] ~= v[i] then return false end end
+    elseif not (cur == v or v == false and cur == nil) then
+      return false
+    end
+  end
+  return true
+end
+
+-- ExcludeFromAllOrgHolds is for inactive mailboxes only (Set-Mailbox docs); organization-wide
+-- retention policies are not modelled, so an inactive mailbox gets the 501.
+local function exclude_org_holds(r)
+  if not r.IsInactiveMailbox then
+    U.fail(400, U.EX.Task, "The ExcludeFromAllOrgHolds switch can only be used for inactive " ..
+           "mailboxes; '%s' isn't an inactive mailbox.", r.Name)
+  end
+  U.fail(501, "System.NotImplementedException", "The simulator does not model " ..
+         "organization-wide retention policies (Set-Mailbox -ExcludeFromAllOrgHolds).")
+end
+
+-- The changes Set-Mailbox makes to mailbox r; raises on a refused value.
+local function mailbox_changes(ctx, r, p)
+  local ch = {}
+  for k in pairs(MBX_COPY) do if p[k] ~= nil then ch[k] = p[k] end end
+  if p.DisplayName == cjson.null or p.DisplayName == "" then
+    U.fail(400, U.EX.Validation, "The DisplayName of mailbox '%s' can't be empty.", r.Name)
+  end
+  -- Removing a hold leaves a delay hold until -RemoveDelayHoldApplied (Set-Mailbox docs).
+  if p.LitigationHoldEnabled == false and r.LitigationHoldEnabled then ch.DelayHoldApplied = true end
+  for sw, flag in pairs(MBX_CLEAR) do if p[sw] then ch[flag] = false end end
+  if p.RemoveDisabledArchive and r.DisabledArchiveGuid then  -- irreversible (§8)
+    ch.DisabledArchiveGuid, ch.DisabledArchiveDatabase = ZERO, cjson.null
+  end
+  if p.GrantSendOnBehalfTo ~= nil then ch.GrantSendOnBehalfTo = delegates(ctx, r, p.GrantSendOnBehalfTo) end
+  if p.EmailAddresses ~= nil then
+    local addrs, primary = edit_addresses(r, p.EmailAddresses, r.PrimarySmtpAddress, false)
+    check_accepted(ctx, r, addrs)
+    check_proxies(ctx, addrs, r)
+    ch.EmailAddresses, ch.PrimarySmtpAddress = addrs, primary
+    if r.WindowsEmailAddress ~= nil then ch.WindowsEmailAddress = primary end
+  end
+  return ch
+end
+
+M["Set-Mailbox"] = function(ctx, p)
+  U.only_simulated("Set-Mailbox", p, MBX_KNOWN)
+  local r = U.find(ctx, p.Identity, U.MAILBOX)     -- a MailUser is not found, as in EXO
+  for k in pairs(p) do
+    if MBX_SYNCED[k] then check_synced(r, "Set-Mailbox", k) end
+  end
+  if p.ExcludeFromAllOrgHolds then exclude_org_holds(r) end
+  local ch = mailbox_changes(ctx, r, p)
+  if unchanged(r, ch) then
+    ctx.warnings[#ctx.warnings + 1] = string.format("The command completed successfully but " ..
+      "no settings of '%s' have been modified.", r.Name)
+    return {}
+  end
+  model.update_recipient(ctx.t, r, ch)
+  sync_user(ctx, r)
   return {}
 end
 

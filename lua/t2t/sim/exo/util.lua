@@ -43,7 +43,7 @@ function M.fail(status, typ, text, ...)
 end
 
 local STATUS_CODE = { [400] = "BadRequest", [404] = "NotFound", [403] = "Forbidden",
-                      [500] = "InternalServerError" }
+                      [500] = "InternalServerError", [501] = "NotImplemented" }
 
 -- The JSON error body (wire.md §2.7 shape; keys as Exchange's own tests spell them).
 function M.error_body(status, typ, text)
@@ -62,6 +62,18 @@ function M.server_name(t)
   local h = 0
   for i = 1, #t.id do h = (h * 31 + t.id:byte(i)) % 900 end
   return fmt("SIM%03dA%03d.NAMPRD01.PROD.OUTLOOK.COM", 100 + h // 10, h)
+end
+
+-- only_simulated(cmdlet, p, known): raises a 501 naming every parameter of p (bound, so valid
+-- in EXO) that is not in the set `known`: a parameter the simulator does not model is refused
+-- rather than ignored, as the Graph simulator does for $expand.
+function M.only_simulated(cmdlet, p, known)
+  local bad = {}
+  for k in pairs(p) do if not known[k] then bad[#bad + 1] = "-" .. k end end
+  if #bad == 0 then return end
+  table.sort(bad)
+  M.fail(501, "System.NotImplementedException", "The simulator does not implement %s %s " ..
+    "(valid in Exchange Online, not modelled here).", cmdlet, table.concat(bad, " "))
 end
 
 function M.not_found(ctx, identity)
