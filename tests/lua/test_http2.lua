@@ -10,11 +10,7 @@ local env = require "tests.lua.handlers.http_env"
 local have = env.sh("command -v nghttpd") ~= ""
 local dir, pid, port, ca
 
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local write = env.writefile
 
 local function client(o)
   o = o or {}

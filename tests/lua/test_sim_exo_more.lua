@@ -1,50 +1,17 @@
 -- The simulated InvokeCommand service: Remove-MigrationUser, Get-MigrationStatistics and
 -- Set-Mailbox (ms-setup-and-prep.md §5.4, §5.6, §8), called directly like test_sim_exo.lua.
 local lu = require "luaunit"
-local cjson = require "cjson"
 local exo = require "t2t.exo"
 local model = require "t2t.sim.model"
-local seed = require "t2t.sim.seed"
-local svc = require "t2t.sim.exo"
 local mig = require "t2t.sim.exo.migration"
 
-local EXADMIN = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 local MAILBOX_MIGRATION = "f7264778-fba9-422d-8e9e-2675a2c4b513"
 local EXO_APPID = "00000002-0000-0ff1-ce00-000000000000"
 local APP_ID, SECRET = "6f1c5d1e-aaaa-4bbb-8ccc-123456789abc", "sim~secret~value~0123"
 
-local function new_sim()
-  local state = seed.pair { users = 40, seed = 7 }
-  local sim = { state = state, rng = model.rng(42), clock = seed.BASE_TIME + 86400, faults = {} }
-  function sim:now() return self.clock end
-  function sim:auth(req) return req.claims end
-  sim.src = state.tenants[state.pair.source]
-  sim.tgt = state.tenants[state.pair.target]
-  return sim
-end
+local env = require "tests.lua.handlers.sim_exo_env"
+local new_sim, call, detail, ok = env.new_sim, env.call, env.detail, env.ok
 
--- call(sim, tenant, cmdlet, params) -> status, decoded body
-local function call(sim, t, cmdlet, params)
-  local body = exo.json_encode { CmdletInput = { CmdletName = cmdlet,
-    Parameters = params and next(params) and params or cjson.decode("{}") } }
-  local r = svc.handle(sim, { method = "POST", path = "/adminapi/beta/" .. t.id .. "/InvokeCommand",
-    body = body, query = {}, headers = {},
-    claims = { tid = t.id, roles = { "Exchange.ManageAsApp" }, wids = { EXADMIN } } })
-  return r.status, cjson.decode(r.body)
-end
-
--- The exception type and text of an error response.
-local function detail(doc)
-  return doc.error.details[1].message:match("^Ex%x+|([^|]+)|(.*)$")
-end
-
-local function ok(sim, t, cmdlet, params)
-  local st, doc = call(sim, t, cmdlet, params)
-  if st ~= 200 then error(cmdlet .. " -> " .. st .. " " .. cjson.encode(doc), 2) end
-  return doc.value, doc
-end
-
--- The first n source user mailboxes (by Name) that nothing blocks from moving.
 local function clean_mailboxes(t, n)
   local list = {}
   for _, r in pairs(t.exo.recipients) do

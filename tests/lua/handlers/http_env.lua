@@ -22,6 +22,12 @@ local function readfile(path)
 end
 M.readfile = readfile
 
+function M.writefile(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
 local tls
 
 -- {dir, ca (file), ca_pem, cert, key, other_cert, other_key (self-signed, not from the CA)}
