@@ -694,13 +694,69 @@ static int key_verify(lua_State *L) {
     return 1;
 }
 
+/* RSA encryption paddings: PKCS#1 v1.5 (what the EXO module uses for SecureString values,
+ * wire.md §2.4) and OAEP with SHA-1 (OpenSSL's and .NET's OaepSHA1 default). */
+static const char *const PADS[] = {"pkcs1", "oaep", NULL};
+static const int PAD_IDS[] = {RSA_PKCS1_PADDING, RSA_PKCS1_OAEP_PADDING};
+
+/* One RSA encryption or decryption into out (at least the key's size). */
+static int rsa_crypt(t2t_key *k, int decrypt, int pad, const unsigned char *in, size_t n,
+                     unsigned char *out, size_t *outlen) {
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    int ok = pc != NULL &&
+             (decrypt ? EVP_PKEY_decrypt_init(pc) : EVP_PKEY_encrypt_init(pc)) > 0 &&
+             EVP_PKEY_CTX_set_rsa_padding(pc, pad) > 0 &&
+             (decrypt ? EVP_PKEY_decrypt(pc, out, outlen, in, n)
+                      : EVP_PKEY_encrypt(pc, out, outlen, in, n)) > 0;
+    EVP_PKEY_CTX_free(pc);
+    return ok;
+}
+
+/* key:encrypt(data [, "pkcs1"|"oaep"]) -> ciphertext (RSA public key; pkcs1 by default). */
+static int key_encrypt(lua_State *L) {
+    t2t_key *k = t2t_key_check(L, 1);
+    size_t n;
+    const char *data = luaL_checklstring(L, 2, &n);
+    int pad = PAD_IDS[luaL_checkoption(L, 3, "pkcs1", PADS)];
+    luaL_argcheck(L, key_is_rsa(k), 1, "encryption needs an RSA key");
+    unsigned char out[2048];
+    size_t outlen = sizeof out;
+    if ((size_t)EVP_PKEY_get_size(k->pkey) > outlen) return luaL_argerror(L, 1, "key too large");
+    ERR_clear_error();
+    if (!rsa_crypt(k, 0, pad, (const unsigned char *)data, n, out, &outlen))
+        return t2t_fail(L, "encrypt");
+    lua_pushlstring(L, (const char *)out, outlen);
+    return 1;
+}
+
+/* key:decrypt(ciphertext [, "pkcs1"|"oaep"]) -> plaintext | nil, err (private RSA key).  The
+ * plaintext buffer is wiped. */
+static int key_decrypt(lua_State *L) {
+    t2t_key *k = t2t_key_check(L, 1);
+    size_t n;
+    const char *data = luaL_checklstring(L, 2, &n);
+    int pad = PAD_IDS[luaL_checkoption(L, 3, "pkcs1", PADS)];
+    luaL_argcheck(L, key_is_rsa(k), 1, "decryption needs an RSA key");
+    luaL_argcheck(L, k->priv, 1, "decryption needs a private key");
+    unsigned char out[2048];
+    size_t outlen = sizeof out;
+    if ((size_t)EVP_PKEY_get_size(k->pkey) > outlen) return luaL_argerror(L, 1, "key too large");
+    ERR_clear_error();
+    int ok = rsa_crypt(k, 1, pad, (const unsigned char *)data, n, out, &outlen);
+    if (ok) lua_pushlstring(L, (const char *)out, outlen);
+    OPENSSL_cleanse(out, sizeof out);
+    if (!ok) return t2t_fail(L, "decrypt");
+    return 1;
+}
+
 static const luaL_Reg key_methods[] = {
     {"type", key_type},           {"bits", key_bits},
     {"is_private", key_is_private}, {"private_pem", key_private_pem},
     {"public_pem", key_public_pem}, {"public_der", key_public_der},
     {"public_key", key_public_key}, {"equals", key_equals},
     {"jwk", key_jwk},             {"sign", key_sign},
-    {"verify", key_verify},       {"close", key_close},
+    {"verify", key_verify},       {"encrypt", key_encrypt},
+    {"decrypt", key_decrypt},     {"close", key_close},
     {NULL, NULL}};
 
 static const luaL_Reg key_meta[] = {

@@ -176,7 +176,7 @@ M.PROFILE_FIELDS = {
   secret = "secret", client_secret = "secret", certificate = "string", key = "string",
   pfx = "string", key_passphrase = "secret", refresh_token = "secret", device_code = "boolean",
   alg = "string", subscription = "string", admin_user = "string", domains = "table",
-  ca_file = "string", connect_to = "table",
+  ca_file = "string", connect_to = "table", exo_securestring_key = "string",
 }
 local TOP_FIELDS = { profiles = true, default = true, version = true }
 

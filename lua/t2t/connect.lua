@@ -32,7 +32,7 @@ function M.clients(profile, http_opts, simi)
   c.graph = require("t2t.graph").new { tenant = tid, http = client("graph"), cloud = profile.cloud,
                                        token = token_for("graph") }
   c.exo = require("t2t.exo").new { tenant = tid, http = client("exo"), cloud = profile.cloud,
-                                   token = token_for("exo") }
+                                   token = token_for("exo"), secure_string_key = profile.exo_securestring_key }
   c.azure = require("t2t.azure").new { tenant = tid, http = client("arm"), vault_http = client("keyvault"),
                                        cloud = profile.cloud, token = token_for("arm"),
                                        vault_token = token_for("vault"), subscription = profile.subscription }

@@ -162,6 +162,35 @@ function M.load_key_file(path, passphrase)
   return key
 end
 
+--- rsa_from_xml(text) -> Key | nil, err: a .NET RSAKeyValue (<Modulus> and <Exponent> in base64),
+-- the form the Exchange Online module and ExoHelper publish their SecureString key in.
+function M.rsa_from_xml(text)
+  local function field(name)
+    local v = type(text) == "string" and text:match("<" .. name .. ">%s*([%w+/=%s]-)%s*</" .. name .. ">")
+    v = v and C.base64_decode((v:gsub("%s", "")))
+    return v and v ~= "" and C.base64url_encode(v) or nil
+  end
+  local n, e = field("Modulus"), field("Exponent")
+  if not n or not e then return nil, "rsa_from_xml: no <RSAKeyValue> with <Modulus> and <Exponent>" end
+  local ok, key, err = pcall(C.key_from_jwk, { kty = "RSA", n = n, e = e })
+  if not ok then return nil, "rsa_from_xml: " .. tostring(key) end
+  return key, err
+end
+
+--- public_key_from(text_or_path) -> Key | nil, err: an RSA key given as PEM, as RSAKeyValue
+-- XML, or as the path of a file holding either.
+function M.public_key_from(v)
+  if type(v) ~= "string" or v == "" then return nil, "a key (PEM, RSAKeyValue XML or a file path) is needed" end
+  local text = v
+  if not v:find("-----BEGIN", 1, true) and not v:find("<RSAKeyValue", 1, true) then
+    local data, err = read_file(v)
+    if not data then return nil, err end
+    text = data
+  end
+  if text:find("<RSAKeyValue", 1, true) then return M.rsa_from_xml(text) end
+  return C.load_key(text)
+end
+
 --- load_cert_file(path) -> Cert | nil, err
 function M.load_cert_file(path)
   local data, err = read_file(path)

@@ -419,7 +419,7 @@ Client.__index = Client
 
 
 -- exo.new{tenant, token, http, cloud, tenant_id, page_size, max_retries, retry_base, sleep,
--- now, timeout, base}: a client for one tenant.
+-- now, timeout, base, secure_string_key}: a client for one tenant.
 function M.new(o)
   assert(type(o) == "table", "exo.new: options table expected")
   assert(type(o.tenant) == "string", "exo.new: tenant (GUID or initial domain) expected")
@@ -436,7 +436,7 @@ function M.new(o)
     page_size = o.page_size or 1000, max_retries = o.max_retries or 5,
     retry_base = o.retry_base or 2, max_retry_after = o.max_retry_after or 120,
     sleep = o.sleep or require("t2t").sleep, now = o.now or os.time, timeout = o.timeout or 960,
-    connection_id = o.connection_id, poll = o.poll or 5,
+    connection_id = o.connection_id, poll = o.poll or 5, secure_string_key = o.secure_string_key,
   }, Client)
   self.cmd = setmetatable({}, { __index = function(t, name)
     local f = function(params, opts) return self:invoke(name, params, opts) end
@@ -535,6 +535,51 @@ end
 -- Run a cmdlet: list of objects (annotation keys stripped) and warnings, or nil, err.
 -- opts: select (properties), wait_visible (seconds to retry ManagementObjectNotFound: replication
 -- lag after a create), unchecked (skip local binding), raw (keep annotations), client_request_id.
+-- The key SecureString values are encrypted with: opts.secure_string_key given to exo.new, a
+-- Key, a PEM or RSAKeyValue XML text, a file path, or a function returning one of those.
+function Client:securestring_key()
+  local k = self.secure_string_key
+  if type(k) == "function" then k = k() end
+  if k == nil then return nil end
+  if type(k) == "string" then
+    local key, err = require("t2t.crypto").public_key_from(k)
+    if not key then return nil, err end
+    k = key
+  end
+  self.secure_string_key = k
+  return k
+end
+
+-- SecureString values travel RSA-encrypted (PKCS#1 v1.5, then base64) with the Exchange Online
+-- module's public key (wire.md §2.4), never in clear: b with them sealed, or nil, err.
+function Client:seal(b)
+  local c = data()[b.cmdlet]
+  local sealed
+  for name, v in pairs(b.params) do
+    local d = c and c.params[name]
+    if d and d.t == "SecureString" and type(v) == "string" then
+      require("t2t.log").secret(v)
+      local key, kerr = self:securestring_key()
+      if not key then
+        return nil, new_err { code = "SecureStringKey", cmdlet = b.cmdlet, retryable = false,
+          message = string.format("%s -%s: Exchange Online takes a SecureString only encrypted with the "
+            .. "ExchangeOnlineManagement module's public key; set exo_securestring_key in the profile (PEM, "
+            .. "RSAKeyValue XML, or a file holding it)%s", b.cmdlet, name, kerr and ": " .. kerr or "") }
+      end
+      if not sealed then
+        sealed = {}
+        for k2, v2 in pairs(b.params) do sealed[k2] = v2 end
+      end
+      sealed[name] = M.base64_encode(key:encrypt(v, "pkcs1"))
+    end
+  end
+  if not sealed then return b end
+  local out = {}
+  for k2, v2 in pairs(b) do out[k2] = v2 end
+  out.params = sealed
+  return out
+end
+
 function Client:invoke(cmdlet, params, opts)
   opts = opts or {}
   local b, err
@@ -544,6 +589,8 @@ function Client:invoke(cmdlet, params, opts)
     b, err = M.bind(cmdlet, params, {})
     if not b then return nil, err end
   end
+  b, err = self:seal(b)
+  if not b then return nil, err end
   local body = M.encode_body(b)
   local deadline = opts.wait_visible and self.now() + (opts.wait_visible == true and 300
                                                          or opts.wait_visible)

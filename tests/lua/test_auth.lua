@@ -526,6 +526,11 @@ function TestConfig.test_inline_secrets_are_refused()
   _, err = one { secret = "env:S", device_code = "true" }
   lu.assertNotNil(err)
   lu.assertNotNil(one { secret = "file:~/secret" })
+  -- the EXO SecureString key is a public key, named by path; inline PEM is refused like any PEM
+  lu.assertEquals(one({ secret = "env:S", exo_securestring_key = "/etc/t2t/exo-securestring.xml" })
+                    .profiles.p.exo_securestring_key, "/etc/t2t/exo-securestring.xml")
+  _, err = one { secret = "env:S", exo_securestring_key = "-----BEGIN PUBLIC KEY-----\nMIIB" }
+  lu.assertStrContains(err, "looks like a secret or key written inline")
   _, err = config.parse("return { profiles = { p = { tenant = 't', client_id = 'c' } } }", "c.lua")
   lu.assertStrContains(err, "no credential")
   _, err = config.parse("return { default = 'x', profiles = {} }", "c.lua")

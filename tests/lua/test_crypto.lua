@@ -241,6 +241,34 @@ function TestCryptoKeys.test_encrypted_pkcs8_round_trip()
   lu.assertTrue(ek:equals(H.ed()))
 end
 
+-- RSA encryption (the EXO SecureString wire form): both paddings, each way against openssl.
+function TestCryptoKeys.test_rsa_encrypt_decrypt_with_openssl()
+  need_openssl()
+  local k = H.rsa()
+  local priv, pub = H.write("enc-priv.pem", k:private_pem()), H.write("enc-pub.pem", k:public_pem())
+  for _, pad in ipairs({ "pkcs1", "oaep" }) do
+    local ct = k:public_key():encrypt("Pa55 wörd\0!", pad)
+    lu.assertEquals(#ct, 256)
+    lu.assertEquals(k:decrypt(ct, pad), "Pa55 wörd\0!")
+    local ctf, out = H.write("ct-" .. pad, ct), H.tmp("pt-" .. pad)
+    local ok, msg = H.sh("openssl pkeyutl -decrypt -inkey " .. priv .. " -pkeyopt rsa_padding_mode:" .. pad
+                         .. " -in " .. ctf .. " -out " .. out)
+    lu.assertTrue(ok, msg)
+    lu.assertEquals(H.read(out), "Pa55 wörd\0!")
+    local inf, back = H.write("in-" .. pad, "from openssl"), H.tmp("ct2-" .. pad)
+    ok, msg = H.sh("openssl pkeyutl -encrypt -pubin -inkey " .. pub .. " -pkeyopt rsa_padding_mode:" .. pad
+                   .. " -in " .. inf .. " -out " .. back)
+    lu.assertTrue(ok, msg)
+    lu.assertEquals(k:decrypt(H.read(back), pad), "from openssl")
+  end
+  local bad, err = k:decrypt(string.rep("x", 256))
+  lu.assertNil(bad)
+  lu.assertStrContains(err, "decrypt")
+  lu.assertErrorMsgContains("private key", function() k:public_key():decrypt("x") end)
+  lu.assertErrorMsgContains("RSA key", function() H.ed():encrypt("x") end)
+  lu.assertNil((k:encrypt(string.rep("x", 300))))            -- longer than the key allows
+end
+
 function TestCryptoKeys.test_encrypted_pkcs8_with_openssl()
   need_openssl()
   local f = H.write("enc.pem", H.rsa():private_pem("pw1"))

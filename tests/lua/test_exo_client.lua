@@ -312,3 +312,41 @@ function TestExoRetry.test_wait_visible_rereads()
   lu.assertEquals(err.code, "ManagementObjectNotFoundException")
   lu.assertEquals(t, 12)
 end
+
+-- SecureString values travel RSA-encrypted (PKCS#1 v1.5, base64) with the module's public key
+-- (wire.md §2.4): without a key the call fails locally, before any request; never in clear.
+function TestExoEncode.test_securestring_sealed_or_refused()
+  local crypto = require "t2t.crypto"
+  local ok200 = function() return json(200, { value = {} }) end
+  local ex, http = client({ ok200 })
+  local list, err = ex:invoke("Set-MailUser", { Identity = "u1", Password = "Pa55word!" })
+  lu.assertNil(list)
+  lu.assertEquals(err.code, "SecureStringKey")
+  lu.assertStrContains(err.message, "Set-MailUser -Password")
+  lu.assertNotStrContains(err.message, "Pa55word!")
+  lu.assertEquals(#http.requests, 0)
+  -- with the key (here as RSAKeyValue XML, the form the module publishes): sealed
+  local key = assert(crypto.generate_key("rsa", 2048))
+  local jwk = key:jwk()
+  local function b64(u) return crypto.base64_encode(crypto.base64url_decode(u)) end
+  local xml = "<RSAKeyValue><Modulus>" .. b64(jwk.n) .. "</Modulus><Exponent>" .. b64(jwk.e)
+    .. "</Exponent></RSAKeyValue>"
+  ex, http = client({ ok200 }, { secure_string_key = xml })
+  assert(ex:invoke("Set-MailUser", { Identity = "u1", Password = "Pa55word!" }))
+  lu.assertNotStrContains(http.requests[1].body, "Pa55word!")
+  local sent = cjson.decode(http.requests[1].body).CmdletInput.Parameters.Password
+  lu.assertEquals(key:decrypt(crypto.base64_decode(sent)), "Pa55word!")
+  lu.assertEquals(cjson.decode(http.requests[1].body).CmdletInput.Parameters.Identity, "u1")
+  -- a PEM file path works too; a bad one says why
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w")); f:write(key:public_pem()); f:close()
+  ex, http = client({ ok200 }, { secure_string_key = path })
+  assert(ex:invoke("Set-MailUser", { Identity = "u1", Password = "x" }))
+  lu.assertEquals(key:decrypt(crypto.base64_decode(cjson.decode(http.requests[1].body).CmdletInput.Parameters.Password)), "x")
+  os.remove(path)
+  ex = client({}, { secure_string_key = path })
+  _, err = ex:invoke("Set-MailUser", { Identity = "u1", Password = "x" })
+  lu.assertEquals(err.code, "SecureStringKey")
+  lu.assertStrContains(err.message, path)
+  lu.assertNil(crypto.rsa_from_xml("<RSAKeyValue><Modulus>AQAB</Modulus></RSAKeyValue>"))
+end
