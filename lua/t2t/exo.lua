@@ -539,7 +539,11 @@ end
 -- Key, a PEM or RSAKeyValue XML text, a file path, or a function returning one of those.
 function Client:securestring_key()
   local k = self.secure_string_key
-  if type(k) == "function" then k = k() end
+  if type(k) == "function" then
+    local err
+    k, err = k()
+    if k == nil then return nil, err end
+  end
   if k == nil then return nil end
   if type(k) == "string" then
     local key, err = require("t2t.crypto").public_key_from(k)

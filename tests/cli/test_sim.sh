@@ -20,8 +20,16 @@ t2t_run --config "$D/config.lua" --profile contoso --log-level trace -e '
   for _, m in ipairs(assert(c.exo:invoke("Get-Mailbox", { ResultSize = "Unlimited" }))) do n = n + 1 end
   print("mailboxes", n)
   local org = assert(c.graph:get("/organization"))
-  print("tenant", org.value[1].id)'
+  print("tenant", org.value[1].id)
+  local mu = assert(c.exo:invoke("New-MailUser", { Name = "pwtest", ExternalEmailAddress = "pwtest@example.com",
+    MicrosoftOnlineServicesID = "pwtest@" .. c.profile.tenant, Password = "Pa55!word-x" }))
+  print("mail user with a password", mu[1].Name)'
 expect_rc 0 "a second process uses the printed config"
+expect_out "mail user with a password	pwtest" "a SecureString goes encrypted with the simulated module key the config names"
+if grep -q 'exo_securestring_key = "'"$D"'/config.lua.exo-securestring.pem"' "$D/config.lua" &&
+   grep -q "BEGIN PUBLIC KEY" "$D/config.lua.exo-securestring.pem"; then ok "the config names the SecureString public key file"
+else notok "the config names the SecureString public key file"; fi
+if grep -qF "Pa55!word-x" "$OUT" "$ERR"; then notok "the SecureString is not in the output"; else ok "the SecureString is not in the output"; fi
 expect_out "mailboxes	200" "it lists the 200 seeded mailboxes through exo"
 expect_out "tenant	$(sed -n 's/.*tenant_id = "\([^"]*\)".*/\1/p' "$D/config.lua" | head -1)" "and reads the tenant through graph"
 mode=$(stat -c %a "$XDG_CACHE_HOME/t2t/tokens.json" 2>/dev/null)

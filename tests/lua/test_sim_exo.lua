@@ -170,7 +170,7 @@ function TestSimExoRecipients.test_mailuser_rules()
   lu.assertEquals(v[1].PrimarySmtpAddress, "trap@contoso.com")
   v = ok(sim, t, "New-MailUser", { Name = "lara", ExternalEmailAddress = "lara@contoso.onmicrosoft.com",
     PrimarySmtpAddress = "lara@fabrikam.com", MicrosoftOnlineServicesID = "lara@fabrikam.com",
-    Password = "P@ss-word-1" })
+    Password = env.seal(sim, "P@ss-word-1") })
   lu.assertEquals(v[1].RecipientTypeDetails, "MailUser")
   lu.assertEquals(v[1].ExchangeGuid, model.ZERO_GUID)
   lu.assertItemsEquals(v[1].EmailAddresses, { "SMTP:lara@fabrikam.com", "smtp:lara@fabrikam.onmicrosoft.com" })

@@ -256,3 +256,31 @@ function TestSimExoMoreSetMailbox.test_wrong_recipients_and_parameters_refused()
   ok(sim, sim.src, "Set-Mailbox", { Identity = synced.Guid, RetentionHoldEnabled = true })
   lu.assertTrue(ok(sim, sim.src, "Get-Mailbox", { Identity = synced.Guid })[1].RetentionHoldEnabled)
 end
+
+TestSimExoMoreSecureString = {}
+
+-- A SecureString must arrive encrypted with the simulated module's key (wire.md §2.4): plaintext
+-- or a value sealed with another key is refused before the cmdlet runs; the right one passes.
+function TestSimExoMoreSecureString.test_password_must_be_sealed()
+  local crypto = require "t2t.crypto"
+  local sim = new_sim()
+  local function new(name, password)
+    return call(sim, sim.tgt, "New-MailUser", { Name = name, ExternalEmailAddress = name .. "@contoso.com",
+      MicrosoftOnlineServicesID = name .. "@" .. sim.tgt.initial_domain, Password = password })
+  end
+  local st, doc = new("plain1", "Pa55word!")
+  lu.assertEquals(st, 400)
+  local typ, text = detail(doc)
+  lu.assertEquals(typ, "System.Management.Automation.ParameterBindingException")
+  lu.assertStrContains(text, "parameter 'Password'")
+  lu.assertNil(model.find_recipient(sim.tgt, "plain1"))
+  local sealed = env.seal(sim, "Pa55word!")
+  local other = assert(crypto.generate_key("rsa", 2048))
+  lu.assertEquals((new("other1", crypto.base64_encode(other:public_key():encrypt("Pa55word!")))), 400)
+  st = new("sealed1", sealed)
+  lu.assertEquals(st, 200)
+  lu.assertNotNil(model.find_recipient(sim.tgt, "sealed1"))
+  -- the key lives in the state, so a saved state keeps it
+  lu.assertStrContains(sim.state.exo_securestring_pem, "PRIVATE KEY")
+  lu.assertNotNil(model.securestring_key(sim.state, false))
+end

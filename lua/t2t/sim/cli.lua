@@ -108,6 +108,9 @@ function M.config(p, config_path)
     w("      secret = ", lua_string(secret_ref(n, config_path)), ",")
     if t.subscription then w("      subscription = ", lua_string(t.subscription), ",") end
     w("      cloud = \"global\", ca_file = ", lua_string(p.ca_file), ",")
+    if type(t.exo_securestring_key) == "string" then
+      w("      exo_securestring_key = ", lua_string(t.exo_securestring_key), ",")
+    end
     w("      connect_to = ", lua_list(p.connect_to), ",")
     w("    },")
   end
@@ -170,6 +173,16 @@ function M.main(_, args)
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1
   end
+  -- the SecureString public key, as a file the printed profiles and config name
+  local pem, kerr = s:securestring_public_pem()
+  local key_file = (o.write_config or s.ca_file) .. ".exo-securestring.pem"
+  local kok = pem and require("t2t.core.fs").write_private(key_file, pem)
+  if not kok then
+    io.stderr:write("t2t: sim: ", tostring(kerr or ("cannot write " .. key_file)), "\n")
+    s:stop()
+    return 1
+  end
+  for _, t in pairs(s.profile.tenants or {}) do t.exo_securestring_key = key_file end
   if o.write_config then
     local ok, werr = M.write_config(s.profile, o.write_config)
     if not ok then
@@ -198,6 +211,7 @@ function M.main(_, args)
     return settle
   end)
   local ok, stop_err = s:stop()
+  if not o.write_config then os.remove(key_file) end     -- it lived beside the temporary CA file
   if not ok then
     io.stderr:write("t2t: sim: could not save the state: ", tostring(stop_err), "\n")
     return 1

@@ -82,6 +82,11 @@ local routes = {}
 
 routes["GET /_sim/profile"] = function(sim) return json(200, M.profile(sim)) end
 
+-- The public half of the simulated module's SecureString key (made on first use).
+routes["GET /_sim/securestring-key"] = function(sim)
+  return json(200, { public_pem = model.securestring_key(sim.state, true):public_pem() })
+end
+
 routes["GET /_sim/state"] = function(sim)
   return { status = 200, headers = { ["content-type"] = "application/json" },
            body = model.encode_state(sim.state) }

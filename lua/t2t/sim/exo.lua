@@ -202,6 +202,21 @@ local function run(sim, req, t, claims, tenant_key, rid)
   if not b then
     return error_response(sim, t, rid, 400, berr.exception, berr.message:gsub("^[^:]+: ", ""))
   end
+  -- SecureString values arrive RSA-encrypted with the module's public key (wire.md §2.4); one
+  -- that does not open with the simulated module's key is refused [inferred exception and text]
+  local spec = select(2, exo.cmdlet(name))
+  for pname, v in pairs(b.params) do
+    local d = spec.params[pname]
+    if d and d.t == "SecureString" then
+      local plain = model.open_securestring(sim.state, v)
+      if not plain then
+        return error_response(sim, t, rid, 400, "System.Management.Automation.ParameterBindingException",
+          "Cannot process argument transformation on parameter '" .. pname .. "'. The value is not a "
+          .. "SecureString encrypted with the Exchange Online module's public key.")
+      end
+      b.params[pname] = plain
+    end
+  end
   local ctx = { sim = sim, state = sim.state, t = t, now = sim:now(), claims = claims,
                 cmdlet = name, warnings = {} }
   local ok, list, presenter = pcall(handlers[name], ctx, b.params)

@@ -51,6 +51,7 @@ local function client_profile(s, t)
     cloud = "global", client_id = a.app_id, client_secret = a.client_secret, secret = a.client_secret,
     app_object_id = a.object_id, sp_id = a.sp_id, admin_user = t.admin_user,
     subscription = t.subscription, connect_to = s.connect_to, ca_file = s.ca_file,
+    exo_securestring_key = function() return s:securestring_public_pem() end,
   }
 end
 
@@ -123,6 +124,17 @@ function Instance:control(method, path, body)
   end
   if ok then return v, r.status end
   return r.body, r.status
+end
+
+-- securestring_public_pem() -> the simulated Exchange Online module's SecureString public key
+-- (PEM; the simulator makes the key on first use) | nil, err.
+function Instance:securestring_public_pem()
+  if not self.securestring_pem then
+    local r, err = self:control("GET", "/_sim/securestring-key")
+    if type(r) ~= "table" then return nil, "simulator SecureString key: " .. tostring(err or r) end
+    self.securestring_pem = r.public_pem
+  end
+  return self.securestring_pem
 end
 
 -- save(path?) -> true | nil, err: write the state (default: the --state file).

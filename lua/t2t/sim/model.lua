@@ -470,6 +470,31 @@ M.EXO_DEFAULTS = {
   ArchiveStatus = "None", IsInactiveMailbox = false, IsSoftDeletedByRemove = false,
 }
 
+-- The simulated Exchange Online module's SecureString key pair (wire.md §2.4): RSA 2048, made
+-- on first use (it takes ~0.1 s) and kept in the state as a private PEM, so a state file keeps
+-- its key.  securestring_key(state, create) -> Key | nil (none yet and create is false).
+local ss_keys = setmetatable({}, { __mode = "k" })
+function M.securestring_key(state, create)
+  local k = ss_keys[state]
+  if k then return k end
+  local crypto = require "t2t.crypto"
+  if not state.exo_securestring_pem then
+    if not create then return nil end
+    state.exo_securestring_pem = assert(crypto.generate_key("rsa", 2048)):private_pem()
+  end
+  k = assert(crypto.load_key(state.exo_securestring_pem))
+  ss_keys[state] = k
+  return k
+end
+
+-- open_securestring(state, value) -> the plaintext of a SecureString as the module sends it
+-- (base64 of the RSA PKCS#1 v1.5 ciphertext) | nil.
+function M.open_securestring(state, value)
+  local k = type(value) == "string" and M.securestring_key(state, false)
+  local ct = k and require("t2t.crypto").base64_decode(value)
+  return ct and k:decrypt(ct, "pkcs1") or nil
+end
+
 -- exo_property(r, name) -> the stored value, else the derived one, else the EXO default.
 function M.exo_property(r, name)
   local v = r[name]

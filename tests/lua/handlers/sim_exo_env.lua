@@ -56,4 +56,11 @@ local function ok(sim, t, cmdlet, params, o)
   return doc.value, doc
 end
 
-return { new_sim = new_sim, claims = claims, call = call, detail = detail, ok = ok, EXADMIN = EXADMIN }
+-- A SecureString as the module sends it: sealed with the simulated module's key (wire.md §2.4).
+local function seal(sim, plain)
+  local crypto = require "t2t.crypto"
+  return crypto.base64_encode(model.securestring_key(sim.state, true):public_key():encrypt(plain))
+end
+
+return { new_sim = new_sim, claims = claims, call = call, detail = detail, ok = ok, seal = seal,
+         EXADMIN = EXADMIN }
