@@ -712,42 +712,28 @@ static int rsa_crypt(t2t_key *k, int decrypt, int pad, const unsigned char *in, 
     return ok;
 }
 
-/* key:encrypt(data [, "pkcs1"|"oaep"]) -> ciphertext (RSA public key; pkcs1 by default). */
-static int key_encrypt(lua_State *L) {
+/* key:encrypt(data [, "pkcs1"|"oaep"]) -> ciphertext (RSA public key; pkcs1 by default).
+ * key:decrypt(ciphertext [, "pkcs1"|"oaep"]) -> plaintext | nil, err (private RSA key).  The
+ * output buffer is wiped either way (it holds the plaintext when decrypting). */
+static int key_crypt(lua_State *L, int decrypt) {
     t2t_key *k = t2t_key_check(L, 1);
     size_t n;
     const char *data = luaL_checklstring(L, 2, &n);
     int pad = PAD_IDS[luaL_checkoption(L, 3, "pkcs1", PADS)];
-    luaL_argcheck(L, key_is_rsa(k), 1, "encryption needs an RSA key");
+    luaL_argcheck(L, key_is_rsa(k), 1, decrypt ? "decryption needs an RSA key" : "encryption needs an RSA key");
+    luaL_argcheck(L, !decrypt || k->priv, 1, "decryption needs a private key");
     unsigned char out[2048];
     size_t outlen = sizeof out;
     if ((size_t)EVP_PKEY_get_size(k->pkey) > outlen) return luaL_argerror(L, 1, "key too large");
     ERR_clear_error();
-    if (!rsa_crypt(k, 0, pad, (const unsigned char *)data, n, out, &outlen))
-        return t2t_fail(L, "encrypt");
-    lua_pushlstring(L, (const char *)out, outlen);
-    return 1;
-}
-
-/* key:decrypt(ciphertext [, "pkcs1"|"oaep"]) -> plaintext | nil, err (private RSA key).  The
- * plaintext buffer is wiped. */
-static int key_decrypt(lua_State *L) {
-    t2t_key *k = t2t_key_check(L, 1);
-    size_t n;
-    const char *data = luaL_checklstring(L, 2, &n);
-    int pad = PAD_IDS[luaL_checkoption(L, 3, "pkcs1", PADS)];
-    luaL_argcheck(L, key_is_rsa(k), 1, "decryption needs an RSA key");
-    luaL_argcheck(L, k->priv, 1, "decryption needs a private key");
-    unsigned char out[2048];
-    size_t outlen = sizeof out;
-    if ((size_t)EVP_PKEY_get_size(k->pkey) > outlen) return luaL_argerror(L, 1, "key too large");
-    ERR_clear_error();
-    int ok = rsa_crypt(k, 1, pad, (const unsigned char *)data, n, out, &outlen);
+    int ok = rsa_crypt(k, decrypt, pad, (const unsigned char *)data, n, out, &outlen);
     if (ok) lua_pushlstring(L, (const char *)out, outlen);
     OPENSSL_cleanse(out, sizeof out);
-    if (!ok) return t2t_fail(L, "decrypt");
+    if (!ok) return t2t_fail(L, decrypt ? "decrypt" : "encrypt");
     return 1;
 }
+static int key_encrypt(lua_State *L) { return key_crypt(L, 0); }
+static int key_decrypt(lua_State *L) { return key_crypt(L, 1); }
 
 static const luaL_Reg key_methods[] = {
     {"type", key_type},           {"bits", key_bits},
