@@ -309,18 +309,8 @@ static void drain_curl(lua_State *L, struct sched *s) {
         }
         io->result = rc;
         if (io->finish) io->finish(io);
-        io_unlink(s, io);
         io->done = 1;
-        if (io->waiter) {
-            struct sched_task *t = io->waiter;
-            io->waiter = NULL;
-            t->io = NULL;
-            ready_push(s, t);
-        }
-        if (io->ref != LUA_NOREF) {
-            luaL_unref(L, LUA_REGISTRYINDEX, io->ref);
-            io->ref = LUA_NOREF;
-        }
+        sched_io_stop(L, io);            /* unlink, wake the waiter, drop the pin */
     }
 }
 
@@ -428,7 +418,7 @@ void sched_io_stop(lua_State *L, struct sched_io *io) {
     struct sched *s = io->loop;
     if (s) {
         io_unlink(s, io);
-        if (io->waiter) {                /* closed under a waiting task: let it see that */
+        if (io->waiter) {                /* done, or closed under a waiting task: wake it */
             struct sched_task *t = io->waiter;
             io->waiter = NULL;
             t->io = NULL;
