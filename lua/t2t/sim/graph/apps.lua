@@ -7,8 +7,7 @@ local store = require "t2t.sim.graph.store"
 local M = {}
 local route = store.routes(M)
 
--- Model times are epoch seconds; Graph shows them as ISO 8601 (types.project converts).
-local function now(ctx) return math.floor(ctx.sim:now()) end
+local now = store.now
 local function epoch(v, default) return util.parse_iso(v) or (type(v) == "number" and v) or default end
 
 local function home_app(ctx, appId)

@@ -8,7 +8,7 @@ local store = require "t2t.sim.graph.store"
 local M = {}
 local route = store.routes(M)
 
-local function now(ctx) return math.floor(ctx.sim:now()) end
+local now = store.now
 
 -- Users -------------------------------------------------------------------------------------
 

@@ -6,13 +6,16 @@ local types = require "t2t.sim.graph.types"
 local query = require "t2t.sim.graph.query"
 
 -- The shared model keeps side indexes (UPNs, consents, memberships) current through its add_*
--- helpers; use them when present so the token endpoint and EXO see Graph's writes at once.
-local has_model, model = pcall(require, "t2t.sim.model")
-if not has_model then model = nil end
+-- helpers, so the token endpoint and EXO see Graph's writes at once.
+local model = require "t2t.sim.model"
 
 local M = {}
 
 M.ROOT = "https://graph.microsoft.com/v1.0"
+
+-- The simulated clock in whole seconds (model times are epoch seconds; types.project shows
+-- them as ISO 8601).
+function M.now(ctx) return math.floor(ctx.sim:now()) end
 
 -- Permission sets: any one of the listed roles/scopes allows the operation.
 M.PERM = {
@@ -97,131 +100,70 @@ function M.list(ctx, kind)
   return out
 end
 
+-- Directory writes go through the model (indexes); the tables a hand-built test state may
+-- lack are made first.
 function M.add(ctx, obj)
   obj.created = ctx.sim:now()
-  if model then return model.add_object(ctx.sim.state, ctx.tenant, obj) end
-  ctx.tenant.dir.objects[obj.id] = obj
-  local ty = obj["@odata.type"]
-  if ty == "#microsoft.graph.servicePrincipal" then
-    ctx.tenant.dir.by_appid_sp = ctx.tenant.dir.by_appid_sp or {}
-    ctx.tenant.dir.by_appid_sp[obj.appId] = obj.id
-  elseif ty == "#microsoft.graph.application" then
-    ctx.sim.state.apps_by_appid = ctx.sim.state.apps_by_appid or {}
-    ctx.sim.state.apps_by_appid[obj.appId] = { tenant = ctx.tenant.id, id = obj.id }
-  end
-  return obj
+  local dir = ctx.tenant.dir
+  dir.by_appid_sp = dir.by_appid_sp or {}
+  ctx.sim.state.apps_by_appid = ctx.sim.state.apps_by_appid or {}
+  return model.add_object(ctx.sim.state, ctx.tenant, obj)
 end
 
 -- Delete a directory object and what hangs off it (assignments, memberships).
 function M.remove(ctx, id)
-  if model then return model.remove_object(ctx.sim.state, ctx.tenant, id) end
-  local dir = ctx.tenant.dir
-  local o = dir.objects[id]
-  if not o then return end
-  dir.objects[id] = nil
-  if dir.by_appid_sp and o.appId and dir.by_appid_sp[o.appId] == id then dir.by_appid_sp[o.appId] = nil end
-  local apps = ctx.sim.state.apps_by_appid
-  if apps and o.appId and apps[o.appId] and apps[o.appId].id == id then apps[o.appId] = nil end
-  for aid, a in pairs(dir.app_role_assignments or {}) do
-    if a.principalId == id or a.resourceId == id then dir.app_role_assignments[aid] = nil end
-  end
-  for rid, a in pairs(dir.role_assignments or {}) do
-    if a.principalId == id then dir.role_assignments[rid] = nil end
-  end
-  if dir.members then
-    dir.members[id] = nil
-    for _, set in pairs(dir.members) do set[id] = nil end
-  end
+  return model.remove_object(ctx.sim.state, ctx.tenant, id)
 end
 
 function M.add_app_role_assignment(ctx, a)
   local dir = ctx.tenant.dir
   dir.app_role_assignments = dir.app_role_assignments or {}
-  if model then return model.add_app_role_assignment(ctx.tenant, a) end
-  dir.app_role_assignments[a.id] = a
-  return a
+  return model.add_app_role_assignment(ctx.tenant, a)
 end
 
 function M.remove_app_role_assignment(ctx, id)
-  if model then return model.remove_app_role_assignment(ctx.tenant, id) end
-  ctx.tenant.dir.app_role_assignments[id] = nil
+  return model.remove_app_role_assignment(ctx.tenant, id)
 end
 
 function M.add_role_assignment(ctx, a)
   local dir = ctx.tenant.dir
   dir.role_assignments = dir.role_assignments or {}
-  if model then return model.add_role_assignment(ctx.tenant, a) end
-  dir.role_assignments[a.id] = a
-  return a
+  return model.add_role_assignment(ctx.tenant, a)
 end
 
 function M.add_member(ctx, gid, mid)
   local dir = ctx.tenant.dir
   dir.members = dir.members or {}
-  if model then return model.add_member(ctx.tenant, gid, mid) end
-  dir.members[gid] = dir.members[gid] or {}
-  dir.members[gid][mid] = true
+  return model.add_member(ctx.tenant, gid, mid)
 end
 
 function M.remove_member(ctx, gid, mid)
   local set = ctx.tenant.dir.members and ctx.tenant.dir.members[gid]
   if set then set[mid] = nil end
-  if model then model.reindex(ctx.tenant) end
+  model.reindex(ctx.tenant)
 end
 
 -- The EXO recipient of a Graph user (ExternalDirectoryObjectId), or nil.
 function M.recipient_of(ctx, user_id)
   local exo = ctx.tenant.exo
   if not (exo and exo.recipients) then return nil end
-  if model then
-    local r = model.find_recipient(ctx.tenant, user_id)
-    if r and r.ExternalDirectoryObjectId == user_id then return r end
-    return nil
-  end
-  for _, r in pairs(exo.recipients) do
-    if r.ExternalDirectoryObjectId == user_id then return r end
-  end
+  local r = model.find_recipient(ctx.tenant, user_id)
+  if r and r.ExternalDirectoryObjectId == user_id then return r end
   return nil
 end
 
 function M.update_recipient(ctx, r, changes)
-  if model then return model.update_recipient(ctx.tenant, r, changes) end
-  for k, v in pairs(changes) do if v == util.null then r[k] = nil else r[k] = v end end
-  return r
+  return model.update_recipient(ctx.tenant, r, changes)
 end
 
 function M.add_recipient(ctx, r)
   ctx.tenant.exo.recipients = ctx.tenant.exo.recipients or {}
-  if model then return model.add_recipient(ctx.tenant, r) end
-  ctx.tenant.exo.recipients[r.Guid] = r
-  return r
+  return model.add_recipient(ctx.tenant, r)
 end
 
--- Index of users by lower-case userPrincipalName, rebuilt when a lookup finds it stale.
-local upn_index = setmetatable({}, { __mode = "k" })
-
 function M.user_by_upn(ctx, upn)
-  if model then
-    local u = model.user_by_upn(ctx.tenant, upn)
-    if u and u["@odata.type"] == "#microsoft.graph.user" and M.visible(ctx, u) then return u end
-    return nil
-  end
-  local objects = ctx.tenant.dir.objects
-  upn = upn:lower()
-  local idx = upn_index[objects]
-  local id = idx and idx[upn]
-  local obj = id and objects[id]
-  if not (obj and type(obj.userPrincipalName) == "string" and obj.userPrincipalName:lower() == upn) then
-    idx = {}
-    for oid, o in pairs(objects) do
-      if o["@odata.type"] == "#microsoft.graph.user" and type(o.userPrincipalName) == "string" then
-        idx[o.userPrincipalName:lower()] = oid
-      end
-    end
-    upn_index[objects] = idx
-    obj = idx[upn] and objects[idx[upn]]
-  end
-  if obj and M.visible(ctx, obj) then return obj end
+  local u = model.user_by_upn(ctx.tenant, upn)
+  if u and u["@odata.type"] == "#microsoft.graph.user" and M.visible(ctx, u) then return u end
   return nil
 end
 
