@@ -31,18 +31,7 @@ local function hits(k)
   return cjson.decode(r.body)
 end
 
-TestHttp = {}
-
-function TestHttp.setupClass()
-  ca = env.certs().ca
-  srv, base = env.start()
-end
-
-function TestHttp.teardownClass()
-  if srv then srv:stop() end
-  srv = nil
-  env.cleanup()
-end
+TestHttp = env.class(function(s, b, c) srv, base, ca = s, b, c end)
 
 function TestHttp.test_response_shape()
   local r = assert(get("/cookies"))

@@ -9,18 +9,7 @@ local env = require "tests.lua.handlers.http_env"
 
 local srv, base, ca
 
-TestHttpReview = {}
-
-function TestHttpReview.setupClass()
-  ca = env.certs().ca
-  srv, base = env.start()
-end
-
-function TestHttpReview.teardownClass()
-  if srv then srv:stop() end
-  srv = nil
-  env.cleanup()
-end
+TestHttpReview = env.class(function(s, b, c) srv, base, ca = s, b, c end)
 
 -- concurrency.initial = 0 made a semaphore of 0 slots: the first request waited forever.
 function TestHttpReview.test_limiter_initial_zero_does_not_deadlock()

@@ -72,4 +72,21 @@ function M.start(opts)
   return s, "https://127.0.0.1:" .. s:port()
 end
 
+-- class(on_start) -> a LuaUnit class whose setupClass starts the server and calls
+-- on_start(server, base, ca_file), and whose teardownClass stops it and removes the certificates.
+function M.class(on_start)
+  local C, srv = {}, nil
+  function C.setupClass()
+    local base
+    srv, base = M.start()
+    on_start(srv, base, M.certs().ca)
+  end
+  function C.teardownClass()
+    if srv then srv:stop() end
+    srv = nil
+    M.cleanup()
+  end
+  return C
+end
+
 return M
