@@ -3,10 +3,7 @@
 local tenant = require "t2t.tenant"
 local session = require "t2t.tenant.session"
 
-local function must(ctx, v, err)
-  if v == nil and err ~= nil and err ~= "planned" then ctx:fail("%s", tostring(err)) end
-  return v
-end
+local must = session.must
 
 return runbook {
   name = "setup-source",

@@ -3,10 +3,7 @@
 local tenant = require "t2t.tenant"
 local session = require "t2t.tenant.session"
 
-local function must(ctx, v, err)
-  if v == nil and err ~= nil and err ~= "planned" then ctx:fail("%s", tostring(err)) end
-  return v
-end
+local must = session.must
 
 -- The source tenant's id and initial domain: parameters, the source profile, or the hand-off file.
 local function source_of(ctx, p, src, prior)

@@ -2,10 +2,7 @@
 local session = require "t2t.tenant.session"
 local verify = require "t2t.tenant.verify"
 
-local function must(ctx, v, err)
-  if v == nil and err ~= nil then ctx:fail("%s", tostring(err)) end
-  return v
-end
+local must = session.must
 
 return runbook {
   name = "verify-setup",

@@ -8,6 +8,12 @@ local M = {}
 
 local function fail(fmt, ...) return nil, tenant.failure("Session", fmt, ...) end
 
+-- must(ctx, v, err) -> v, or ends the run with err (a value and "planned" from --plan pass).
+function M.must(ctx, v, err)
+  if v == nil and err ~= nil and err ~= "planned" then ctx:fail("%s", tostring(err)) end
+  return v
+end
+
 -- The running simulator for this session, if any (--sim, or the demo's).
 function M.sim(ctx)
   if ctx.opts.sim_instance then return ctx.opts.sim_instance end
