@@ -25,12 +25,7 @@ M["Get-DistributionGroup"] = function(ctx, p)
   return list, present
 end
 
-local function accepted(ctx, addr)
-  local dom = lower(addr:match("@(.+)$") or "")
-  for _, d in ipairs(ctx.t.exo.accepted_domains) do
-    if lower(d.DomainName) == dom then return true end
-  end
-end
+local accepted = U.accepted
 
 local function add_member(ctx, g, ident)
   local m = U.find(ctx, ident)

@@ -86,13 +86,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- Writes.
 
-local function accepted(ctx, addr)
-  local dom = lower(addr:match("@(.+)$") or "")
-  for _, d in ipairs(ctx.t.exo.accepted_domains) do
-    if lower(d.DomainName) == dom then return true end
-  end
-  return false
-end
+local accepted = U.accepted
 
 local function strip_prefix(a)
   return (a:gsub("^%a%w*:", ""))

@@ -329,4 +329,13 @@ function M.edit_list(cur, v)
   return M.list(v)
 end
 
+-- Is addr's domain one of the tenant's accepted domains?
+function M.accepted(ctx, addr)
+  local dom = lower(addr:match("@(.+)$") or "")
+  for _, d in ipairs(ctx.t.exo.accepted_domains) do
+    if lower(d.DomainName) == dom then return true end
+  end
+  return false
+end
+
 return M
