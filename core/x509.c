@@ -678,8 +678,8 @@ static int l_pkcs12_import(lua_State *L) {
     if (k->pkey && !t2t_key_supported(k->pkey)) {
         const char *type = EVP_PKEY_get0_type_name(k->pkey);
         lua_pushnil(L);
-        lua_pushfstring(L, "pkcs12_import: the key is %s; only RSA and Ed25519 keys are supported "
-                        "(Entra ID takes RSA certificates)", type ? type : "of an unknown type");
+        lua_pushfstring(L, "pkcs12_import: the key is %s; only RSA and Ed25519 keys are supported",
+                        type ? type : "of an unknown type");
         t2t_scope_close(sc);
         t2t_key_close(k);
         cert_close(c);
