@@ -93,7 +93,7 @@ $(B)/core/%.o: core/%.c $(B)/modules.h | deps-stamp
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-$(B)/%.o: $(B)/%.c
+$(B)/%.o: $(B)/%.c | deps-stamp
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -Wno-overlength-strings -c -o $@ $<
 

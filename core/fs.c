@@ -1,5 +1,7 @@
-/* fs.c — the few file-system calls Lua's io library lacks, for files that hold secrets:
- * private (0600) files written atomically, directories made with a mode, chmod, stat mode.
+/* fs.c — the file-system calls Lua's io library lacks, for files that hold secrets or records:
+ * private (0600) files written atomically, append-only records that never follow a link and are
+ * synced line by line, bounded reads of regular files only, a writability check made before a
+ * run changes anything, directories made with a mode, chmod, stat mode.
  * Module "t2t.core.fs".  No shell: paths are never quoted or interpreted. */
 #include <dirent.h>
 #include <errno.h>
@@ -112,6 +114,195 @@ static int l_write_private(lua_State *L) {
     return 1;
 }
 
+/* An append-only record file (audit, logs): opened without following a link, regular files only,
+ * each write synced, and a failed write cut back so the file never ends with half a record. */
+typedef struct { int fd; } AppendFile;
+
+static int l_append_write(lua_State *L);
+
+static int append_close(lua_State *L) {
+    AppendFile *f = luaL_checkudata(L, 1, "t2t.fs.AppendFile");
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
+    return 0;
+}
+
+/* Refuse what a record or secret must never be written through: a symbolic link (a planted link
+ * would redirect a privileged write), a directory, a FIFO or device that could block or discard. */
+static const char *not_regular(const struct stat *st) {
+    if (S_ISLNK(st->st_mode)) return "is a symbolic link";
+    if (S_ISDIR(st->st_mode)) return "is a directory";
+    if (!S_ISREG(st->st_mode)) return "is not a regular file";
+    return NULL;
+}
+
+/* fs.open_append(path [, mode = 0600]) -> file | nil, err.  file:write(s) appends s in one
+ * write and syncs it (true | nil, err; on error the file is cut back to its previous length);
+ * file:close().  Missing parents are made 0700; a link, directory or special file is refused. */
+static int l_open_append(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    mode_t mode = (mode_t)luaL_optinteger(L, 2, 0600);
+    AppendFile *f = lua_newuserdatauv(L, sizeof *f, 0);
+    f->fd = -1;
+    if (luaL_newmetatable(L, "t2t.fs.AppendFile")) {
+        lua_pushcfunction(L, append_close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, append_close);
+        lua_setfield(L, -2, "__close");
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, append_close);
+        lua_setfield(L, -2, "close");
+        lua_pushcfunction(L, l_append_write);
+        lua_setfield(L, -2, "write");
+    }
+    lua_setmetatable(L, -2);
+    char *buf = lua_newuserdatauv(L, len + 1, 0);
+    memcpy(buf, path, len + 1);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf) {
+        *slash = '\0';
+        int err = mkdirs(buf, 0700);
+        if (err) return fail(L, "cannot create directory", buf, err);
+    }
+    lua_pop(L, 1);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0) {
+        if (errno == ELOOP || errno == ENXIO) {    /* a link; a FIFO nobody reads */
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot write %s: it %s", path, errno == ELOOP
+                            ? "is a symbolic link (refused: give the real path)" : "is not a regular file");
+            return 2;
+        }
+        return fail(L, "cannot open", path, errno);
+    }
+    struct stat st;
+    const char *why = fstat(fd, &st) != 0 ? strerror(errno) : not_regular(&st);
+    if (why) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot write %s: it %s", path, why);
+        return 2;
+    }
+    fcntl(fd, F_SETFL, O_WRONLY | O_APPEND);        /* blocking writes from here on */
+    f->fd = fd;
+    return 1;
+}
+
+static int l_append_write(lua_State *L) {
+    AppendFile *f = luaL_checkudata(L, 1, "t2t.fs.AppendFile");
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    if (f->fd < 0) return luaL_error(L, "attempt to use a closed file");
+    struct stat st;
+    off_t before = fstat(f->fd, &st) == 0 ? st.st_size : -1;
+    int err = write_all(f->fd, s, n);
+    if (!err && fdatasync(f->fd) != 0) err = errno;
+    if (err) {
+        if (before >= 0 && ftruncate(f->fd, before) != 0) { /* best effort: keep whole records */ }
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(err));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* fs.read_file(path, max_bytes) -> data | nil, err: a regular file (through links: reading is
+ * safe) of at most max_bytes.  A FIFO, device or directory is refused without blocking on it, and
+ * a file over the cap is refused before it is read, with a message naming the file and the cap. */
+static int l_read_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, max >= 0, 2, "cap must be >= 0");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail(L, "cannot read", path, errno);
+    struct stat st;
+    const char *why = fstat(fd, &st) != 0 ? strerror(errno) : not_regular(&st);
+    if (why) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot read %s: it %s", path, why);
+        return 2;
+    }
+    if (st.st_size > max) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot read %s: it is %I bytes, more than the %I this file may hold",
+                        path, (lua_Integer)st.st_size, max);
+        return 2;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    lua_Integer total = 0;
+    char chunk[8192];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof chunk);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return fail(L, "cannot read", path, e);
+        }
+        if (r == 0) break;
+        total += r;
+        if (total > max) {                          /* grew while we read */
+            close(fd);
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot read %s: it is more than the %I bytes this file may hold", path, max);
+            return 2;
+        }
+        luaL_addlstring(&b, chunk, (size_t)r);
+    }
+    close(fd);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* fs.check_write(path) -> "new" | "existing" | nil, err: whether path can be written, asked
+ * before a run changes anything.  A link, directory or special file is refused; an existing file
+ * must be writable; a new file needs an existing parent directory we may write to.  (A parent
+ * that does not exist yet is fine when an existing ancestor is writable: writers make it.) */
+static int l_check_write(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        const char *why = not_regular(&st);
+        if (why) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot write %s: it %s", path, why);
+            return 2;
+        }
+        if (access(path, W_OK) != 0) return fail(L, "cannot write", path, errno);
+        lua_pushliteral(L, "existing");
+        return 1;
+    }
+    if (errno != ENOENT) return fail(L, "cannot write", path, errno);
+    char *buf = lua_newuserdatauv(L, len + 2, 0);
+    memcpy(buf, path, len + 1);
+    for (;;) {                                      /* the nearest existing ancestor */
+        char *slash = strrchr(buf, '/');
+        if (!slash) { strcpy(buf, "."); }
+        else if (slash == buf) { buf[1] = '\0'; }
+        else *slash = '\0';
+        if (stat(buf, &st) == 0) break;
+        if (errno != ENOENT || strcmp(buf, ".") == 0 || strcmp(buf, "/") == 0) return fail(L, "cannot write", path, errno);
+    }
+    if (!S_ISDIR(st.st_mode)) return fail(L, "cannot write", path, ENOTDIR);
+    if (access(buf, W_OK | X_OK) != 0) {
+        int e = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot write %s: directory %s: %s", path, buf, strerror(e));
+        return 2;
+    }
+    lua_pushliteral(L, "new");
+    return 1;
+}
+
 /* An open directory held by a userdata, so a Lua error while listing cannot leak it. */
 static int dir_close(lua_State *L) {
     DIR **d = luaL_checkudata(L, 1, "t2t.fs.Dir");
@@ -157,7 +348,8 @@ static int l_list(lua_State *L) {
 int luaopen_t2t_fs(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"mkdir", l_mkdir}, {"chmod", l_chmod}, {"mode", l_mode}, {"list", l_list},
-        {"write_private", l_write_private}, {NULL, NULL}};
+        {"write_private", l_write_private}, {"open_append", l_open_append},
+        {"read_file", l_read_file}, {"check_write", l_check_write}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

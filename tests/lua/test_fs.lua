@@ -71,3 +71,81 @@ function TestFs.test_list_sorted_without_dots()
   lu.assertStrContains(err, "cannot read directory")
   os.execute("rm -rf '" .. d .. "'")
 end
+
+function TestFs.test_open_append_writes_whole_synced_lines_0600()
+  local d = tmpdir()
+  local path = d .. "/logs/audit.jsonl"
+  local f = assert(fs.open_append(path))
+  assert(f:write('{"a":1}\n'))
+  assert(f:write('{"b":2}\n'))
+  f:close()
+  lu.assertEquals(read(path), '{"a":1}\n{"b":2}\n')
+  lu.assertEquals(fs.mode(path), tonumber("600", 8))
+  lu.assertEquals(fs.mode(d .. "/logs"), tonumber("700", 8))
+  lu.assertErrorMsgContains("closed file", f.write, f, "x")
+  os.execute("rm -rf '" .. d .. "'")
+end
+
+-- a planted link must not redirect a write (security issue: writes followed links)
+function TestFs.test_open_append_refuses_links_dirs_and_fifos()
+  local d = tmpdir()
+  local victim = d .. "/victim"
+  assert(fs.write_private(victim, "keep\n"))
+  os.execute(string.format("ln -s '%s' '%s/link' && mkfifo '%s/fifo'", victim, d, d))
+  local ok, err = fs.open_append(d .. "/link")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "symbolic link")
+  lu.assertEquals(read(victim), "keep\n")
+  ok, err = fs.open_append(d)
+  lu.assertNil(ok)
+  ok, err = fs.open_append(d .. "/fifo")         -- must not block
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "not a regular file")
+  os.execute("rm -rf '" .. d .. "'")
+end
+
+function TestFs.test_append_to_a_full_device_fails()
+  -- /dev/full is a device: refused at open; a full disk on a regular file reports ENOSPC on write
+  local ok, err = fs.open_append("/dev/full")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "not a regular file")
+end
+
+function TestFs.test_read_file_caps_and_refuses_special_files()
+  local d = tmpdir()
+  assert(fs.write_private(d .. "/small", "hello"))
+  lu.assertEquals(fs.read_file(d .. "/small", 5), "hello")
+  local ok, err = fs.read_file(d .. "/small", 4)
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "5 bytes, more than the 4")
+  ok, err = fs.read_file("/dev/zero", 1024)
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "not a regular file")
+  os.execute(string.format("mkfifo '%s/fifo'", d))
+  ok, err = fs.read_file(d .. "/fifo", 1024)      -- must not hang
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "not a regular file")
+  ok, err = fs.read_file(d, 1024)
+  lu.assertStrContains(err, "is a directory")
+  ok, err = fs.read_file(d .. "/missing", 10)
+  lu.assertStrContains(err, "No such file")
+  os.execute("rm -rf '" .. d .. "'")
+end
+
+function TestFs.test_check_write()
+  local d = tmpdir()
+  lu.assertEquals(fs.check_write(d .. "/new.json"), "new")
+  lu.assertEquals(fs.check_write(d .. "/a/b/new.json"), "new")   -- writers make the parents
+  assert(fs.write_private(d .. "/old", "x"))
+  lu.assertEquals(fs.check_write(d .. "/old"), "existing")
+  os.execute(string.format("ln -s '%s/old' '%s/link'", d, d))
+  local ok, err = fs.check_write(d .. "/link")
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "symbolic link")
+  ok, err = fs.check_write(d)
+  lu.assertStrContains(err, "is a directory")
+  ok, err = fs.check_write(d .. "/old/x")          -- a parent that is a file
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "Not a directory")
+  os.execute("rm -rf '" .. d .. "'")
+end
