@@ -242,6 +242,7 @@ function M:create(c, find, attempts)
     local found = self:eventually(find)
     if found then
       self:note("  (the create's response was lost; found %s by re-reading it)", c.target)
+      self.plan:resolved(change, "found by re-reading after the response was lost")
       return found
     end
     if why == "answered" then return nil, err end

@@ -88,11 +88,13 @@ end
 ---------------------------------------------------------------------------------------------
 -- Hand-off file: what the source admin needs from the target admin (no secrets in it).
 
+-- read_handoff(path) -> doc | nil (no such file) | nil, err (not a hand-off file).
 function M.read_handoff(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
+  local s, rerr = require("t2t.core.fs").read_file(path, 1024 * 1024)
+  if not s then
+    if tostring(rerr):find("No such file", 1, true) then return nil end
+    return nil, tenant.failure("BadHandoff", "%s", tostring(rerr))
+  end
   local ok, doc = pcall(require("cjson").decode, s)
   if not ok or type(doc) ~= "table" or not doc.app_id then
     return nil, tenant.failure("BadHandoff", "%s is not a t2t hand-off file (expected JSON with app_id, " ..
@@ -101,6 +103,7 @@ function M.read_handoff(path)
   return doc
 end
 
+-- write_handoff(path, doc) -> true | nil, err: replaced atomically (never half-written).
 function M.write_handoff(path, doc)
   local cjson = require "cjson"
   local keys = {}
@@ -109,11 +112,7 @@ function M.write_handoff(path, doc)
   local parts = {}
   for _, k in ipairs(keys) do parts[#parts + 1] = string.format("  %s: %s", cjson.encode(k), cjson.encode(doc[k])) end
   local text = "{\n" .. table.concat(parts, ",\n") .. "\n}\n"
-  local f, err = io.open(path, "w")
-  if not f then return nil, err end
-  f:write((text:gsub("\\/", "/")))
-  f:close()
-  return true
+  return require("t2t.core.fs").write_private(path, (text:gsub("\\/", "/")))
 end
 
 ---------------------------------------------------------------------------------------------
@@ -126,10 +125,8 @@ end
 
 -- Read a secret kept in a file (first line), or nil.
 function M.read_secret_file(path)
-  local f = path and io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
+  local data = path and require("t2t.core.fs").read_file(path, 64 * 1024)
+  local s = data and data:match("^[^\r\n]*")
   if s and #s > 0 then return log.secret(s) end
 end
 
