@@ -189,6 +189,14 @@ function M.redact_url(url)
   end))
 end
 
+-- waiting(delay, action, why): one line (t2t.log info) for a wait longer than 2 s -- what comes
+-- next, why, and until when -- so a long pause before a retry never looks like a hang.
+function M.waiting(delay, action, why)
+  if not delay or delay <= 2 then return end
+  log.info("waiting %.0fs (until %s) before %s: %s", delay, os.date("%H:%M:%S", os.time() + math.ceil(delay)),
+           action, why)
+end
+
 local function trace(client, ev)
   local t = client.trace
   if not t then return end
@@ -325,6 +333,10 @@ function Client:_request(o)
       return res, err
     end
     stats.retries = stats.retries + 1
+    if delay > 2 then
+      M.waiting(delay, "retrying " .. method .. " " .. (shown or M.redact_url(req.url)),
+        res and ("HTTP " .. res.status .. (res.status == 429 and " (throttled)" or "")) or tostring(err.code))
+    end
     if delay > 0 then self.sleep(delay) end
   end
 end

@@ -210,6 +210,7 @@ local REFUSED_CODES = {
   VaultAlreadyExists = true,   -- a name taken elsewhere: PUT on our own vault updates it instead
 }
 local function refusal(err)
+  if type(err) == "table" and err.refused then return "refused" end
   local s = type(err) == "table" and tonumber(err.status)
   if not s or s < 400 or s >= 500 or s == 408 or s == 429 then return nil end
   if s == 401 or s == 403 or s == 404 or REFUSED_CODES[err.code] then return "refused" end
@@ -239,6 +240,11 @@ function M:create(c, find, attempts)
     last = err
     local why = refusal(err)
     if why == "refused" then return nil, err end
+    if self.settle > 2 then
+      require("t2t.http").waiting(self.settle, "giving up looking for " .. c.target ..
+        " (it is created again only if not found)", "the create's outcome is unknown (" ..
+        tostring(type(err) == "table" and (err.code or err.status) or err) .. ")")
+    end
     local found = self:eventually(find)
     if found then
       self:note("  (the create's response was lost; found %s by re-reading it)", c.target)

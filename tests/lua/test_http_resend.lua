@@ -103,3 +103,18 @@ function TestHttpResend.test_fresh_connection_is_never_resent()
   lu.assertEquals(err.code, "reset")
   lu.assertEquals(hits(k), 1)
 end
+
+-- A wait longer than 2 s before a retry says what, why and until when (issue 9, defect 4: a
+-- 41 s retry printed nothing).  The client's sleep is replaced: no real waiting here.
+function TestHttpResend.test_long_waits_are_announced()
+  local log = require "t2t.log"
+  local lines = {}
+  log.set_sink { write = function(_, ...) lines[#lines + 1] = table.concat { ... } end }
+  local c = http.client { ca_file = ca, sleep = function() end }
+  local k = key()
+  local r = c:request { url = base .. "/flaky?status=429&after=3&n=1&key=" .. k }
+  log.set_sink(io.stderr)
+  lu.assertEquals(r.status, 200)
+  local text = table.concat(lines, "\n")
+  lu.assertStrMatches(text, ".*waiting 3s %(until %d%d:%d%d:%d%d%) before retrying GET https://127%.0%.0%.1:%d+/flaky.*: HTTP 429 %(throttled%).*")
+end

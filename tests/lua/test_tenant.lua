@@ -251,8 +251,12 @@ local function fake_tenant(tid, domain)
     return tenant.copy(f.endpoints)
   end
   cmd["New-MigrationEndpoint"] = function(p)
+    f.endpoint_calls = (f.endpoint_calls or 0) + 1
+    if f.endpoint_error then
+      return nil, { status = 400, code = "MigrationPermanentException", message = f.endpoint_error }
+    end
     if f.source_ready == false then
-      return nil, { code = "MigrationPermanentException", message = "The OAuth setup was completed incorrectly" }
+      return nil, { status = 400, code = "MigrationPermanentException", message = "The OAuth setup was completed incorrectly" }
     end
     return mutate("create", function()
       local e = { Identity = p.Name, RemoteServer = p.RemoteServer, RemoteTenant = p.RemoteTenant,
@@ -504,6 +508,31 @@ function TestTenant.test_endpoint_before_source_consent_says_what_to_do()
   lu.assertStrContains(tostring(err), "setup-source")
   lu.assertStrContains(tostring(err), "consent URL")
   lu.assertEquals(#f.endpoints, 0)
+end
+
+-- A wrong client secret is said to be one, at once: not blamed on the source tenant, not
+-- retried for 41 s, and one change that failed (issue 9, defect 4).
+function TestTenant.test_endpoint_with_a_wrong_secret_fails_at_once()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  f.endpoint_error = "The OAuth setup was completed incorrectly: AADSTS7000215: Invalid client secret " ..
+                     "provided for application 'app-1'."
+  local t, _, pl = new(f)
+  local t0 = t.now()
+  local ep, err = t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1",
+                                      secret = "wrong" }
+  lu.assertNil(ep)
+  lu.assertEquals(err.code, "EndpointCredentials")
+  lu.assertStrContains(tostring(err), "--client-secret")
+  lu.assertNotStrContains(tostring(err), "not ready")
+  lu.assertEquals(f.endpoint_calls, 1, "not retried")
+  lu.assertEquals(t.now() - t0, 0, "no waiting")
+  lu.assertEquals(pl.failed, 1)
+  -- consent missing in the source is the source's readiness, as before
+  f.endpoint_error = "AADSTS65001: The user or administrator has not consented to use the application"
+  f.endpoint_calls = 0
+  ep, err = t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1", secret = "x" }
+  lu.assertEquals(err.code, "EndpointVerification")
+  lu.assertEquals(f.endpoint_calls, 1)
 end
 
 function TestTenant.test_endpoint_recreated_only_when_it_differs()
