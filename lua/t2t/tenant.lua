@@ -217,43 +217,50 @@ local function refusal(err)
   return "answered"
 end
 
--- Create through the plan, never twice: on failure, look for the object (find()) for `settle`
--- seconds; found -> the create did happen (response lost); not found -> try again (attempts),
--- unless the service's answer was definite (refusal above).
--- On success, wait until find() sees it, so the next step can use it despite replication lag.
--- Returns the object (or a placeholder in plan mode), or nil, err.
-function M:create(c, find, attempts)
+-- Change through the plan, never twice: on failure, look (find()) for `settle` seconds; found ->
+-- the change did happen (its response was lost, or a 500 came after the work was done); not
+-- found -> try again (attempts), unless the service's answer was definite (refusal above).
+-- c.kind is the plan kind (create, add, update, delete, action).  A create waits, on success,
+-- until find() sees the object, so the next step can use it despite replication lag.
+-- Returns the result (the object found, for a create) or nil, "planned" | err.
+function M:checked(c, find, attempts)
   attempts = attempts or 3
   local last
   for i = 1, attempts do
     local change = {}
     for k, v in pairs(c) do change[k] = v end
-    change.kind = "create"
     if i > 1 then change.note = (c.note and (c.note .. "; ") or "") .. "retry " .. i end
     local res, err = self.plan:change(change)
-    if err == "planned" then return nil, "planned" end
+    if err == "planned" or err == "unchanged" then return nil, err end
     if res ~= nil then
-      -- read our own write before the next step uses it (replication lag)
-      local seen = self:eventually(find)
-      return seen or res
+      if c.kind ~= "create" then return res end
+      return self:eventually(find) or res          -- read our own write (replication lag)
     end
     last = err
     local why = refusal(err)
     if why == "refused" then return nil, err end
     if self.settle > 2 then
-      require("t2t.http").waiting(self.settle, "giving up looking for " .. c.target ..
-        " (it is created again only if not found)", "the create's outcome is unknown (" ..
+      require("t2t.http").waiting(self.settle, "giving up looking for the result of: " .. c.target ..
+        " (it is tried again only if not found)", "the outcome is unknown (" ..
         tostring(type(err) == "table" and (err.code or err.status) or err) .. ")")
     end
     local found = self:eventually(find)
     if found then
-      self:note("  (the create's response was lost; found %s by re-reading it)", c.target)
+      self:note("  (the response was lost; found that %s was done, by re-reading)", c.target)
       self.plan:resolved(change, "found by re-reading after the response was lost")
       return found
     end
     if why == "answered" then return nil, err end
   end
   return nil, last
+end
+
+-- Create through the plan, never twice (checked, kind "create").
+function M:create(c, find, attempts)
+  local change = {}
+  for k, v in pairs(c) do change[k] = v end
+  change.kind = "create"
+  return self:checked(change, find, attempts)
 end
 
 ---------------------------------------------------------------------------------------------
