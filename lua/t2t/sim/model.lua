@@ -527,25 +527,16 @@ function M.decode_state(text)
   return st
 end
 
--- save(state, path) -> true | nil, err: written to a temp file then renamed (atomic).
+-- save(state, path) -> true | nil, err: a new 0600 file (the state holds secrets and keys)
+-- renamed over path, so a planted link or FIFO is replaced, never written through.
 function M.save(state, path)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(M.encode_state(state))
-  f:close()
-  if not ok then os.remove(tmp) return nil, werr end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then return nil, rerr end
-  return true
+  return require("t2t.core.fs").write_private(path, M.encode_state(state))
 end
 
--- load(path) -> state | nil, err.
+-- load(path) -> state | nil, err.  A regular file of bounded size only (t2t.files).
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
+  local text, err = require("t2t.files").read(path, "sim_state")
+  if not text then return nil, err end
   return M.decode_state(text)
 end
 
