@@ -319,3 +319,106 @@ function TestSecTokenCache.test_existing_cache_directory_is_made_0700()
   lu.assertEquals(fs.mode(d .. "/t2t/tokens.json"), tonumber("600", 8))
   rm(d)
 end
+
+---------------------------------------------------------------------------------------------
+-- 3. A token goes only over HTTPS to the service it was issued for: paging links and
+-- absolute URLs from responses are checked before the token is attached.
+
+-- A fake http client answering from a queue and recording every request it was asked to send.
+local function queue_http(responses)
+  local h = { sent = {} }
+  function h:request(req)
+    local auth = req.headers and (req.headers.Authorization or req.headers.authorization)
+    self.sent[#self.sent + 1] = { url = req.url, auth = auth }
+    local r = table.remove(responses, 1)
+    if not r then error("no response queued for " .. req.url) end
+    return r
+  end
+  return h
+end
+
+local function json_resp(doc, status, headers)
+  return { status = status or 200, headers = headers or { ["content-type"] = "application/json" },
+           body = cjson.encode(doc) }
+end
+
+local HOSTILE = { "http://graph.microsoft.com/v1.0/users?$skiptoken=2", "https://evil.example/v1.0/users",
+                  "https://graph.microsoft.com.evil.example/v1.0/users", "https://graph.microsoft.com@evil.example/x",
+                  "https://evil.example\\@graph.microsoft.com/x", "https://graph.microsoft.com:8443/v1.0/users" }
+
+TestSecTokenTarget = {}
+
+function TestSecTokenTarget.test_graph_next_link_elsewhere_is_not_followed()
+  local graph = require "t2t.graph"
+  for _, link in ipairs(HOSTILE) do
+    local http = queue_http { json_resp { value = { { id = "1" } }, ["@odata.nextLink"] = link } }
+    local g = graph.new { http = http, token = function() return "tok-graph" end, sleep = function() end }
+    local list, err = g:all("/users")
+    lu.assertNil(list, link)
+    lu.assertEquals(err.code, "UnsafeUrl")
+    lu.assertEquals(#http.sent, 1, link)                        -- the link itself was never requested
+    lu.assertEquals(http.sent[1].url, "https://graph.microsoft.com/v1.0/users")
+  end
+  local http = queue_http {}
+  local g = graph.new { http = http, token = function() return "tok-graph" end }
+  local _, err = g:get("https://evil.example/steal")
+  lu.assertEquals(err.code, "UnsafeUrl")
+  lu.assertEquals(#http.sent, 0)
+  -- a link to Graph itself is followed
+  http = queue_http { json_resp { value = { { id = "1" } }, ["@odata.nextLink"] = "https://graph.microsoft.com/v1.0/users?$skiptoken=2" },
+                      json_resp { value = { { id = "2" } } } }
+  g = graph.new { http = http, token = function() return "tok-graph" end }
+  lu.assertEquals(#assert(g:all("/users")), 2)
+end
+
+function TestSecTokenTarget.test_exo_next_link_elsewhere_is_not_followed()
+  local exo = require "t2t.exo"
+  for _, link in ipairs { "http://outlook.office365.com/adminapi/beta/t/InvokeCommand?$skiptoken=2",
+                          "https://evil.example/adminapi/beta/t/InvokeCommand" } do
+    local http = queue_http { json_resp { value = { { Name = "a" } }, ["@odata.nextLink"] = link } }
+    local ex = exo.new { tenant = "contoso.onmicrosoft.com", http = http, token = function() return "tok-exo" end,
+                         sleep = function() end }
+    local list, err = ex:invoke("Get-Mailbox", { ResultSize = "Unlimited" })
+    lu.assertNil(list, link)
+    lu.assertEquals(err.code, "UnsafeUrl")
+    lu.assertEquals(#http.sent, 1)
+  end
+end
+
+function TestSecTokenTarget.test_azure_absolute_and_operation_urls_stay_on_their_service()
+  local azure = require "t2t.azure"
+  local http = queue_http {}
+  local az = azure.new { http = http, token = function() return "tok-arm" end, subscription = "s",
+                         sleep = function() end }
+  local _, err = az:arm("GET", "http://management.azure.com/subscriptions/s")
+  lu.assertEquals(err.code, "UnsafeUrl")
+  _, err = az:arm("GET", "https://evil.example/subscriptions/s")
+  lu.assertEquals(err.code, "UnsafeUrl")
+  _, err = az:vault("kv1", "GET", "https://kv1.vault.azure.net.evil.example/secrets/x")
+  lu.assertEquals(err.code, "UnsafeUrl")
+  _, err = az:vault("kv1", "GET", "https://management.azure.com/secrets/x")   -- the ARM token's host, not a vault
+  lu.assertEquals(err.code, "UnsafeUrl")
+  lu.assertEquals(#http.sent, 0)
+  -- a long-running operation whose status URL points away: polled nowhere
+  http = queue_http { json_resp({ properties = { provisioningState = "Accepted" } }, 201,
+    { ["content-type"] = "application/json", ["azure-asyncoperation"] = "https://evil.example/op/1", ["retry-after"] = "0" }) }
+  az = azure.new { http = http, token = function() return "tok-arm" end, subscription = "s", sleep = function() end }
+  _, err = az:arm("PUT", "/subscriptions/s/resourceGroups/rg", { location = "westus" })
+  lu.assertEquals(err.code, "UnsafeUrl")
+  lu.assertEquals(#http.sent, 1)
+  -- vault hosts under the cloud's suffix are fine
+  http = queue_http { json_resp { value = "v" } }
+  az = azure.new { http = http, token = function() return "tok-arm" end, subscription = "s" }
+  assert(az:vault("kv1", "GET", "https://kv1.vault.azure.net/secrets/x"))
+  lu.assertEquals(http.sent[1].auth, "Bearer tok-arm")
+end
+
+function TestSecTokenTarget.test_token_target_rules()
+  local http = require "t2t.http"
+  lu.assertTrue(http.token_target("https://graph.microsoft.com/v1.0/x", "https://graph.microsoft.com"))
+  lu.assertTrue(http.token_target("https://GRAPH.microsoft.com:443/v1.0/x", "https://graph.microsoft.com"))
+  for _, u in ipairs(HOSTILE) do lu.assertNil((http.token_target(u, "https://graph.microsoft.com")), u) end
+  lu.assertNil((http.token_target("https://vault.azure.net/x", { suffix = ".vault.azure.net" })))
+  lu.assertTrue(http.token_target("https://a.vault.azure.net/x", { suffix = ".vault.azure.net" }))
+  lu.assertNil((http.token_target("https://a.vault.azure.net:444/x", { suffix = ".vault.azure.net" })))
+end
