@@ -210,12 +210,10 @@ function M.read_ref(ref, what)
   local path = ref:match("^file:(.+)$")
   if path then
     path = expand_home(path)
-    local f, err = io.open(path, "r")
-    if not f then return nil, string.format("%s: cannot read %s (%s)", what, path, tostring(err)) end
-    local v = f:read("l")
-    f:close()
-    v = v and v:gsub("%s+$", "")
-    if not v or v == "" then return nil, string.format("%s: %s is empty (the value goes on its first line)", what, path) end
+    -- a regular file of bounded size: a FIFO or /dev/zero must not hang or exhaust memory
+    local v, err = require("t2t.files").first_line(path, what:find("passphrase", 1, true) and "passphrase" or "secret")
+    if not v then return nil, string.format("%s: %s", what, err) end
+    if v == "" then return nil, string.format("%s: %s is empty (the value goes on its first line)", what, path) end
     return log.secret(v)
   end
   return log.secret(ref)

@@ -422,3 +422,65 @@ function TestSecTokenTarget.test_token_target_rules()
   lu.assertTrue(http.token_target("https://a.vault.azure.net/x", { suffix = ".vault.azure.net" }))
   lu.assertNil((http.token_target("https://a.vault.azure.net:444/x", { suffix = ".vault.azure.net" })))
 end
+
+---------------------------------------------------------------------------------------------
+-- 6. Reads of files a run is handed: regular files only, a cap per kind, never blocking.
+
+TestSecReads = {}
+
+local reads_dir
+function TestSecReads.setUp()
+  reads_dir = tmpdir()
+  assert(mkfifo(reads_dir .. "/fifo"))
+  write(reads_dir .. "/big", string.rep("x", 5 * 1024 * 1024))
+end
+function TestSecReads.tearDown() rm(reads_dir) end
+
+local function refused(what, v, err, want)
+  lu.assertNil(v, what)
+  lu.assertStrContains(tostring(err), want, false, what)
+end
+
+function TestSecReads.test_secret_references()
+  local auth = require "t2t.auth"
+  local v, err = auth.read_ref("file:" .. reads_dir .. "/fifo", "client secret")
+  refused("FIFO secret", v, err, "not a regular file")
+  v, err = auth.read_ref("file:/dev/zero", "client secret")
+  refused("/dev/zero secret", v, err, "not a regular file")
+  v, err = auth.read_ref("file:" .. reads_dir .. "/big", "client secret")
+  refused("5 MB secret", v, err, "more than")
+  v, err = auth.read_ref("file:" .. reads_dir, "key passphrase")
+  refused("directory passphrase", v, err, "is a directory")
+  write(reads_dir .. "/ok", "the-secret \nsecond line\n")
+  lu.assertEquals(auth.read_ref("file:" .. reads_dir .. "/ok"), "the-secret")
+end
+
+function TestSecReads.test_certificates_keys_and_passphrases()
+  if not ok_sim then lu.skip("needs t2t.crypto") end
+  local crypto, auth = require "t2t.crypto", require "t2t.auth"
+  for _, p in ipairs { reads_dir .. "/fifo", "/dev/zero", reads_dir .. "/big" } do
+    local want = p:find("big", 1, true) and "more than" or "not a regular file"
+    refused("cert " .. p, nil, select(2, crypto.load_cert_file(p)), want)
+    refused("key " .. p, nil, select(2, crypto.load_key_file(p)), want)
+    refused("credential " .. p, nil, select(2, crypto.load_credential_file(p)), want)
+    local c, err = auth.credential { tenant = "t", client_id = "c", certificate = p, cache = false }
+    refused("profile certificate " .. p, c, err, "certificate")
+  end
+  local cert, key = crypto.new_cert { subject = "CN=x", days = 1 }
+  write(reads_dir .. "/cred.pem", key:private_pem("pw") .. cert:pem())
+  local c, err = auth.credential { tenant = "t", client_id = "c", certificate = reads_dir .. "/cred.pem",
+                                   key_passphrase = "file:/dev/zero", cache = false }
+  refused("passphrase /dev/zero", c, err, "not a regular file")
+end
+
+function TestSecReads.test_handoff_state_and_runbook_secret()
+  local session = require "t2t.tenant.session"
+  local v, err = session.read_handoff(reads_dir .. "/fifo")
+  refused("FIFO hand-off", v, err, "not a regular file")
+  v, err = session.read_handoff("/dev/zero")
+  refused("/dev/zero hand-off", v, err, "not a regular file")
+  lu.assertNil(session.read_handoff(reads_dir .. "/absent.json"))     -- none yet: not an error
+  v, err = require("t2t.sim.model").load(reads_dir .. "/fifo")
+  refused("FIFO state", v, err, "not a regular file")
+  lu.assertNil(session.read_secret_file(reads_dir .. "/fifo"))
+end

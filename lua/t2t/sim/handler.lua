@@ -97,7 +97,9 @@ function M.init(arg)
   arg = arg or {}
   local state
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state = assert(model.load(arg.state))
+    local err
+    state, err = model.load(arg.state)
+    if not state then error(err, 0) end
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }

@@ -84,7 +84,7 @@ function M.start(o)
   }
   if not srv then
     os.remove(ca_file)
-    return nil, err
+    return nil, (tostring(err):gsub("\nstack traceback:.*$", ""))   -- the reason, not the server's stack
   end
   local port = srv:port()
   local self = setmetatable({ server = srv, port = port, ca_file = ca_file, ca_pem = certs.ca_pem,
