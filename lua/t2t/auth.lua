@@ -239,12 +239,10 @@ function M.read_ref(ref, what)
   local path = ref:match("^file:(.+)$")
   if path then
     path = expand_home(path)
-    local f, err = io.open(path, "r")
-    if not f then return nil, string.format("%s: cannot read %s (%s)", what, path, tostring(err)) end
-    local v = f:read("l")
-    f:close()
-    v = v and v:gsub("%s+$", "")
-    if not v or v == "" then return nil, string.format("%s: %s is empty (the value goes on its first line)", what, path) end
+    -- a regular file of bounded size: a FIFO or /dev/zero must not hang or exhaust memory
+    local v, err = require("t2t.files").first_line(path, what:find("passphrase", 1, true) and "passphrase" or "secret")
+    if not v then return nil, string.format("%s: %s", what, err) end
+    if v == "" then return nil, string.format("%s: %s is empty (the value goes on its first line)", what, path) end
     return log.secret(v)
   end
   return log.secret(ref)
@@ -311,7 +309,21 @@ function M.cache_update(path, changes, now)
   end
   local ok, text = pcall(cjson.encode, { version = 1, entries = entries })   -- {} stays {}
   if not ok then return nil, text end
+  M.tighten_dir(path)
   return M.write_private(path, text)
+end
+
+-- tighten_dir(path): the directory holding path becomes 0700 when it is ours and open to
+-- others (an existing ~/.cache/t2t made by hand or by an older version): tokens are secrets.
+function M.tighten_dir(path)
+  local fs = require "t2t.core.fs"
+  local dir = path:match("^(.+)/[^/]+$")
+  if not dir then return end
+  local mode, uid = fs.mode(dir)
+  if mode and uid == fs.uid() and mode & 63 ~= 0 then       -- 63 = 0077
+    local ok, err = fs.chmod(dir, 448)                      -- 448 = 0700
+    if not ok then log.warn("auth: could not make %s private: %s", dir, tostring(err)) end
+  end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -431,7 +443,9 @@ function M.credential(p, opts)
     timeout = opts.timeout or 60, login = opts.login_http,
     mem = {}, by_token = {}, locks = {}, serial = 0,
   }, Cred)
-  if opts.cache == nil then self.cache_file = M.cache_path()
+  -- a simulator's credential (connect_to) keeps its tokens in memory only: they open nothing
+  -- real and must never sit in, or be read from, the real token cache
+  if opts.cache == nil then self.cache_file = not self.connect_to and M.cache_path() or nil
   elseif opts.cache then self.cache_file = opts.cache end
   SECRETS[self] = secrets
   if kind == "refresh_token" or (kind == "device_code" and p.refresh_token) then

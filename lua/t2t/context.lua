@@ -71,7 +71,7 @@ function M:say(fmt, ...)
 end
 
 -- Stop the runbook with a message a person can act on.
-function M:fail(fmt, ...)
+function M.fail(_, fmt, ...)
   local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
   error(setmetatable({ message = s }, Failure), 0)
 end

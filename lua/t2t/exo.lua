@@ -556,6 +556,13 @@ function Client:run(b, body, opts)
       end
     end
     url = doc["@odata.nextLink"]
+    local safe, why = true, nil
+    if url ~= nil then safe, why = require("t2t.http").token_target(url, self.base) end
+    if not safe then
+      return nil, new_err { code = "UnsafeUrl", cmdlet = b.cmdlet, retryable = false,
+        message = string.format("%s: refused to follow @odata.nextLink to %s (%s): the token goes only " ..
+          "over HTTPS to %s", b.cmdlet, require("t2t.http").redact_url(url), why, self.base) }
+    end
   end
   return list, warnings
 end

@@ -207,6 +207,12 @@ function G:request(method, path, body, opts)
     payload = type(body) == "string" and body or M.encode(body)
     headers["Content-Type"] = "application/json"
   end
+  local safe, why = require("t2t.http").token_target(url, self.root)
+  if not safe then
+    return nil, M.parse_error(nil, { code = "UnsafeUrl", message = string.format("refused to send the Graph " ..
+      "token to %s (%s): a token goes only over HTTPS to %s", require("t2t.http").redact_url(url), why, self.root) },
+      method, path)
+  end
   local wait = opts.wait_visible
   if wait == nil and self:_recent(url) then wait = self.wait_visible end
   local deadline = wait and (self.now() + wait) or nil

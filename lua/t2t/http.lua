@@ -176,6 +176,27 @@ local function host_key(url)
 end
 M.host_key = host_key
 
+-- token_target(url, base) -> true | nil, why: may a bearer token issued for the service at
+-- base ("https://graph.microsoft.com", or {suffix = ".vault.azure.net"} for any vault) go to
+-- url?  Only over HTTPS, only to that origin, and only with a plain host[:port] authority (no
+-- user@, no odd characters a URL parser might read another way).  Paging links and
+-- long-running-operation URLs come from responses: a hostile or broken server must not be
+-- able to send our token elsewhere with them.
+function M.token_target(url, base)
+  local scheme, auth = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil, "not an absolute URL" end
+  if scheme:lower() ~= "https" then return nil, "not HTTPS" end
+  local host = auth:lower():match("^([%w%.%-]+):?%d*$") or auth:lower():match("^(%[[%x:%.]+%]):?%d*$")
+  if not host or auth:find(":$") then return nil, "an unusual host part '" .. auth .. "'" end
+  if type(base) == "table" then
+    local suffix = base.suffix:lower()
+    if #host > #suffix and host:sub(-#suffix) == suffix and auth:lower() == host then return true end
+    return nil, "not a host under " .. suffix
+  end
+  if host_key(url) == host_key(base) then return true end
+  return nil, "not " .. host_key(base)
+end
+
 ---------------------------------------------------------------------------------------------
 -- Trace: method, URL (secret-looking query values hidden), status or error, attempt, elapsed.
 

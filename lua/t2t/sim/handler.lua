@@ -85,10 +85,9 @@ end
 
 local sim
 
+-- Whether p names something (never opened here: opening a FIFO to look would block).
 local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+  return require("t2t.core.fs").mode(p) ~= nil
 end
 
 -- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
@@ -98,7 +97,9 @@ function M.init(arg)
   arg = arg or {}
   local state
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state = assert(model.load(arg.state))
+    local err
+    state, err = model.load(arg.state)
+    if not state then error(err, 0) end
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }

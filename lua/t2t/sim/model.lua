@@ -542,19 +542,17 @@ function M.decode_state(text)
   return st
 end
 
--- save(state, path) -> true | nil, err: atomic and durable (a synced temporary file renamed over
--- path, mode 0600: the state holds the seeded apps' secrets), so a kill at any point leaves the
--- old state or the new one, never a torn file nor a temporary one.
+-- save(state, path) -> true | nil, err: atomic and durable (a synced 0600 temporary file renamed
+-- over path: the state holds secrets and keys), so a kill leaves the old state or the new one,
+-- never a torn file; a planted link or FIFO is replaced, never written through.
 function M.save(state, path)
   return require("t2t.core.fs").write_private(path, M.encode_state(state))
 end
 
--- load(path) -> state | nil, err.
+-- load(path) -> state | nil, err.  A regular file of bounded size only (t2t.files).
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
+  local text, err = require("t2t.files").read(path, "sim_state")
+  if not text then return nil, err end
   return M.decode_state(text)
 end
 

@@ -88,13 +88,10 @@ end
 ---------------------------------------------------------------------------------------------
 -- Hand-off file: what the source admin needs from the target admin (no secrets in it).
 
--- read_handoff(path) -> doc | nil (no such file) | nil, err (not a hand-off file).
 function M.read_handoff(path)
-  local s, rerr = require("t2t.core.fs").read_file(path, 1024 * 1024)
-  if not s then
-    if tostring(rerr):find("No such file", 1, true) then return nil end
-    return nil, tenant.failure("BadHandoff", "%s", tostring(rerr))
-  end
+  if not require("t2t.core.fs").mode(path) then return nil end          -- none yet
+  local s, err = require("t2t.files").read(path, "handoff")
+  if not s then return nil, tenant.failure("BadHandoff", "%s", err) end
   local ok, doc = pcall(require("cjson").decode, s)
   if not ok or type(doc) ~= "table" or not doc.app_id then
     return nil, tenant.failure("BadHandoff", "%s is not a t2t hand-off file (expected JSON with app_id, " ..
@@ -103,7 +100,6 @@ function M.read_handoff(path)
   return doc
 end
 
--- write_handoff(path, doc) -> true | nil, err: replaced atomically (never half-written).
 function M.write_handoff(path, doc)
   local cjson = require "cjson"
   local keys = {}
@@ -112,7 +108,11 @@ function M.write_handoff(path, doc)
   local parts = {}
   for _, k in ipairs(keys) do parts[#parts + 1] = string.format("  %s: %s", cjson.encode(k), cjson.encode(doc[k])) end
   local text = "{\n" .. table.concat(parts, ",\n") .. "\n}\n"
-  return require("t2t.core.fs").write_private(path, (text:gsub("\\/", "/")))
+  local f, err = io.open(path, "w")
+  if not f then return nil, err end
+  f:write((text:gsub("\\/", "/")))
+  f:close()
+  return true
 end
 
 ---------------------------------------------------------------------------------------------
@@ -125,8 +125,7 @@ end
 
 -- Read a secret kept in a file (first line), or nil.
 function M.read_secret_file(path)
-  local data = path and require("t2t.core.fs").read_file(path, 64 * 1024)
-  local s = data and data:match("^[^\r\n]*")
+  local s = path and require("t2t.core.fs").mode(path) and require("t2t.files").first_line(path, "secret")
   if s and #s > 0 then return log.secret(s) end
 end
 
