@@ -488,32 +488,56 @@ function M:check_credentials(app, window_days)
   return out
 end
 
--- add_secret(app, {name, days}): a new client secret.  Returns {secret, keyId, ends} (the secret
--- is registered with the log redactor and never printed by t2t), or nil, "planned" | err.
+-- remove_secrets(app, label, why): delete the app's client secrets named `label` (one change
+-- each).  Used for secrets whose value was lost: with a lost response, or by a killed run.
+function M:remove_secrets(app, label, why)
+  local a, err = self:gget("/applications/" .. app.id)
+  if err then return nil, err end
+  for _, c in ipairs(a and a.passwordCredentials or {}) do
+    if c.displayName == label then
+      local _, derr = self:checked({
+        kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " .. tostring(c.keyId) ..
+          ") on application '" .. tostring(app.displayName) .. "'", tenant = self.name, operation = "add_secret",
+        note = why,
+        apply = function()
+          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
+        end,
+      }, function()
+        local now = self:gget("/applications/" .. app.id)
+        for _, x in ipairs(now and now.passwordCredentials or {}) do if x.keyId == c.keyId then return nil end end
+        return true
+      end)
+      if derr and derr ~= "planned" then return nil, derr end
+    end
+  end
+  return true
+end
+
+-- add_secret(app, {name, days, before = fn(label) -> true | nil, err}): a new client secret.
+-- Returns {secret, keyId, ends, name} (the secret is registered with the log redactor and never
+-- printed by t2t), or nil, "planned" | err.  before(label) runs ahead of every request that may
+-- make one: the caller records the label durably, so a secret made by a run that is killed
+-- before its value is kept can be found and removed by the next run (remove_secrets).
 -- A secret whose response was lost can never be read again: it is removed and made anew.
 function M:add_secret(app, o)
   o = o or {}
   local days = o.days or 180
   local label = (o.name or "t2t migration") .. " " .. iso(self.now())
   local ends = iso(self.now() + days * 86400)
+  local target = "client secret '" .. label .. "' on application '" .. tostring(app.displayName) .. "'"
   if app.planned then
-    self.plan:change { kind = "add", target = "client secret '" .. label .. "' on application '" ..
-      app.displayName .. "'", tenant = self.name, operation = "add_secret",
+    self.plan:change { kind = "add", target = target, tenant = self.name, operation = "add_secret",
       after = { displayName = label, endDateTime = ends }, apply = function() end }
     return nil, "planned"
   end
-  local function ours()
-    local a = self:gget("/applications/" .. app.id)
-    local found = {}
-    for _, c in ipairs(a and a.passwordCredentials or {}) do
-      if c.displayName == label then found[#found + 1] = c end
-    end
-    return found
+  if o.before then
+    local ok, berr = o.before(label)
+    if not ok then return nil, berr end
   end
   for _ = 1, 3 do
     local res, err = self.plan:change {
-      kind = "add", target = "client secret '" .. label .. "' on application '" .. app.displayName .. "'",
-      tenant = self.name, operation = "add_secret", after = { displayName = label, endDateTime = ends },
+      kind = "add", target = target, tenant = self.name, operation = "add_secret",
+      after = { displayName = label, endDateTime = ends },
       note = "valid " .. days .. " days; the value is shown once and never logged",
       apply = function()
         return self:gpost("/applications/" .. app.id .. "/addPassword",
@@ -527,14 +551,8 @@ function M:add_secret(app, o)
     end
     -- Unknown outcome: a secret made without us seeing its value is useless; remove it.
     self.sleep(self.poll)
-    for _, c in ipairs(ours()) do
-      self.plan:change { kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " ..
-        tostring(c.keyId) .. ")", tenant = self.name, operation = "add_secret",
-        note = "its value was lost with the response",
-        apply = function()
-          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
-        end }
-    end
+    local ok, rerr = self:remove_secrets(app, label, "its value was lost with the response")
+    if not ok then return nil, rerr end
     if err and type(err) == "table" and err.retryable == false and err.status and err.status < 500 then
       return nil, err
     end
