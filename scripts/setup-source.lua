@@ -19,6 +19,7 @@ return runbook {
     "capability, OAuthApplicationId = the app and MailboxMovePublishedScopes = the scope group.\n" ..
     "With --sim the source defaults to the simulator's contoso.",
   params = {
+    { name = "warn-expiry", type = "integer", default = 30, help = "name the profile's credential if it expires within this many days" },
     { name = "source", type = "string", help = "profile of the source tenant (default with --sim: contoso)" },
     { name = "handoff", type = "string", default = "t2t-handoff.json", help = "hand-off file from setup-target" },
     { name = "app-id", type = "string", help = "the target's migration app id (ApplicationId)" },
@@ -32,7 +33,7 @@ return runbook {
     { name = "orgrel-name", type = "string", help = "organization relationship name when one is created (default TARGET_SOURCE)" },
   },
   run = function(ctx, p)
-    local s = must(ctx, session.open(ctx, "source", p.source))
+    local s = must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry }))
     if not s then ctx:fail("which source tenant? pass --source PROFILE (or --sim)") end
     local h, herr = session.read_handoff(p.handoff)
     if herr then ctx:fail("%s", tostring(herr)) end
