@@ -253,7 +253,7 @@ end
 function M.persist(service, req, e)
   local path = sim.options and sim.options.state
   if not path or path == "" or not MUTATING[req.method] or service == "control" or service == "login"
-     or not (e.status < 400) then return end
+     or e.status >= 400 then return end
   local cmdlet = e.cmdlet
   if type(cmdlet) == "string" and (cmdlet:match("^Get%-") or cmdlet:match("^Test%-")) then return end
   local ok, err = model.save(sim.state, path)
