@@ -6,7 +6,7 @@ local HELP = [[
 usage: t2t sim [options]
 
 Runs the simulated Microsoft cloud (Entra ID token endpoint, Graph, Exchange Online
-InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C, with a seeded tenant pair: source
+InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C or SIGTERM, with a seeded tenant pair: source
 "contoso" (N mailboxes of realistic variety) and target "fabrikam".  Prints the profiles that
 make t2t (or curl, or any client) use it: every real host is mapped to the simulator with
 connect_to, and the simulator's CA file is trusted.
@@ -181,7 +181,7 @@ function M.text(p, config_path)
   return table.concat(b, "\n") .. "\n"
 end
 
--- main(opts, args) -> exit code.  Serves until Ctrl-C, then stops (saving --state).
+-- main(opts, args) -> exit code.  Serves until Ctrl-C or SIGTERM, then stops (saving --state).
 function M.main(_, args)
   local o, err = M.parse(args or {})
   if o == "help" then io.write(HELP) return 0 end
@@ -241,6 +241,7 @@ function M.main(_, args)
   local t2t = require "t2t"
   -- Ctrl-C is the stop signal.  It raises "interrupted!" twice: from the event loop (woken by
   -- the signal) and from host's hook at the next Lua instruction; both are caught here.
+  host.stop_on_term()                 -- SIGTERM (a service manager, kill) saves the state too
   local seen = host.interrupted()
   pcall(function()
     pcall(function()

@@ -237,7 +237,8 @@ function M.handle(req)
               query = redact_query(req.query),
               status = resp.abort == "before" and 0 or (resp.status or 200), fault = fault,
               ms = math.floor((sim:now() - t_start + (resp.delay or 0)) * 1000 + 0.5),
-              error = err and tostring(err):match("^[^\n]*") or nil }
+              error = err and tostring(err):match("^[^\n]*") or nil,
+              crid = req.headers and req.headers["client-request-id"] or nil }
   if type(req.note) == "table" then           -- what the service adds (e.g. the EXO cmdlet)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
