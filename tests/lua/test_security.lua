@@ -562,3 +562,19 @@ function TestSecTls.test_simulator_ca_is_name_constrained()
   lu.assertNil((crypto.verify_cert(evil_ip, { ca })))
   lu.assertErrorMsgContains("name_constraints", crypto.new_ca, { subject = "CN=x", name_constraints = { "DNS:a,permitted;DNS:b" } })
 end
+
+---------------------------------------------------------------------------------------------
+-- 9. URL redaction covers client assertions and secrets.
+
+TestSecRedact = {}
+
+function TestSecRedact.test_redact_url_hides_assertions_and_secrets()
+  local http = require "t2t.http"
+  local u = http.redact_url("https://h/x?client_assertion=eyJhbGciOi.x.y&secret=abc&Secret=d&id_token=t&a=1#f")
+  lu.assertNotStrContains(u, "eyJhbGciOi")
+  lu.assertNotStrContains(u, "abc")
+  lu.assertNotStrContains(u, "=d")
+  lu.assertNotStrContains(u, "id_token=t")
+  lu.assertStrContains(u, "a=1")
+  lu.assertStrContains(u, "client_assertion=***")
+end
