@@ -497,7 +497,11 @@ function Client:post(url, body, page_size, cmdlet, crid)
     if err.status == 429 and err.retry_after then
       delay = math.min(err.retry_after, self.max_retry_after)
     end
-    if err.status ~= 401 then self.sleep(delay) end
+    if err.status ~= 401 then
+      require("t2t.http").waiting(delay, "retrying " .. cmdlet .. " (Exchange Online)",
+                                  tostring(err.code or err.status))
+      self.sleep(delay)
+    end
     attempt = attempt + 1
   end
 end

@@ -99,10 +99,11 @@ function M.new(o)
   local faults = assert(M.parse_faults(o.faults))
   local latency = assert(M.parse_latency(o.latency))
   local seed = o.seed or (o.state and o.state.seed) or 1
+  local state = o.state or model.new_state(seed)
   local self = setmetatable({
-    state = o.state or model.new_state(seed),
+    state = state,
     model = model,
-    rng = model.rng(seed):fork("runtime"),
+    rng = model.runtime_rng(state, seed),
     faults = faults,
     latency = latency,
     clock_offset = 0,

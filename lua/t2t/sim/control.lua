@@ -155,6 +155,7 @@ routes["PUT /_sim/state"] = function(sim, req)
   local st, err = model.decode_state(req.body or "")
   if not st then return bad(err) end
   sim.state = st
+  sim.rng = model.runtime_rng(st, st.seed)
   return { status = 204 }
 end
 
