@@ -223,6 +223,7 @@ function M.main(argv)
     end
   end
   M.opts = opts
+  if opts.log_level then require("t2t.log").set_level(opts.log_level) end   -- -e and the REPL too
   -- `run` starts the simulator and checks the profile once the runbook's arguments (which may
   -- hold global options such as --sim) are parsed: see runbook.cli_run -> M.prepare.
   local guard, rc
