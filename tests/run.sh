@@ -13,6 +13,9 @@ LOG=$(mktemp -d "$B/test-log.XXXXXX")         # one per run: concurrent runs mus
 trap 'rm -rf "$LOG"' EXIT
 # tests never read or write the user's config, token cache or history
 export XDG_CONFIG_HOME="$LOG/home/config" XDG_CACHE_HOME="$LOG/home/cache" XDG_STATE_HOME="$LOG/home/state"
+# t2t searches no module in the current directory unless told: the tests' helper modules
+# (tests.lua.handlers.*) are found from the source tree because this says so
+export LUA_PATH="./?.lua;;"
 ONLY=${TESTS:-}
 : > "$LOG/all"
 

@@ -184,7 +184,7 @@ end
 -- runs as a plain script, with `arg` as lua5.4 sets it.
 function M.script(opts, path, rest)
   local runbook = require "t2t.runbook"
-  local src, err = require("t2t.core.fs").read_file(path, 4 * 1024 * 1024)
+  local src, err = require("t2t.files").read(path, "runbook")
   if not src then return failed(err, M.EXIT.usage) end
   if runbook.declares(src) then return commands.run(opts, rest) end
   local guard, rc = M.prepare(opts, "script")

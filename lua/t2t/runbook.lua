@@ -80,10 +80,9 @@ function M.strict_env(extra)
   })
 end
 
-local MAX_SOURCE = 4 * 1024 * 1024       -- a runbook file is code, not data
-
-local function read_file(path)
-  return require("t2t.core.fs").read_file(path, MAX_SOURCE)
+-- Regular files of bounded size only: a FIFO or device must not hang or exhaust memory.
+local function read_file(path, kind)
+  return require("t2t.files").read(path, kind or "runbook")
 end
 
 -- Is `name` a path to a runbook file rather than a bundled runbook's name?
@@ -161,7 +160,7 @@ local function read_secret(flag, ref)
   end
   local path = ref:match("^file:(.+)$")
   if path then
-    local s, err = read_file(path)
+    local s, err = read_file(path, "secret")
     if not s then return nil, string.format("--%s: %s", flag, err) end
     return (s:gsub("[\r\n]+$", ""))
   end

@@ -26,7 +26,7 @@ done
 
 # t2t run <directory>, an unknown runbook, a runbook file run as a script
 t2t_run run "$D"
-expect_rc 2 "run DIRECTORY"; expect_err "cannot read $D: it is a directory" "names the directory"
+expect_rc 2 "run DIRECTORY"; expect_err "$D: it is a directory" "names the directory"
 expect_err "bundled runbook's name ('t2t list')" "and what to give instead"; no_traceback "run DIRECTORY"
 cat > "$D/hello.lua" <<'EOF'
 return runbook {

@@ -18,7 +18,8 @@ expect_out "is synced from on-premises: set CustomAttribute1 there" "dir-synced 
 t2t_run run examples/set-attribute.lua --sim="$S" --group "Finance Team" --value FIN --audit "$D/audit.jsonl"
 expect_rc 0 "set-attribute"
 if [ "$(count '^~ update mailbox')" = "$n" ]; then ok "the real run makes the $n planned changes"; else notok "the real run makes the $n planned changes"; fi
-if [ "$(grep -c '"operation":"Set-Mailbox"' "$D/audit.jsonl")" = "$n" ]; then ok "each change is in the audit file"
+if [ "$(grep '"phase":"outcome"' "$D/audit.jsonl" | grep '"result":"ok"' | grep -c '"operation":"Set-Mailbox"')" = "$n" ]; then
+  ok "each change is in the audit file"
 else notok "each change is in the audit file"; fi
 t2t_run run examples/set-attribute.lua --sim="$S" --group "Finance Team" --value FIN
 expect_rc 0 "set-attribute again"

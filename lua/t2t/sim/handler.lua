@@ -85,10 +85,9 @@ end
 
 local sim
 
+-- Whether p names something (never opened here: opening a FIFO to look would block).
 local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+  return require("t2t.core.fs").mode(p) ~= nil
 end
 
 -- A user error for the main thread: an object whose __tostring is one line, so the server's
@@ -101,7 +100,7 @@ end
 -- load_state(path) -> state, or raises one line naming the file and what to do.
 local function load_state(path)
   local fix = "give another file, or move it away to start from a freshly seeded state"
-  local text, rerr = require("t2t.core.fs").read_file(path, 1024 * 1024 * 1024)
+  local text, rerr = require("t2t.files").read(path, "sim_state")
   if not text then user_error("simulator state file %s: %s -- %s", path, tostring(rerr):gsub("^cannot read [^:]*: ", ""), fix) end
   if not text:find("%S") then user_error("simulator state file %s is empty -- %s", path, fix) end
   local state, err = model.decode_state(text)
@@ -261,7 +260,22 @@ function M.handle(req)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
   sim:log(e)
+  M.persist(service, req, e)
   return resp
+end
+
+-- With a state file, a change is durable before it is answered, as in the real cloud: the state
+-- is saved (atomically) after every request that may have changed it -- a write that a service
+-- accepted, its response lost or not -- so a client killed after an answer never holds
+-- something (a secret, an id) that a later simulator does not know.
+function M.persist(service, req, e)
+  local path = sim.options and sim.options.state
+  if not path or path == "" or not MUTATING[req.method] or service == "control" or service == "login"
+     or e.status >= 400 then return end
+  local cmdlet = e.cmdlet
+  if type(cmdlet) == "string" and (cmdlet:match("^Get%-") or cmdlet:match("^Test%-")) then return end
+  local ok, err = model.save(sim.state, path)
+  if not ok then io.stderr:write("t2t sim: cannot save the state: ", tostring(err), "\n") end
 end
 
 return M
