@@ -182,6 +182,7 @@ install: $(B)/t2t $(PLUGIN_SO)
 	install -m 0644 docs/t2t.1 $(DESTDIR)$(MANDIR)/man1/t2t.1
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	cp -R docs/. $(DESTDIR)$(DOCDIR)/ && rm -f $(DESTDIR)$(DOCDIR)/t2t.1
+	cp -R examples $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf build

@@ -176,9 +176,26 @@ function M.text(p, config_path)
     b[#b + 1] = M.config(p)
   end
   w("")
-  w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
-    " https://graph.microsoft.com/v1.0/organization")
+  b[#b + 1] = M.curl_lines(p, config_path)
   return table.concat(b, "\n") .. "\n"
+end
+
+-- curl_lines(profile [, config_path]) -> shell lines that call Graph with curl: a token from the
+-- simulated login (client credentials of the source's admin app), then a request with it.
+function M.curl_lines(p, config_path)
+  local name = p.source or "contoso"
+  local t = p.tenants[name]
+  local secret = config_path and string.format("$(cat '%s.%s.secret')", config_path, name)
+                 or "$" .. secret_ref(name):sub(5)
+  local tls = string.format("--cacert '%s' --connect-to ::127.0.0.1:%s", p.ca_file, tostring(p.port))
+  return table.concat({
+    "-- curl (or any HTTP client): a token from the simulated login, then Graph with it:",
+    string.format("TOKEN=$(curl -s %s https://login.microsoftonline.com/%s/oauth2/v2.0/token " ..
+      "-d grant_type=client_credentials -d client_id=%s --data-urlencode \"client_secret=%s\" " ..
+      "-d scope=https://graph.microsoft.com/.default | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')",
+      tls, t.tenant_id, t.client_id, secret),
+    string.format("curl -s %s -H \"Authorization: Bearer $TOKEN\" https://graph.microsoft.com/v1.0/organization", tls),
+  }, "\n")
 end
 
 -- main(opts, args) -> exit code.  Serves until Ctrl-C or SIGTERM, then stops (saving --state).
