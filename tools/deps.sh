@@ -6,9 +6,14 @@
 # lua-unit (Lua tests), lua5.4 (the start-up benchmark's baseline), pkg-config (the build),
 # tmux (the REPL test drives t2t through a pseudo-terminal), curl (the server tests' independent
 # client), valgrind (the leak and memory-error checks), perl (the start-up bench's timer),
-# nghttp2-server (nghttpd: an HTTP/2 peer, since the embedded server speaks HTTP/1.1 only).
+# nghttp2-server (nghttpd: an HTTP/2 peer, since the embedded server speaks HTTP/1.1 only),
+# libc-ares-dev (the DNS resolver inside the scheduler).
+# With "test" (make test/bench/demo) also: knot (the authoritative DNS server the simulator and
+# the DNS tests start on loopback), python3-dkim and opendkim + opendkim-tools (the reference
+# DKIM verifiers of the differential test and the benchmark).
 PKGS="liblua5.4-dev lua5.4 lua-cjson-dev libcurl4-openssl-dev libssl-dev openssl libedit-dev
-lua-unit libmicrohttpd-dev pkg-config tmux curl valgrind perl nghttp2-server"
+lua-unit libmicrohttpd-dev pkg-config tmux curl valgrind perl nghttp2-server libc-ares-dev"
+[ "${1:-}" = test ] && PKGS="$PKGS knot python3-dkim opendkim opendkim-tools"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
