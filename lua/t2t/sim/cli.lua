@@ -24,6 +24,7 @@ options:
                       their secrets beside it in F.contoso.secret etc. (mode 0600), so that
                       t2t --config F --profile contoso ... reaches this simulator
   --json              print the profile as one line of JSON instead of the text form
+  --no-dns            do not start the DNS server (Knot) for the tenants' domains
   -h, --help          this help
 
 The control API is at https://127.0.0.1:PORT/_sim/ (profile, state, log, faults, clock);
@@ -32,7 +33,7 @@ see docs/simulator.md.
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
-               ["write-config"] = "str" }
+               ["write-config"] = "str", ["no-dns"] = "flag" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -152,6 +153,11 @@ function M.text(p, config_path)
     b[#b + 1] = M.config(p)
   end
   w("")
+  if p.dns and p.dns.address then
+    w("DNS server (Knot) for the tenants' domains: ", p.dns.address, "  -- t2t --dns ", p.dns.address, " ...")
+  elseif p.dns and p.dns.error then
+    w("no DNS server: ", p.dns.error)
+  end
   w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
     " https://graph.microsoft.com/v1.0/organization")
   return table.concat(b, "\n") .. "\n"
@@ -168,7 +174,7 @@ function M.main(_, args)
   local sim = require "t2t.sim"
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
-                              target_users = o.target_users }
+                              target_users = o.target_users, dns = not o.no_dns }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1

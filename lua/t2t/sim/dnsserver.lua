@@ -251,9 +251,10 @@ function Server:stop()
   local pid = tonumber(read(self.dir .. "/knot.pid") or "")
   self:knotc("stop")
   if pid then        -- wait (briefly) until it is gone, so the port is free again
-    for _ = 1, 100 do
-      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
-      os.execute("sleep 0.01")
+    for _ = 1, 200 do
+      local st = read("/proc/" .. pid .. "/stat")
+      if not st or st:match("^%d+ %b() Z") then break end   -- gone, or a zombie nobody reaps
+      require("t2t").sleep(0.01)
     end
   end
   self:cleanup()
