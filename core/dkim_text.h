@@ -170,7 +170,10 @@ static inline void canon_header_relaxed(struct dbuf *o, const char *f, size_t n,
     }
 }
 
-/* The canonical body of b[0..n) (all of it: l= is applied by the caller). */
+/* The canonical body of b[0..n) (all of it: l= is applied by the caller).  A last line without
+ * CRLF keeps its (compressed) trailing whitespace before the CRLF relaxed adds: §3.4.4 strips
+ * whitespace "at the end of lines", and dkimpy and OpenDKIM both read an unterminated remainder
+ * as not yet a line (the differential test found it; SMTP bodies always end in CRLF anyway). */
 static inline void canon_body(struct dbuf *o, const char *b, size_t n, int relaxed) {
     size_t keep = 0, i = 0;              /* keep: output length up to the last non-empty line */
     while (i < n) {
@@ -186,6 +189,7 @@ static inline void canon_body(struct dbuf *o, const char *b, size_t n, int relax
                 db_addc(o, (char)c);
                 space = 0;
             }
+            if (space && e >= n) db_addc(o, ' ');
         } else {
             db_add(o, b + i, e - i);
         }

@@ -42,7 +42,9 @@ static void empty_and_unterminated_bodies(void) {
     CHECK_STR(canon_body_str("\r\n\r\n", 0), "\r\n");
     CHECK_STR(canon_body_str(" \t \r\n", 1), "");        /* only WSP: an empty line */
     CHECK_STR(canon_body_str("x", 0), "x\r\n");
-    CHECK_STR(canon_body_str("x  y \t", 1), "x y\r\n");
+    CHECK_STR(canon_body_str("x  y \t", 1), "x y \r\n");   /* unterminated: as dkimpy, OpenDKIM */
+    CHECK_STR(canon_body_str("x  y \t\r\n", 1), "x y\r\n");
+    CHECK_STR(canon_body_str("a\r\n  ", 1), "a\r\n \r\n");
     CHECK_STR(canon_body_str("a\rb\r\n", 0), "a\rb\r\n"); /* a lone CR is data */
 }
 
