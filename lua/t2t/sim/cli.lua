@@ -25,6 +25,7 @@ options:
                       t2t --config F --profile contoso ... reaches this simulator.  F may
                       replace only a config an earlier `t2t sim` wrote, never another file
   --json              print the profile as one line of JSON instead of the text form
+  --no-dns            do not start the DNS server (Knot) for the tenants' domains
   -h, --help          this help
 
 The control API is at https://127.0.0.1:PORT/_sim/ (profile, state, log, faults, clock).
@@ -34,7 +35,7 @@ Every call needs this instance's key: the header line in the 0600 file printed a
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
-               ["write-config"] = "str" }
+               ["write-config"] = "str", ["no-dns"] = "flag" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -176,6 +177,11 @@ function M.text(p, config_path)
     b[#b + 1] = M.config(p)
   end
   w("")
+  if p.dns and p.dns.address then
+    w("DNS server (Knot) for the tenants' domains: ", p.dns.address, "  -- t2t --dns ", p.dns.address, " ...")
+  elseif p.dns and p.dns.error then
+    w("no DNS server: ", p.dns.error)
+  end
   b[#b + 1] = M.curl_lines(p, config_path)
   return table.concat(b, "\n") .. "\n"
 end
@@ -216,7 +222,7 @@ function M.main(_, args)
   local sim = require "t2t.sim"
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
-                              target_users = o.target_users }
+                              target_users = o.target_users, dns = not o.no_dns }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1

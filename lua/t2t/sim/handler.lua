@@ -127,6 +127,10 @@ function M.init(arg)
   sim.options = arg
   sim.json_encode = M.json_encode
   M.sim = sim
+  if arg.dns then            -- a real DNS server for the tenants' domains (t2t.sim.dnsworld)
+    local ok, err = require("t2t.sim.dnsworld").start(sim)
+    if not ok then sim.dns_error = err end
+  end
   return sim
 end
 
