@@ -10,7 +10,7 @@ local function source_of(ctx, p, src, prior)
   local id = p.source_tenant_id or (src and src.id) or (prior and prior.source_tenant_id)
   local dom = p.source_domain or (src and src.domain) or (prior and prior.source_domain)
   if not id or not dom then
-    ctx:fail("which source tenant? pass --source-tenant-id GUID and --source-domain NAME.onmicrosoft.com " ..
+    ctx:usage("which source tenant? pass --source-tenant-id GUID and --source-domain NAME.onmicrosoft.com " ..
              "(the source admin can read both in Entra ID > Overview), or --source PROFILE")
   end
   if not id:match("^%x+%-%x+%-%x+%-%x+%-%x+$") then
@@ -95,7 +95,7 @@ return runbook {
   },
   run = function(ctx, p)
     local t = must(ctx, session.open(ctx, "target", p.target, { warn_expiry = p.warn_expiry }))
-    if not t then ctx:fail("which target tenant? pass --target PROFILE (or --sim)") end
+    if not t then ctx:usage("which target tenant? pass --target PROFILE (or --sim)") end
     local src
     if p.source or session.sim(ctx) then src = must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry })) end
     local prior = session.read_handoff(p.handoff)

@@ -8,9 +8,13 @@ local M = {}
 
 local function fail(fmt, ...) return nil, tenant.failure("Session", fmt, ...) end
 
--- must(ctx, v, err) -> v, or ends the run with err (a value and "planned" from --plan pass).
+-- must(ctx, v, err) -> v, or ends the run with err (a value and "planned" from --plan pass);
+-- a profile that cannot be found is a usage error (exit 2).
 function M.must(ctx, v, err)
-  if v == nil and err ~= nil and err ~= "planned" then ctx:fail("%s", tostring(err)) end
+  if v == nil and err ~= nil and err ~= "planned" then
+    if type(err) == "table" and err.code == "Profile" then ctx:usage("%s", tostring(err)) end
+    ctx:fail("%s", tostring(err))
+  end
   return v
 end
 
@@ -38,7 +42,7 @@ function M.profile(ctx, role, name)
     name = name or (role == "source" and "contoso" or "fabrikam")
     local t = p.tenants and p.tenants[name]
     if not t then
-      return fail("the simulator has no tenant '%s' (it has the seeded pair contoso and fabrikam)", name)
+      return nil, tenant.failure("Profile", "the simulator has no tenant '%s' (it has the seeded pair contoso and fabrikam)", name)
     end
     local prof = {}
     for k, v in pairs(t) do prof[k] = v end
@@ -48,7 +52,9 @@ function M.profile(ctx, role, name)
   local config = require "t2t.config"
   if not name and not ctx.opts.profile then return nil end
   local prof, err = config.selected(ctx.opts, name)
-  if not prof then return fail("profile '%s': %s", tostring(name or ctx.opts.profile), tostring(err)) end
+  if not prof then
+    return nil, tenant.failure("Profile", "profile '%s': %s", tostring(name or ctx.opts.profile), tostring(err))
+  end
   return prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }
 end
 
