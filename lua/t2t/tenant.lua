@@ -505,8 +505,10 @@ function M:remove_secrets(app, label, why)
         kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " .. tostring(c.keyId) ..
           ") on application '" .. tostring(app.displayName) .. "'", tenant = self.name, operation = "add_secret",
         note = why,
-        apply = function()
-          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
+        apply = function()   -- 204, no body: success is "no error"
+          local r, e = self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId })
+          if r == nil and e ~= nil then return nil, e end
+          return true
         end,
       }, function()
         local now = self:gget("/applications/" .. app.id)
