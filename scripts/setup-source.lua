@@ -19,7 +19,6 @@ return runbook {
     "capability, OAuthApplicationId = the app and MailboxMovePublishedScopes = the scope group.\n" ..
     "With --sim the source defaults to the simulator's contoso.",
   params = {
-    { name = "warn-expiry", type = "integer", default = 30, help = "name the profile's credential if it expires within this many days" },
     { name = "source", type = "string", help = "profile of the source tenant (default with --sim: contoso)" },
     { name = "handoff", type = "string", default = "t2t-handoff.json", help = "hand-off file from setup-target" },
     { name = "app-id", type = "string", help = "the target's migration app id (ApplicationId)" },
@@ -31,6 +30,7 @@ return runbook {
     { name = "members", type = "list", help = "mailboxes to add to the (first) scope group" },
     { name = "consent", type = "boolean", default = false, help = "grant the app's admin consent in this tenant now" },
     { name = "orgrel-name", type = "string", help = "organization relationship name when one is created (default TARGET_SOURCE)" },
+    { name = "warn-expiry", type = "integer", default = 30, help = "name the profile's credential if it expires within this many days" },
   },
   run = function(ctx, p)
     local s = must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry }))
