@@ -4,7 +4,7 @@
 
 LUA_PC   ?= lua5.4
 CJSON_PC ?= $(LUA_PC)-cjson
-PKGS      = $(LUA_PC) $(CJSON_PC) libcurl openssl libedit libmicrohttpd
+PKGS      = $(LUA_PC) $(CJSON_PC) libcurl openssl libedit libmicrohttpd libcares
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 LIBDIR   ?= $(PREFIX)/lib
@@ -45,7 +45,9 @@ LIBS       = $(PKG_LIBS) -lpthread -lm
 PLUGIN_http   = $(wildcard core/http*.c core/sched*.c)
 PLUGIN_server = $(wildcard core/sim_server*.c)
 PLUGIN_crypto = $(wildcard core/crypto*.c core/x509*.c)
-PLUGINS       = http server crypto
+PLUGIN_dns    = $(wildcard core/dns*.c)
+PLUGIN_dkim   = $(wildcard core/dkim*.c)
+PLUGINS       = http server crypto dns dkim
 PLUGIN_SRC    = $(foreach p,$(PLUGINS),$(PLUGIN_$(p)))
 PLUGIN_SO     = $(foreach p,$(PLUGINS),$(if $(PLUGIN_$(p)),$(B)/lib/t2t/$(p).so))
 comma := ,
@@ -65,6 +67,8 @@ endif
 PLUGIN_PKGS_http   = libcurl
 PLUGIN_PKGS_server = libmicrohttpd
 PLUGIN_PKGS_crypto = openssl
+PLUGIN_PKGS_dns    = libcares
+PLUGIN_PKGS_dkim   = openssl
 
 CORE_SRC = $(filter-out core/main.c $(PLUGIN_SRC),$(wildcard core/*.c))
 CORE_OBJ = $(CORE_SRC:core/%.c=$(B)/core/%.o) $(B)/embedded.o $(B)/modules.o
@@ -167,6 +171,7 @@ bench: $(B)/t2t $(PLUGIN_SO)
 
 # The main job against the in-process simulator (scripts/demo.lua).
 demo: $(B)/t2t $(PLUGIN_SO)
+	$(Q)sh tools/deps.sh test
 	$(Q)if [ -f scripts/demo.lua ]; then $(B)/t2t run demo; \
 	else echo "make demo: no demo yet -- the setup runbooks it runs are not built" >&2; exit 1; fi
 
@@ -182,6 +187,7 @@ install: $(B)/t2t $(PLUGIN_SO)
 	install -m 0644 docs/t2t.1 $(DESTDIR)$(MANDIR)/man1/t2t.1
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	cp -R docs/. $(DESTDIR)$(DOCDIR)/ && rm -f $(DESTDIR)$(DOCDIR)/t2t.1
+	cp -R examples $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf build
