@@ -175,7 +175,8 @@ local MUTATING = { POST = true, PUT = true, PATCH = true, DELETE = true }
 
 -- Query parameters that may carry a secret are masked in the log.
 local SECRET_PARAM = { client_secret = true, client_assertion = true, password = true, code = true,
-                       refresh_token = true, access_token = true, assertion = true, sig = true }
+                       refresh_token = true, access_token = true, assertion = true, sig = true,
+                       secret = true, id_token = true, device_code = true, key = true }
 local function redact_query(q)
   if not q or q == "" then return nil end
   return (q:gsub("([^&=]+)=([^&]*)", function(k, v)
