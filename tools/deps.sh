@@ -1,7 +1,7 @@
 #!/bin/sh
 # Check the Debian 12 packages one part of t2t needs.  As root, install the missing ones;
 # otherwise print the exact apt-get line and fail.
-#   sh tools/deps.sh build | test | bench | lint | all      (default: build)
+#   sh tools/deps.sh build | test | bench | lint | fuzz | all      (default: build)
 #   sh tools/deps.sh --list SET                             the packages of SET, one line
 # Plain `make` needs only the build set; `make test`, `make bench` and `make lint` add theirs.
 #
@@ -13,6 +13,8 @@
 #   tests drive t2t through a pseudo-terminal), curl (an independent client of the embedded
 #   server), valgrind (leak and memory-error checks), nghttp2-server (nghttpd, an HTTP/2 peer:
 #   the embedded server speaks HTTP/1.1 only), lua-check and cppcheck (the lint `make test` runs),
+#   clang and libclang-rt-14-dev (libFuzzer and the sanitizer runtimes of the fuzz targets that
+#   `make test` runs briefly and `make fuzz` at length),
 #   knot (the authoritative DNS server the simulator and the DNS tests start on loopback),
 #   python3-dkim, opendkim and opendkim-tools (the reference DKIM verifiers of the differential
 #   test), publicsuffix (the Public Suffix List, for RFC 7489's Organizational Domain).
@@ -21,7 +23,8 @@
 # lint: lua-check (luacheck, the Lua lint), cppcheck (the C lint).
 BUILD="liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev libedit-dev libmicrohttpd-dev pkg-config libc-ares-dev"
 LINT="lua-check cppcheck"
-TEST="lua-unit openssl tmux curl valgrind nghttp2-server $LINT knot python3-dkim opendkim opendkim-tools publicsuffix"
+FUZZ="clang libclang-rt-14-dev"
+TEST="lua-unit openssl tmux curl valgrind nghttp2-server $LINT $FUZZ knot python3-dkim opendkim opendkim-tools publicsuffix"
 BENCH="lua5.4 perl knot python3-dkim"
 list=
 [ "$1" = --list ] && { list=1; shift; }
@@ -30,8 +33,9 @@ case "${1:-build}" in
   test) PKGS=$TEST ;;
   bench) PKGS=$BENCH ;;
   lint) PKGS=$LINT ;;
+  fuzz) PKGS="$BUILD $FUZZ" ;;
   all) PKGS="$BUILD $TEST $BENCH" ;;
-  *) echo "usage: sh tools/deps.sh build|test|bench|lint|all" >&2; exit 2 ;;
+  *) echo "usage: sh tools/deps.sh build|test|bench|lint|fuzz|all" >&2; exit 2 ;;
 esac
 [ -n "$list" ] && { echo $PKGS; exit 0; }
 missing=""

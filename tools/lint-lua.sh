@@ -9,7 +9,7 @@ if ! command -v luacheck >/dev/null 2>&1; then
   echo "lint: luacheck is not installed (apt-get install lua-check, or: make deps)" >&2
   exit 1
 fi
-[ $# -gt 0 ] || set -- lua scripts examples tools
+if [ $# -eq 0 ]; then for d in lua scripts examples tools; do [ -e "$d" ] && set -- "$@" "$d"; done; fi
 out=$(luacheck --no-color --codes -q "$@" 2>&1)
 rc=$?
 total=$(echo "$out" | sed -n 's/^Total: \([0-9]*\) warnings* \/ \([0-9]*\) errors* in \([0-9]*\) files*$/\1 \2 \3/p')

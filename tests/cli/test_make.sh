@@ -2,6 +2,7 @@
 # with its summary line, and tests/run.sh reports progress per layer (each Lua file is one).
 . tests/cli/lib.sh
 TEST=make
+unset MAKELEVEL MAKEFLAGS MFLAGS   # run as by an admin, also when make test runs us (no "Entering directory")
 build=$(sh tools/deps.sh --list build); testd=$(sh tools/deps.sh --list test)
 leak=""
 for p in lua-unit tmux valgrind nghttp2-server curl lua-check cppcheck lua5.4 perl; do

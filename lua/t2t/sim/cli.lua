@@ -6,7 +6,7 @@ local HELP = [[
 usage: t2t sim [options]
 
 Runs the simulated Microsoft cloud (Entra ID token endpoint, Graph, Exchange Online
-InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C, with a seeded tenant pair: source
+InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C or SIGTERM, with a seeded tenant pair: source
 "contoso" (N mailboxes of realistic variety) and target "fabrikam".  Prints the profiles that
 make t2t (or curl, or any client) use it: every real host is mapped to the simulator with
 connect_to, and the simulator's CA file is trusted.
@@ -182,12 +182,29 @@ function M.text(p, config_path)
   elseif p.dns and p.dns.error then
     w("no DNS server: ", p.dns.error)
   end
-  w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
-    " https://graph.microsoft.com/v1.0/organization")
+  b[#b + 1] = M.curl_lines(p, config_path)
   return table.concat(b, "\n") .. "\n"
 end
 
--- main(opts, args) -> exit code.  Serves until Ctrl-C, then stops (saving --state).
+-- curl_lines(profile [, config_path]) -> shell lines that call Graph with curl: a token from the
+-- simulated login (client credentials of the source's admin app), then a request with it.
+function M.curl_lines(p, config_path)
+  local name = p.source or "contoso"
+  local t = p.tenants[name]
+  local secret = config_path and string.format("$(cat '%s.%s.secret')", config_path, name)
+                 or "$" .. secret_ref(name):sub(5)
+  local tls = string.format("--cacert '%s' --connect-to ::127.0.0.1:%s", p.ca_file, tostring(p.port))
+  return table.concat({
+    "-- curl (or any HTTP client): a token from the simulated login, then Graph with it:",
+    string.format("TOKEN=$(curl -s %s https://login.microsoftonline.com/%s/oauth2/v2.0/token " ..
+      "-d grant_type=client_credentials -d client_id=%s --data-urlencode \"client_secret=%s\" " ..
+      "-d scope=https://graph.microsoft.com/.default | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')",
+      tls, t.tenant_id, t.client_id, secret),
+    string.format("curl -s %s -H \"Authorization: Bearer $TOKEN\" https://graph.microsoft.com/v1.0/organization", tls),
+  }, "\n")
+end
+
+-- main(opts, args) -> exit code.  Serves until Ctrl-C or SIGTERM, then stops (saving --state).
 function M.main(_, args)
   local o, err = M.parse(args or {})
   if o == "help" then io.write(HELP) return 0 end
@@ -247,6 +264,7 @@ function M.main(_, args)
   local t2t = require "t2t"
   -- Ctrl-C is the stop signal.  It raises "interrupted!" twice: from the event loop (woken by
   -- the signal) and from host's hook at the next Lua instruction; both are caught here.
+  host.stop_on_term()                 -- SIGTERM (a service manager, kill) saves the state too
   local seen = host.interrupted()
   pcall(function()
     pcall(function()

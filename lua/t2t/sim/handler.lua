@@ -90,6 +90,26 @@ local function file_exists(p)
   return require("t2t.core.fs").mode(p) ~= nil
 end
 
+-- A user error for the main thread: an object whose __tostring is one line, so the server's
+-- message handler adds no traceback.
+local function user_error(pattern, ...)
+  local msg = string.format(pattern, ...)
+  error(setmetatable({}, { __tostring = function() return msg end }), 0)
+end
+
+-- load_state(path) -> state, or raises one line naming the file and what to do.
+local function load_state(path)
+  local fix = "give another file, or move it away to start from a freshly seeded state"
+  local text, rerr = require("t2t.files").read(path, "sim_state")
+  if not text then user_error("simulator state file %s: %s -- %s", path, tostring(rerr):gsub("^cannot read [^:]*: ", ""), fix) end
+  if not text:find("%S") then user_error("simulator state file %s is empty -- %s", path, fix) end
+  local state, err = model.decode_state(text)
+  if not state then
+    user_error("%s is not a simulator state file (%s) -- %s", path, tostring(err):gsub(": .*", ""), fix)
+  end
+  return state
+end
+
 -- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
 -- Loads the state file when it exists, else seeds the pair.  Raises on a bad option (the
 -- server then refuses to start with the message).
@@ -97,9 +117,7 @@ function M.init(arg)
   arg = arg or {}
   local state
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    local err
-    state, err = model.load(arg.state)
-    if not state then error(err, 0) end
+    state = load_state(arg.state)
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }
@@ -241,7 +259,8 @@ function M.handle(req)
               query = redact_query(req.query),
               status = resp.abort == "before" and 0 or (resp.status or 200), fault = fault,
               ms = math.floor((sim:now() - t_start + (resp.delay or 0)) * 1000 + 0.5),
-              error = err and tostring(err):match("^[^\n]*") or nil }
+              error = err and tostring(err):match("^[^\n]*") or nil,
+              crid = req.headers and req.headers["client-request-id"] or nil }
   if type(req.note) == "table" then           -- what the service adds (e.g. the EXO cmdlet)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
@@ -257,7 +276,7 @@ end
 function M.persist(service, req, e)
   local path = sim.options and sim.options.state
   if not path or path == "" or not MUTATING[req.method] or service == "control" or service == "login"
-     or not (e.status < 400) then return end
+     or e.status >= 400 then return end
   local cmdlet = e.cmdlet
   if type(cmdlet) == "string" and (cmdlet:match("^Get%-") or cmdlet:match("^Test%-")) then return end
   local ok, err = model.save(sim.state, path)

@@ -15,10 +15,25 @@ local running = {}                           -- started, not yet stopped (newest
 local KEYS = setmetatable({}, { __mode = "k" })  -- instance -> control key (never printed)
 
 
+-- The names the simulator's CA may ever certify: the simulated hosts (a constraint covers its
+-- subdomains: vault.azure.net covers NAME.vault.azure.net) and loopback.  A CA file someone
+-- adds to a trust store can then vouch for nothing else, even if its key were stolen.
+function M.ca_constraints(hosts)
+  local out, seen = {}, {}
+  for _, h in ipairs(hosts) do
+    local name = h:gsub("^%*%.", "")
+    if not seen[name] then seen[name] = true; out[#out + 1] = "DNS:" .. name end
+  end
+  out[#out + 1] = "IP:127.0.0.0/255.0.0.0"
+  out[#out + 1] = "IP:::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+  return out
+end
+
 -- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
 -- loopback names, so both real URLs (via connect_to) and https://127.0.0.1:PORT verify.
 local function make_certs(crypto, hosts)
-  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30 }
+  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30,
+                                     name_constraints = M.ca_constraints(hosts) }
   if not ca then return nil, "simulator CA: " .. tostring(ca_key) end
   local san = {}
   for i, h in ipairs(hosts) do san[i] = "DNS:" .. h end

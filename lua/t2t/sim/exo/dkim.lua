@@ -201,7 +201,7 @@ end
 -- Outbound mail: what EXO's signer does (for the demo and the tests).
 
 -- initial_key(sim, t) -> the key Microsoft signs the initial domain's mail with (made once).
-function M.initial_key(sim, t)
+function M.initial_key(_, t)
   t.exo.dkim_initial = t.exo.dkim_initial or keygen(1024)
   return t.exo.dkim_initial
 end
