@@ -48,7 +48,7 @@ local function find(ctx, identity)
   U.not_found(ctx, identity)
 end
 
-local function cname_missing(ctx, c)
+local function cname_missing(_ctx, c)
   U.fail(400, U.EX.Validation, "CNAME record does not exist for this config. Please publish the " ..
     "following two CNAME records first. Domain Name : %s Host Name : selector1._domainkey Points " ..
     "to address or value: %s Host Name : selector2._domainkey Points to address or value: %s " ..
