@@ -34,6 +34,7 @@ global options (before or after the command):
   --log-level LEVEL          error, warn, info (default), debug (adds tracebacks), trace
   --audit FILE               append every applied change to FILE (JSON lines)
   --sim[=STATE.json]         run against an in-process simulator (state file: with '=')
+  --dns HOST[:PORT],...      DNS servers for lookups (default: /etc/resolv.conf)
   -h, --help                 this help
 
 exit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some items failed)
@@ -88,6 +89,14 @@ end
 function M.prepare(opts, cmd, decl)
   local guard = start_sim(opts, cmd)
   if guard == false then return false, M.EXIT.failure end
+  if opts.dns then                     -- --dns: the resolver every lookup uses (t2t.dns)
+    local ok, err = require("t2t.dns").configure { servers = opts.dns }
+    if not ok then
+      if guard then getmetatable(guard).__close() end
+      io.stderr:write("t2t: --dns: ", tostring(err), "\n")
+      return false, M.EXIT.usage
+    end
+  end
   local prof_ok, prof_err = check_profile(opts, cmd, decl)
   if not prof_ok then
     if guard then getmetatable(guard).__close() end

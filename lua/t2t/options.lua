@@ -15,6 +15,7 @@ M.SPEC = {
   ["log-level"] = { arg = true, choices = { error = true, warn = true, info = true, debug = true, trace = true } },
   audit     = { arg = true },
   sim       = { arg = "optional" },
+  dns       = { arg = true },
 }
 
 local function choices(spec)

@@ -56,6 +56,10 @@ local function declare(decl, where)
   end
   decl.params = params
   decl.by_flag = seen
+  -- rest = "NAME": a list param that also takes the arguments given without --NAME (files)
+  if decl.rest ~= nil and not (seen[decl.rest] and seen[decl.rest].type == "list") then
+    decl_error(where, "field 'rest' must name a list param")
+  end
   return decl
 end
 M.declare = declare
@@ -223,6 +227,13 @@ function M.parse_args(decl, args, opts)
     do
       local name, inline = a:match("^%-%-([%w][%w%-_]*)=(.*)$")
       name = name or a:match("^%-%-([%w][%w%-_]*)$")
+      if not name and decl.rest and a:sub(1, 2) ~= "--" then   -- a positional argument
+        local key = decl.by_flag[decl.rest].key
+        out[key] = out[key] or {}
+        table.insert(out[key], a)
+        i = i + 1
+        goto continue
+      end
       if not name then
         return nil, string.format("unexpected argument '%s' (parameters are --name value)", a)
       end

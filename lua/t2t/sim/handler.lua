@@ -127,6 +127,10 @@ function M.init(arg)
   sim.options = arg
   sim.json_encode = M.json_encode
   M.sim = sim
+  if arg.dns then            -- a real DNS server for the tenants' domains (t2t.sim.dnsworld)
+    local ok, err = require("t2t.sim.dnsworld").start(sim)
+    if not ok then sim.dns_error = err end
+  end
   return sim
 end
 
@@ -255,7 +259,8 @@ function M.handle(req)
               query = redact_query(req.query),
               status = resp.abort == "before" and 0 or (resp.status or 200), fault = fault,
               ms = math.floor((sim:now() - t_start + (resp.delay or 0)) * 1000 + 0.5),
-              error = err and tostring(err):match("^[^\n]*") or nil }
+              error = err and tostring(err):match("^[^\n]*") or nil,
+              crid = req.headers and req.headers["client-request-id"] or nil }
   if type(req.note) == "table" then           -- what the service adds (e.g. the EXO cmdlet)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
