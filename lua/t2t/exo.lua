@@ -120,7 +120,7 @@ end
 
 -- Check one value against its parameter's type and valid values; returns the value to send
 -- (enum values in their canonical case) or nil, why.
-local function check_value(name, d, v, prefix)
+local function check_value(_name, d, v, prefix)
   local t = d.t
   if t == "SwitchParameter" or t == "Boolean" then
     if type(v) ~= "boolean" then return nil, "expects true or false" end

@@ -9,7 +9,7 @@ local model = require "t2t.sim.model"
 
 local M = {}
 
-local fmt, lower, sub = string.format, string.lower, string.sub
+local lower, sub = string.lower, string.sub
 local add_object, add_recipient = model.add_object, model.add_recipient
 local ZERO = model.ZERO_GUID
 

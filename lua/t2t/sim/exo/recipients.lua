@@ -435,7 +435,7 @@ local ORG_MGMT_ROLES = { "Distribution Groups", "Federated Sharing", "Mail Recip
   "Mail Recipients", "Migration", "Move Mailboxes", "Organization Configuration",
   "Remote and Accepted Domains", "Security Group Creation and Membership" }
 
-M["Get-ManagementRoleAssignment"] = function(ctx, p)
+M["Get-ManagementRoleAssignment"] = function(_ctx, p)
   local out = {}
   for _, role in ipairs(ORG_MGMT_ROLES) do
     local a = { Name = role .. "-Organization Management", Role = role,
