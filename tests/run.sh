@@ -38,7 +38,7 @@ for t in "$B"/tests/test_*; do
   [ -x "$t" ] && layer "c/$(basename "$t")" "$t"
 done
 layer lua "$T2T" tests/lua/run.lua
-for t in tests/cli/test_*.sh tests/e2e/test_*.sh; do
+for t in tests/cli/test_*.sh tests/e2e/test_*.sh tests/compat/test_*.sh; do
   [ -f "$t" ] && layer "${t#tests/}" sh "$t"
 done
 

@@ -434,7 +434,7 @@ function TestSimGraph.test_rate_limit_per_item_with_retry_after()
   for _, r in ipairs(body.responses) do
     if r.status == 429 then
       throttled = throttled + 1
-      lu.assertNotNil(r.headers["retry-after"])
+      lu.assertNotNil(r.headers["Retry-After"])
     end
   end
   lu.assertEquals(throttled, 3)

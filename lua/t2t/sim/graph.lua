@@ -150,6 +150,22 @@ local function dispatch(base, method, path, q, headers, body)
   return res
 end
 
+-- A header name as Graph spells it inside $batch responses ("Content-Type", "OData-Version"):
+-- clients such as the Graph JS SDK look the names up with that case.
+local function canonical_header(k)
+  if k:lower() == "odata-version" then return "OData-Version" end
+  return (k:lower():gsub("^%l", string.upper):gsub("%-%l", string.upper))
+end
+
+-- A $batch item's url: relative to the version root; "/v1.0/..." and absolute Graph URLs are
+-- taken too (the Graph JS SDK sends "/v1.0/users").
+local function batch_url(url)
+  url = url:gsub("^[Hh][Tt][Tt][Pp][Ss]://[^/]+", "")
+  if url:sub(1, 1) ~= "/" then url = "/" .. url end
+  url = url:gsub("^/[Vv]1%.0/", "/")
+  return url
+end
+
 local function lower_headers(h)
   local out = {}
   for k, v in pairs(h or {}) do if type(k) == "string" then out[k:lower()] = v end end
@@ -202,15 +218,17 @@ local function batch(base, body)
       res = error_response(base, 424, "FailedDependency", "The request was not run because a "
         .. "request it depends on failed.")
     else
-      local url = r.url
-      if url:sub(1, 1) ~= "/" then url = "/" .. url end
-      local path, q = util.split_query({ path = "/v1.0" .. url })
+      local path, q = util.split_query({ path = "/v1.0" .. batch_url(r.url) })
       res = dispatch(base, r.method:upper(), path, q, r.headers or {}, r.body)
     end
-    local item = { id = r.id, status = res.status, headers = res.headers or {},
+    local headers = {}
+    for k, v in pairs(res.headers or {}) do headers[canonical_header(k)] = v end
+    if res.body and not headers["Content-Type"] then
+      headers["Content-Type"] = "application/json;odata.metadata=minimal;odata.streaming=true;"
+        .. "IEEE754Compatible=false;charset=utf-8"
+    end
+    local item = { id = r.id, status = res.status, headers = next(headers) and headers or nil,
                    body = res.body }
-    item.headers["content-type"] = item.headers["content-type"] or (res.body and "application/json")
-    if next(item.headers) == nil then item.headers = nil end
     results[key] = item
     state[key] = "done"
     return item
