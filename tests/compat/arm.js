@@ -40,3 +40,31 @@ test('arm', 'vault create is a long-running operation the SDK polls to Succeeded
 });
 
 module.exports = { vault };
+
+// An RBAC vault (enableRbacAuthorization) in its own resource group, made once.
+let rbac;
+async function rbacVault() {
+  if (rbac) return rbac;
+  const rg = unique('rg-rbac-');
+  await resources().resourceGroups.createOrUpdate(rg, { location: 'westeurope' });
+  const name = unique('kvr');
+  const v = await keyvault().vaults.beginCreateOrUpdateAndWait(rg, name, {
+    location: 'westeurope',
+    properties: { tenantId: source.tenant_id, sku: { family: 'A', name: 'standard' },
+                  enableRbacAuthorization: true },
+  });
+  rbac = { rg, name, vault: v };
+  return rbac;
+}
+
+// assignRole(scope, roleGuid, principalId): an Azure RBAC role assignment through the SDK's
+// generic resource call (PUT {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}).
+async function assignRole(scope, role, principalId) {
+  const id = `${scope}/providers/Microsoft.Authorization/roleAssignments/${require('node:crypto').randomUUID()}`;
+  return resources().resources.beginCreateOrUpdateByIdAndWait(id, '2022-04-01', { properties: {
+    roleDefinitionId: `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${role}`,
+    principalId, principalType: 'ServicePrincipal' } });
+}
+
+module.exports.rbacVault = rbacVault;
+module.exports.assignRole = assignRole;

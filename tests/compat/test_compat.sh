@@ -26,7 +26,7 @@ fi
 cp "$SRC"/*.js "$W/"
 D=$(mktemp -d)
 SIM=
-trap '[ -n "$SIM" ] && kill -INT $SIM 2>/dev/null; [ -n "$SIM" ] && wait $SIM 2>/dev/null; rm -rf "$D"' EXIT
+trap '[ -n "$SIM" ] && kill -INT $SIM 2>/dev/null; [ -n "$SIM" ] && wait $SIM 2>/dev/null; [ -n "$T2T_COMPAT_KEEP" ] && cp "$D/sim.log" "$T2T_COMPAT_KEEP"; rm -rf "$D"' EXIT
 "$T2T" sim --users 60 --json --connect-proxy 0 --log "$D/sim.log" --log-bodies \
   > "$D/profile.json" 2> "$D/sim.err" &
 SIM=$!

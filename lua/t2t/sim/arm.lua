@@ -43,20 +43,38 @@ local function subscription(ctx, sub_id)
   local sub = subs[sub_id] or subs[sub_id:lower()]
   if not sub then fail(404, "SubscriptionNotFound", "The subscription '" .. sub_id .. "' could not be found.") end
   sub.resource_groups = sub.resource_groups or {}
+  ctx.sub_id = sub_id
   return sub
+end
+
+-- in_scope(id, scope) -> true when resource id is the scope or lies under it (whole path
+-- segments, case-insensitive: /resourceGroups/rg1 does not cover /resourceGroups/rg10).
+function M.in_scope(id, scope)
+  id, scope = id:lower(), scope:lower():gsub("/+$", "")
+  return id == scope or id:sub(1, #scope + 1) == scope .. "/"
+end
+
+-- assignments(sub, sub_id) -> iterator of the subscription's RBAC role assignments, each with
+-- .scope (an assignment stored without one is at the subscription) and .role (the role GUID).
+function M.assignments(sub, sub_id)
+  local list = sub and sub.role_assignments or {}
+  local k, a
+  return function()
+    k, a = next(list, k)
+    if k == nil then return nil end
+    return { principalId = a.principalId, scope = a.scope or ("/subscriptions/" .. sub_id),
+             role = (a.roleDefinitionId or ""):match("([%x%-]+)$") or "" }
+  end
 end
 
 -- RBAC on the management plane, enforced when the subscription says so (sub.rbac_enforced):
 -- the caller needs one of `roles` at a scope that is a prefix of `scope`.  Otherwise the
 -- tenant's own principals are trusted (the seeded admin app is the subscription's Owner).
 local function authorize(ctx, sub, scope, roles, action)
-  local list = sub.role_assignments
-  if not sub.rbac_enforced or not list then return end
+  if not sub.rbac_enforced or not sub.role_assignments then return end
   local oid = ctx.claims.oid
-  scope = scope:lower()
-  for _, a in pairs(list) do
-    local def = (a.roleDefinitionId or ""):match("([%x%-]+)$")
-    if a.principalId == oid and scope:sub(1, #a.scope) == a.scope:lower() and roles[def] then return end
+  for a in M.assignments(sub, ctx.sub_id) do
+    if a.principalId == oid and roles[a.role] and M.in_scope(scope, a.scope) then return end
   end
   fail(403, "AuthorizationFailed", string.format("The client '%s' with object id '%s' does not have "
     .. "authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was "
@@ -460,7 +478,7 @@ local function role_assignment(ctx, sub_id, scope, name)
     end
     for _, a in pairs(store) do
       if a.principalId == p.principalId and a.roleDefinitionId:lower() == p.roleDefinitionId:lower()
-          and a.scope:lower() == scope:lower() then
+          and (a.scope or "/subscriptions/" .. sub_id):lower() == scope:lower() then
         fail(409, "RoleAssignmentExists", "The role assignment already exists.")
       end
     end
@@ -516,7 +534,7 @@ local function deleted_vaults(ctx, sub_id, location, name, purge)
 end
 
 local function route(ctx, path)
-  local p = path:gsub("/+$", "")
+  local p = path:gsub("//+", "/"):gsub("/+$", "")   -- the Azure SDKs send //subscriptions/...
   local lp = p:lower()
   local sub_id, rest = p:match("^/subscriptions/([^/]+)(.*)$")
   if not sub_id then fail(404, "NotFound", "The requested resource does not exist.") end

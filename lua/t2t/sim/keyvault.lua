@@ -19,6 +19,19 @@ local RBAC = {
   ["12338af0-0e69-4776-bea7-57ae8d297424"] = { keys = { get = true, sign = true, verify = true } },
 }
 
+-- The data action an RBAC denial names, per kind and access-policy permission.
+local DATA_ACTION = {
+  secrets = { get = "secrets/getSecret/action", set = "secrets/setSecret/action",
+              list = "secrets/readMetadata/action", delete = "secrets/delete",
+              purge = "secrets/purge/action", recover = "secrets/recover/action",
+              backup = "secrets/backup/action", restore = "secrets/restore/action",
+              update = "secrets/update/action" },
+  certificates = { get = "certificates/read", list = "certificates/read",
+                   create = "certificates/create/action", update = "certificates/update/action",
+                   delete = "certificates/delete" },
+  keys = { get = "keys/read", list = "keys/read", sign = "keys/sign/action", verify = "keys/verify/action" },
+}
+
 local KvError = {}
 local function fail(status, code, message, inner, headers)
   error(setmetatable({ status = status, code = code, message = message, inner = inner, headers = headers },
@@ -51,19 +64,20 @@ local function authorize(ctx, kind, perm)
   local v, oid = ctx.vault, ctx.claims.oid
   if v.properties.enableRbacAuthorization then
     local sub = ctx.where.tenant.azure.subscriptions[ctx.where.sub]
-    for _, a in pairs(sub and sub.role_assignments or {}) do
-      local role = RBAC[(a.roleDefinitionId or ""):match("([%x%-]+)$") or ""]
+    for a in arm.assignments(sub, ctx.where.sub) do
+      local role = RBAC[a.role]
       local grant = role and role[kind]
-      if a.principalId == oid and v.id:lower():sub(1, #a.scope) == a.scope:lower()
-          and (grant == "all" or (type(grant) == "table" and grant[perm])) then
+      if a.principalId == oid and (grant == "all" or (type(grant) == "table" and grant[perm]))
+          and arm.in_scope(v.id, a.scope) then
         return
       end
     end
     fail(403, "Forbidden", string.format("Caller is not authorized to perform action on resource.\r\n"
       .. "If role assignments, deny assignments or role definitions were changed recently, please "
       .. "observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\n"
-      .. "Action: 'Microsoft.KeyVault/vaults/%s/%s'\r\nResource: '%s'", tostring(ctx.claims.appid),
-      tostring(oid), tostring(ctx.claims.tid), kind, perm, v.id:lower()), "ForbiddenByRbac")
+      .. "Action: 'Microsoft.KeyVault/vaults/%s'\r\nResource: '%s'", tostring(ctx.claims.appid),
+      tostring(oid), tostring(ctx.claims.tid),
+      (DATA_ACTION[kind] or {})[perm] or (kind .. "/" .. perm), v.id:lower()), "ForbiddenByRbac")
   end
   for _, ap in ipairs(v.properties.accessPolicies or {}) do
     if ap.objectId == oid and ap.tenantId == ctx.claims.tid then
