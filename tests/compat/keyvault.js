@@ -37,3 +37,26 @@ test('keyvault', 'RBAC vault: Secrets User reads, Secrets Officer at the vault s
   assert.equal((await client.getSecret('rbac-two')).value, 'value-2');
   assert.equal(set.name, 'rbac-two');
 });
+
+test('keyvault', 'versions list, properties update (PATCH), soft delete, recover and purge', async () => {
+  const { vault: v } = await vault();
+  const client = new SecretClient(v.properties.vaultUri, credential());
+  const one = await client.setSecret('compat-life', 'value-1');
+  const two = await client.setSecret('compat-life', 'value-1b');
+  const versions = [];
+  for await (const p of client.listPropertiesOfSecretVersions('compat-life')) versions.push(p.version);
+  assert.deepEqual(versions.sort(), [one.properties.version, two.properties.version].sort());
+  const upd = await client.updateSecretProperties('compat-life', two.properties.version,
+    { enabled: true, tags: { owner: 't2t' }, contentType: 'text/plain' });
+  assert.deepEqual(upd.tags, { owner: 't2t' });
+  assert.equal(upd.contentType, 'text/plain');
+  const del = await (await client.beginDeleteSecret('compat-life')).pollUntilDone();
+  assert.match(del.recoveryId, /\/deletedsecrets\/compat-life$/);
+  await rejects(client.getSecret('compat-life'), { status: 404, code: 'SecretNotFound' });
+  assert.equal((await client.getDeletedSecret('compat-life')).name, 'compat-life');
+  await (await client.beginRecoverDeletedSecret('compat-life')).pollUntilDone();
+  assert.equal((await client.getSecret('compat-life')).value, 'value-1b');
+  await (await client.beginDeleteSecret('compat-life')).pollUntilDone();
+  await client.purgeDeletedSecret('compat-life');
+  await rejects(client.getDeletedSecret('compat-life'), { status: 404 });
+});
