@@ -38,3 +38,25 @@ test('auth', '@azure/identity ClientSecretCredential for ARM and Key Vault', asy
     assert.equal(claims(t.token).aud, scope.replace('/.default', ''));
   }
 });
+
+// The v1 access-token shape (Microsoft's access-token claims reference): what every app-only
+// token carries.  app_displayname is read by widely used tools (its absence crashed one).
+test('auth', 'an app-only token has every claim of the documented v1 shape', async () => {
+  const r = await app().acquireTokenByClientCredential({ scopes: ['https://graph.microsoft.com/.default'] });
+  const c = claims(r.accessToken);
+  for (const k of ['aud', 'iss', 'iat', 'nbf', 'exp', 'aio', 'app_displayname', 'appid', 'appidacr',
+                   'idp', 'idtyp', 'oid', 'rh', 'roles', 'sub', 'tid', 'uti', 'ver', 'xms_tcdt']) {
+    assert.ok(c[k] !== undefined, `claim ${k} (have ${Object.keys(c).join(',')})`);
+  }
+  assert.equal(c.ver, '1.0');
+  assert.equal(c.idtyp, 'app');
+  assert.equal(c.appidacr, '1');
+  assert.equal(c.sub, c.oid);
+  assert.equal(c.iss, `https://sts.windows.net/${source.tenant_id}/`);
+  assert.equal(c.idp, c.iss);
+  assert.equal(typeof c.app_displayname, 'string');
+  assert.ok(c.app_displayname.length > 0);
+  assert.equal(c.scp, undefined, 'no delegated scopes in an app token');
+  const h = JSON.parse(Buffer.from(r.accessToken.split('.')[0], 'base64url').toString());
+  assert.deepEqual([h.typ, h.alg, h.x5t], ['JWT', 'RS256', h.kid]);
+});
