@@ -6,6 +6,7 @@ local cjson = require "cjson"
 local exo = require "t2t.exo"
 local model = require "t2t.sim.model"
 local U = require "t2t.sim.exo.util"
+local output = require "t2t.sim.exo.output"
 
 local M = {}
 
@@ -292,7 +293,14 @@ local function run(sim, req, t, claims, tenant_key, rid)
     items, next_token = snapshot_page(req, t, ctx, list, c, b.params)
   end
   local page = {}
-  for i, o in ipairs(items) do page[i] = U.select(presenter and presenter(o) or o, sel_list) end
+  for i, o in ipairs(items) do
+    local bag = presenter and presenter(o)
+    if not bag then                      -- never change the stored object itself
+      bag = {}
+      for k, v in pairs(o) do bag[k] = v end
+    end
+    page[i] = U.select(output.conform(name, bag, o), sel_list)
+  end
   local host = req.host or "outlook.office365.com"
   local out = {
     ["@odata.context"] = "https://" .. host .. "/adminapi/beta/" .. tenant_key ..
