@@ -53,10 +53,12 @@ function graph(t = source, options = {}) {
   return Client.initWithMiddleware({ authProvider, ...options });
 }
 
-// The simulator's control API (test set-up only: faults, clock, state).
+// The simulator's control API (test set-up only: faults, clock, state), with this instance's
+// key from the 0600 header file `t2t sim` writes.
+const [ctlName, ctlValue] = fs.readFileSync(profile.control_header_file, 'utf8').trim().split(/:\s*/);
 async function control(method, path, body) {
   const res = await fetch(profile.base_url + path, {
-    method, headers: { 'content-type': 'application/json' },
+    method, headers: { 'content-type': 'application/json', [ctlName]: ctlValue },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

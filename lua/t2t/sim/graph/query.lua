@@ -443,12 +443,12 @@ end
 -- may then be empty, as Graph's may).
 function M.page_ordered(src, top, keep, tok)
   local after = M.from_skiptoken(tok, nil)
-  local ids, get = src.ids, src.get
+  local ids, fetch = src.ids, src.get
   local n = #ids
   local i = require("t2t.sim.index").upper(ids, after)
   local page = {}
   while i <= n and #page < top do
-    local o = get(ids[i])
+    local o = fetch(ids[i])
     if o and (not keep or keep(o)) then page[#page + 1] = o end
     i = i + 1
   end
@@ -457,7 +457,7 @@ function M.page_ordered(src, top, keep, tok)
     local limit = math.min(n, i + top)
     local found = false
     for j = i, limit do
-      local o = get(ids[j])
+      local o = fetch(ids[j])
       if o and (not keep or keep(o)) then found = true; break end
     end
     if found or limit < n then next_tok = M.skiptoken(page[#page].id) end
