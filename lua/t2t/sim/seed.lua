@@ -351,7 +351,8 @@ local function tenant(state, rng, spec)
   t.azure.subscriptions[sub_id] = { subscriptionId = sub_id, displayName = spec.display .. " Azure",
     state = "Enabled", tenantId = t.id, resource_groups = {},
     role_assignments = { { id = rng:guid(), principalId = t.seeded.admin_app.sp_id,
-                           roleDefinitionId = M.OWNER_ROLE, roleDefinitionName = "Owner" } } }
+                           roleDefinitionId = M.OWNER_ROLE, roleDefinitionName = "Owner",
+                           scope = "/subscriptions/" .. sub_id } } }
   return t
 end
 
