@@ -20,6 +20,8 @@ options:
                       graph_rate=600, graph.504=0.1 (one service only); shares are 0..1
   --latency MS|A-B    added latency per response, fixed or a uniform range (milliseconds)
   --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
+  --scenario FILE     after seeding, apply a population scenario (JSON: mailboxes, mail users,
+                      contacts, holds, licences, delegates ...; see docs/simulator.md)
   --write-config F    write a config file F for these tenants (profiles contoso and fabrikam),
                       their secrets beside it in F.contoso.secret etc. (mode 0600), so that
                       t2t --config F --profile contoso ... reaches this simulator
@@ -32,6 +34,7 @@ see docs/simulator.md.
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
+               scenario = "str",
                ["write-config"] = "str" }
 
 -- parse(args) -> options | nil, err | "help"
@@ -168,7 +171,7 @@ function M.main(_, args)
   local sim = require "t2t.sim"
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
-                              target_users = o.target_users }
+                              target_users = o.target_users, scenario = o.scenario }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1

@@ -91,14 +91,15 @@ local function file_exists(p)
   return false
 end
 
--- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
--- Loads the state file when it exists, else seeds the pair.  Raises on a bad option (the
+-- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users,
+-- scenario = path | table}.  Loads the state file when it exists, else seeds the pair and applies
+-- the scenario.  Raises on a bad option (the
 -- server then refuses to start with the message).
 function M.init(arg)
   arg = arg or {}
-  local state
+  local state, loaded
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state = assert(model.load(arg.state))
+    state, loaded = assert(model.load(arg.state)), true
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }
@@ -108,7 +109,23 @@ function M.init(arg)
   sim.options = arg
   sim.json_encode = M.json_encode
   M.sim = sim
+  if arg.scenario and not loaded then M.scenario(arg.scenario) end
   return sim
+end
+
+-- scenario(path | table): apply a population scenario (t2t.sim.population) to a freshly seeded
+-- state; raises with the step that failed (the server then refuses to start with the message).
+function M.scenario(sc)
+  if type(sc) == "string" then
+    local f = assert(io.open(sc, "rb"))
+    local text = f:read("a")
+    f:close()
+    local ok, doc = pcall(cjson.decode, text)
+    if not ok then error("scenario " .. sc .. ": not JSON: " .. tostring(doc), 0) end
+    sc = doc
+  end
+  local ok, err = require("t2t.sim.population").apply(sim, sc)
+  if not ok then error("scenario: " .. tostring(err), 0) end
 end
 
 ---------------------------------------------------------------------------------------------

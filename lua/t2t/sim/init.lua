@@ -55,7 +55,9 @@ local function client_profile(s, t)
   }
 end
 
--- start{users, seed, state, faults, latency, log, port, target_users} -> instance | nil, err.
+-- start{users, seed, state, faults, latency, log, port, target_users, scenario} -> instance |
+-- nil, err.  scenario: a population scenario (path of a JSON file, or a table) applied after
+-- seeding (docs/simulator.md "Population").
 function M.start(o)
   o = o or {}
   local okc, crypto = pcall(require, "t2t.crypto")
@@ -77,7 +79,7 @@ function M.start(o)
     handler_module = "t2t.sim.handler", log_errors = o.log_errors,
     handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
                     latency = o.latency, log = o.log, target_users = o.target_users,
-                    log_errors = o.log_errors },
+                    log_errors = o.log_errors, scenario = o.scenario },
   }
   if not srv then
     os.remove(ca_file)
