@@ -62,7 +62,7 @@ local function capabilities(sku)
   return caps or {}
 end
 
-local function set_licenses(sim, t, r, list)
+local function set_licenses(t, r, list)
   local u = t.dir.objects[r.ExternalDirectoryObjectId or ""]
   if not u then bad("%s has no directory user to license", r.Name) end
   for _, l in ipairs(u.assignedLicenses or {}) do                    -- give the old ones back
@@ -88,7 +88,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- Helpers that are not EXO properties (docs/simulator.md lists them).
 
-local function names(sim, t, list, what)
+local function names(t, list, what)
   local out = {}
   for i, id in ipairs(type(list) == "table" and list or { list }) do
     local x, why = model.find_recipient(t, id)
@@ -110,87 +110,87 @@ end
 
 local HELPERS = {}
 
-HELPERS.archive = function(sim, t, r, v, ch)
+HELPERS.archive = function(c, v)
   if v then
-    if not r.ArchiveGuid or r.ArchiveGuid == ZERO then ch.ArchiveGuid = guid(sim) end
-    ch.ArchiveStatus = "Active"
+    if not c.r.ArchiveGuid or c.r.ArchiveGuid == ZERO then c.ch.ArchiveGuid = guid(c.sim) end
+    c.ch.ArchiveStatus = "Active"
   else
-    ch.ArchiveGuid, ch.ArchiveStatus = ZERO, "None"
-    ch.AuxArchiveCount, ch.AutoExpandingArchiveEnabled = 0, false
+    c.ch.ArchiveGuid, c.ch.ArchiveStatus = ZERO, "None"
+    c.ch.AuxArchiveCount, c.ch.AutoExpandingArchiveEnabled = 0, false
   end
 end
 
-HELPERS.aux_archives = function(sim, t, r, v, ch)
+HELPERS.aux_archives = function(c, v)
   local n = math.tointeger(tonumber(v))
   if not n or n < 0 then bad("aux_archives: a count, got '%s'", tostring(v)) end
-  if n > 0 and (ch.ArchiveGuid or r.ArchiveGuid or ZERO) == ZERO then ch.ArchiveGuid = guid(sim) end
-  if n > 0 then ch.ArchiveStatus = "Active" end
-  ch.AuxArchiveCount, ch.AutoExpandingArchiveEnabled = n, n > 0
+  if n > 0 and (c.ch.ArchiveGuid or c.r.ArchiveGuid or ZERO) == ZERO then c.ch.ArchiveGuid = guid(c.sim) end
+  if n > 0 then c.ch.ArchiveStatus = "Active" end
+  c.ch.AuxArchiveCount, c.ch.AutoExpandingArchiveEnabled = n, n > 0
 end
 
-HELPERS.licenses = function(sim, t, r, v, ch)
-  ch.PersistedCapabilities = set_licenses(sim, t, r, type(v) == "table" and v or { v })
+HELPERS.licenses = function(c, v)
+  c.ch.PersistedCapabilities = set_licenses(c.t, c.r, type(v) == "table" and v or { v })
 end
 
-HELPERS.full_access = function(sim, t, r, v, ch) ch._FullAccess = names(sim, t, v, "full_access") end
-HELPERS.send_as = function(sim, t, r, v, ch) ch._SendAs = names(sim, t, v, "send_as") end
-HELPERS.send_on_behalf = function(sim, t, r, v, ch)
-  ch.GrantSendOnBehalfTo = names(sim, t, v, "send_on_behalf")
+HELPERS.full_access = function(c, v) c.ch._FullAccess = names(c.t, v, "full_access") end
+HELPERS.send_as = function(c, v) c.ch._SendAs = names(c.t, v, "send_as") end
+HELPERS.send_on_behalf = function(c, v)
+  c.ch.GrantSendOnBehalfTo = names(c.t, v, "send_on_behalf")
 end
 
 -- A tenant-wide retention policy that includes this mailbox (HoldTracking "ht":4).
-HELPERS.org_hold = function(sim, t, r, v, ch)
-  ch._OrgHolds = v and { "mbx" .. hex32(sim) .. ":1" } or model.cjson.null
+HELPERS.org_hold = function(c, v)
+  c.ch._OrgHolds = v and { "mbx" .. hex32(c.sim) .. ":1" } or model.cjson.null
 end
 
-HELPERS.substrate_hold_items = function(sim, t, r, v, ch)
+HELPERS.substrate_hold_items = function(c, v)
   local n = math.tointeger(tonumber(v))
   if not n or n < 0 then bad("substrate_hold_items: a count, got '%s'", tostring(v)) end
-  ch._SubstrateHoldsItems = n > 0 and n or model.cjson.null
+  c.ch._SubstrateHoldsItems = n > 0 and n or model.cjson.null
 end
 
 -- A mail user that once had a mailbox: Get-User shows PreviousRecipientTypeDetails UserMailbox
 -- and the object keeps that mailbox's ExchangeGuid (ms-setup-and-prep.md §5.3).
-HELPERS.previous_mailbox = function(sim, t, r, v, ch)
+HELPERS.previous_mailbox = function(c, v)
   if v then
-    ch.PreviousRecipientTypeDetails = "UserMailbox"
-    ch.ExchangeGuid = guid(sim)
+    c.ch.PreviousRecipientTypeDetails = "UserMailbox"
+    c.ch.ExchangeGuid = guid(c.sim)
   else
-    ch.PreviousRecipientTypeDetails = model.cjson.null
+    c.ch.PreviousRecipientTypeDetails = model.cjson.null
   end
 end
 
 -- A disabled archive left behind (UserAlreadyHasDemotedArchiveException, §8).
-HELPERS.demoted_archive = function(sim, t, r, v, ch)
-  ch.DisabledArchiveGuid = v and guid(sim) or model.cjson.null
-  if v then ch.ArchiveGuid, ch.ArchiveStatus = ZERO, "None" end
+HELPERS.demoted_archive = function(c, v)
+  c.ch.DisabledArchiveGuid = v and guid(c.sim) or model.cjson.null
+  if v then c.ch.ArchiveGuid, c.ch.ArchiveStatus = ZERO, "None" end
 end
 
-HELPERS.dirsynced = function(sim, t, r, v, ch)
-  ch.IsDirSynced = v and true or false
-  local u = t.dir.objects[r.ExternalDirectoryObjectId or ""]
+HELPERS.dirsynced = function(c, v)
+  c.ch.IsDirSynced = v and true or false
+  local u = c.t.dir.objects[c.r.ExternalDirectoryObjectId or ""]
   if u then
     u.onPremisesSyncEnabled = v and true or nil
-    u.onPremisesImmutableId = v and (u.onPremisesImmutableId or (hex32(sim):sub(1, 22) .. "==")) or nil
+    u.onPremisesImmutableId = v and (u.onPremisesImmutableId or (hex32(c.sim):sub(1, 22) .. "==")) or nil
   end
 end
 
 -- Extra proxy addresses added to (add_addresses) or removed from (remove_addresses) the list.
-HELPERS.add_addresses = function(sim, t, r, v, ch)
-  local cur = ch.EmailAddresses or r.EmailAddresses or {}
+HELPERS.add_addresses = function(c, v)
+  local cur = c.ch.EmailAddresses or c.r.EmailAddresses or {}
   local out = {}
   for i, a in ipairs(cur) do out[i] = a end
   for _, a in ipairs(type(v) == "table" and v or { v }) do out[#out + 1] = a end
-  ch.EmailAddresses = out
+  c.ch.EmailAddresses = out
 end
-HELPERS.remove_addresses = function(sim, t, r, v, ch)
+HELPERS.remove_addresses = function(c, v)
   local drop = {}
   for _, a in ipairs(type(v) == "table" and v or { v }) do drop[lower(a)] = true end
   local out = {}
-  for _, a in ipairs(ch.EmailAddresses or r.EmailAddresses or {}) do
+  for _, a in ipairs(c.ch.EmailAddresses or c.r.EmailAddresses or {}) do
     if not drop[lower(a)] then out[#out + 1] = a end
   end
-  ch.EmailAddresses = out
+  c.ch.EmailAddresses = out
 end
 
 local SIZES = { TotalItemSize = true, TotalDeletedItemSize = true, RecoverableItemsQuota = true,
@@ -206,6 +206,7 @@ local READ_ONLY = { Guid = true, ExternalDirectoryObjectId = true, RecipientType
 -- The changes `props` asks for on recipient r: helpers expanded, sizes parsed.
 local function changes(sim, t, r, props)
   local ch = {}
+  local c = { sim = sim, t = t, r = r, ch = ch }
   -- helpers after plain properties, in a fixed order (archive before aux_archives)
   for k, v in pairs(props) do
     if not HELPERS[k] and not SPEC_ONLY[k] then
@@ -222,7 +223,7 @@ local function changes(sim, t, r, props)
   for _, k in ipairs { "archive", "aux_archives", "licenses", "full_access", "send_as",
                        "send_on_behalf", "org_hold", "substrate_hold_items", "previous_mailbox",
                        "demoted_archive", "dirsynced", "add_addresses", "remove_addresses" } do
-    if props[k] ~= nil then HELPERS[k](sim, t, r, props[k], ch) end
+    if props[k] ~= nil then HELPERS[k](c, props[k]) end
   end
   return ch
 end
