@@ -44,7 +44,8 @@ end
 
 local function present_mailbox(r)
   return U.present(r, { Identity = r.Identity or r.Name, Id = r.Name,
-                        RecipientType = r.RecipientType or r.RecipientTypeDetails })
+                        RecipientType = r.RecipientType or r.RecipientTypeDetails,
+                        UsageLocation = U.MAILBOX[r.RecipientTypeDetails] and model.exo_property(r, "UsageLocation") or nil })
 end
 
 local USER_KEYS = { "Guid", "Name", "DisplayName", "FirstName", "LastName", "UserPrincipalName",
@@ -243,6 +244,7 @@ M["Set-MailUser"] = function(ctx, p)
              u.displayName or u.id)
     end
     ch.UserPrincipalName = upn
+    if r.MicrosoftOnlineServicesID then ch.MicrosoftOnlineServicesID = upn end
   end
   for _, k in ipairs { "ExchangeGuid", "ArchiveGuid" } do
     if p[k] then

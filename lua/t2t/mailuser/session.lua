@@ -1,0 +1,155 @@
+-- t2t.mailuser.session: what export-users, prepare-users and validate-users share — opening the
+-- tenants (a profile, or the simulator's seeded pair under --sim), choosing the users (a CSV, a
+-- group, every mailbox, or the collection file of a source admin), --only-failed, and the result:
+-- one item per user, the table, the --report file.
+local session = require "t2t.tenant.session"
+local mailuser = require "t2t.mailuser"
+
+local M = {}
+local lower, fmt = string.lower, string.format
+
+M.must = session.must
+
+-- open(ctx, role, name, required) -> tenant | nil (not given); a connection error ends the run.
+function M.open(ctx, role, name, required)
+  local t, err = session.open(ctx, role, name)
+  if err then ctx:fail("%s tenant: %s", role, tostring(err)) end
+  if not t and required then
+    ctx:fail("which %s tenant? pass --%s PROFILE (or --sim)", role, role)
+  end
+  return t
+end
+
+-- Every output file is checked before the first change (a run must not make changes it
+-- cannot record).
+function M.check_outputs(ctx, paths)
+  local fs = require "t2t.core.fs"
+  for _, path in ipairs(paths) do
+    if path then
+      local ok, err = fs.check_write(path)
+      if not ok then ctx:fail("%s", tostring(err)) end
+    end
+  end
+end
+
+-- The list (--csv): bad rows are reported with their line, the others go on.
+function M.read_list(ctx, path)
+  local entries, rep = mailuser.read_list(path)
+  if not entries then ctx:fail("--csv %s", tostring(rep)) end
+  for _, line in ipairs(mailuser.describe_list(rep)) do ctx.log.warn("%s: %s", path, line) end
+  for _, e in ipairs(rep.errors) do ctx:item(fmt("%s line %d", path, e.line), false, e.reason) end
+  if #rep.extra_columns > 0 then
+    ctx.log.info("%s: columns ignored: %s", path, table.concat(rep.extra_columns, ", "))
+  end
+  if #entries == 0 and #rep.errors > 0 and rep.errors[1].line == 1 then ctx:fail("%s", rep.errors[1].reason) end
+  return entries, rep
+end
+
+-- selector(ctx, p) -> {entries | group | all} from --csv / --group / --all (exactly one).
+function M.selector(ctx, p)
+  local n = (p.csv and 1 or 0) + (p.group and 1 or 0) + (p.all and 1 or 0)
+  if n ~= 1 then
+    ctx:fail("which users? give exactly one of --csv FILE (SourceUser,TargetUser or EmailAddress), --group NAME, --all")
+  end
+  if p.csv then return { entries = M.read_list(ctx, p.csv), csv = p.csv } end
+  if p.group then return { group = p.group } end
+  return { all = true }
+end
+
+-- Users read from the source: rows for those not found; -> users, failures, info, scope.
+function M.export(ctx, p, source, depth)
+  local sel = M.selector(ctx, p)
+  local scope, why = mailuser.scope(source, p.scope_group)
+  if not scope then
+    if p.scope_group then ctx:fail("scope group: %s", tostring(why)) end
+    ctx.log.warn("%s: scope membership not checked: %s", source.name, tostring(why))
+  end
+  if sel.entries and p.only_failed_set then
+    local keep = {}
+    for _, e in ipairs(sel.entries) do if p.only_failed_set[lower(e.source)] then keep[#keep + 1] = e end end
+    sel.entries = keep
+  end
+  local bar
+  local users, failures = mailuser.export(source, sel, { depth = depth, scope = scope or false,
+    concurrency = p.concurrency, on_progress = function(done, total)
+      bar = bar or M.progress(ctx, "Reading mailboxes", total)
+      bar:update(done)
+    end })
+  if bar then bar:finish() end
+  if not users then ctx:fail("reading the source mailboxes: %s", tostring(failures)) end
+  if p.only_failed_set and not sel.entries then
+    local keep = {}
+    for _, u in ipairs(users) do if p.only_failed_set[u.key] then keep[#keep + 1] = u end end
+    users = keep
+  end
+  local info = { source = { tenant_id = source.id, domain = source.domain, name = source.name },
+                 depth = depth, scope_group = scope and scope.name or nil, scope_known = scope ~= nil }
+  return users, failures, info, scope
+end
+
+-- from_file(ctx, path) -> users, info: a collection file written by export-users.
+function M.from_file(ctx, path, only)
+  local info, users = mailuser.read_collection(path)
+  if not info then ctx:fail("--from %s", tostring(users)) end
+  if only then
+    local keep = {}
+    for _, u in ipairs(users) do if only[lower(u.key or "")] then keep[#keep + 1] = u end end
+    users = keep
+  end
+  ctx:say("Source %s (%s) from %s: %d users, exported %s%s", tostring(info.source and info.source.name),
+          tostring(info.source and info.source.tenant_id), path, #users, tostring(info.created),
+          info.depth == "full" and "" or " (identity attributes only)")
+  return users, info
+end
+
+-- only_failed(ctx, p) -> the set of users to re-run and the done rows to keep (from --report).
+function M.only_failed(ctx, p)
+  if not p.only_failed then return nil, {} end
+  if not p.report then ctx:fail("--only-failed re-runs the users a previous --report FILE lists as not done: pass --report") end
+  local rows, err = mailuser.report.read(p.report)
+  if not rows then
+    ctx:fail("--only-failed: %s", err or (p.report .. " does not exist yet: run once without --only-failed"))
+  end
+  local redo, keep = mailuser.report.split(rows)
+  ctx:say("--only-failed: %d users to run again from %s (%d done are kept)", (function()
+    local n = 0 for _ in pairs(redo) do n = n + 1 end return n end)(), p.report, #keep)
+  return redo, keep
+end
+
+-- Rows for users the source did not have.
+function M.missing_rows(failures)
+  local rows = {}
+  for _, f in ipairs(failures or {}) do
+    rows[#rows + 1] = { source = f.entry.source, target = f.entry.target, line = f.entry.line, status = "failed",
+                        problems = { f.problem }, changes = {}, warnings = {} }
+  end
+  return rows
+end
+
+-- finish(ctx, p, rows, kept) -> the items, the per-user table, the --report file.
+function M.finish(ctx, p, rows, kept, ok_status)
+  for _, r in ipairs(rows) do
+    local f = mailuser.report.row(r)
+    local ok = mailuser.report.OK[r.status] or (ok_status and ok_status[r.status]) or false
+    ctx:item(r.source or "?", ok, (f.Problems ~= "" and f.Problems) or f.Changes)
+  end
+  mailuser.report.print(ctx, rows)
+  if p.report then
+    local all = {}
+    for _, r in ipairs(kept or {}) do all[#all + 1] = r end
+    for _, r in ipairs(rows) do all[#all + 1] = mailuser.report.row(r) end
+    local ok, err = mailuser.report.write(p.report, all)
+    if not ok then ctx:fail("--report %s: %s", p.report, tostring(err)) end
+    ctx:summary("report", p.report)
+  end
+end
+
+-- A progress bar for n users on stderr (a line per tenth when not a terminal; none for json).
+function M.progress(ctx, label, n)
+  if n == 0 then return nil end
+  local bar = require("t2t.progress").new(label, n, ctx.json and { out = { write = function() end,
+                                                                          flush = function() end } } or nil)
+  return bar
+end
+
+return M

@@ -1,0 +1,88 @@
+-- prepare-users: the target MailUser of every mailbox that moves (ms-setup-and-prep.md §5),
+-- from the source tenant or from the collection file export-users wrote.
+local mailuser = require "t2t.mailuser"
+local S = require "t2t.mailuser.session"
+
+return runbook {
+  name = "prepare-users",
+  description = "Prepare TARGET mail users for the mailboxes that move (ms-setup-and-prep.md §5).\n\n" ..
+    "For each source mailbox: read it (from the source tenant, or from the file export-users wrote for a target\n" ..
+    "admin without source access: --from FILE); map it to its target (--domain-map contoso.com=fabrikam.com, or\n" ..
+    "TargetUser in the CSV; two sources onto one target are reported, never overwritten); create or fix the\n" ..
+    "target MailUser (ExchangeGuid, ArchiveGuid only when the source has an archive, x500:<LegacyExchangeDN> and\n" ..
+    "every source X500, a proxy in the target delivery domain, ExternalEmailAddress set with PrimarySmtpAddress,\n" ..
+    "no source-domain address); then --license SKU (only once the GUID is stamped: earlier, Exchange would\n" ..
+    "provision a new mailbox); then add the source mailbox to the scope group (when the source is open).\n\n" ..
+    "A dir-synced target is never edited: the result says what to set on-premises. A target that had a mailbox\n" ..
+    "before is reported; --clear-previous-mailbox clears it (Set-User -PermanentlyClearPreviousMailboxInfo,\n" ..
+    "IRREVERSIBLE: a soft-deleted mailbox of the user can no longer be recovered). A mail contact for the user\n" ..
+    "(GAL sync) is removed only with --replace-contacts. Re-runs change nothing; --plan shows the changes;\n" ..
+    "--report FILE (.csv or .json) keeps one row per user and --only-failed re-runs the ones not done.\n" ..
+    "With --sim the source defaults to contoso and the target to fabrikam.",
+  params = {
+    { name = "target", type = "string", help = "profile of the target tenant (default with --sim: fabrikam)" },
+    { name = "source", type = "string", help = "profile of the source tenant (default with --sim and no --from: contoso)" },
+    { name = "from", type = "file", help = "collection file from export-users (no source access needed)" },
+    { name = "csv", type = "file", help = "users: SourceUser[,TargetUser][,Batch] (as CSS-val) or EmailAddress" },
+    { name = "group", type = "string", help = "users: the mailbox members of this source group" },
+    { name = "all", type = "boolean", default = false, help = "users: every user, shared, room and equipment mailbox" },
+    { name = "domain-map", type = "list", help = "SOURCE=TARGET domains, e.g. contoso.com=fabrikam.com (several; * for any)" },
+    { name = "target-delivery-domain", type = "string", help = "domain each target needs a proxy in (default: the target's initial domain)" },
+    { name = "license", type = "string", help = "licence to assign after the GUID: ctudm, a skuPartNumber or a skuId" },
+    { name = "disable-plans", type = "list", help = "service plans of --license to leave off (e.g. EXCHANGE_S_ENTERPRISE)" },
+    { name = "usage-location", type = "string", help = "country code for users without one (a licence needs it)" },
+    { name = "scope-group", type = "string", help = "source scope group (default: the organization relationship's)" },
+    { name = "scope", type = "boolean", default = true, help = "add the source mailboxes to the scope group" },
+    { name = "replace-contacts", type = "boolean", default = false, help = "remove a mail contact that stands for the user" },
+    { name = "clear-previous-mailbox", type = "boolean", default = false,
+      help = "Set-User -PermanentlyClearPreviousMailboxInfo where needed (IRREVERSIBLE)" },
+    { name = "report", type = "string", help = "write one row per user here (.csv or .json)" },
+    { name = "only-failed", type = "boolean", default = false, help = "re-run only the users --report lists as not done" },
+    { name = "concurrency", type = "integer", default = 16, help = "users worked on at once (each tenant's Exchange calls are limited apart)" },
+  },
+  run = function(ctx, p)
+    S.check_outputs(ctx, { p.report })
+    local redo, kept = S.only_failed(ctx, p)
+    p.only_failed_set = redo
+    local target = S.open(ctx, "target", p.target, true)
+    local source = (p.source or not p.from) and S.open(ctx, "source", p.source, not p.from) or nil
+    local users, info, failures, scope
+    if p.from then
+      users, info = S.from_file(ctx, p.from, redo)
+    else
+      users, failures, info, scope = S.export(ctx, p, source, "identity")
+    end
+    if source and not scope and p.scope and p.from then scope = mailuser.scope(source, p.scope_group) end
+    local rules, rerr = mailuser.rules(target, { domains = p.domain_map, tdd = p.target_delivery_domain }, info.source)
+    if not rules then ctx:fail("%s", tostring(rerr)) end
+    local sku
+    if p.license then
+      local err
+      sku, err = mailuser.resolve_license(target, p.license, p.disable_plans)
+      if not sku then ctx:fail("--license: %s", tostring(err)) end
+    end
+    ctx:say("Preparing %d users: %s -> %s%s%s", #users, tostring(info.source.name), target.name,
+            sku and (", licence " .. sku.part) or "", ctx.opts.plan and "   [plan: no changes]" or "")
+    local bar = S.progress(ctx, "Preparing users", #users)
+    local rows = mailuser.prepare { target = target, source = source, users = users, rules = rules, sku = sku,
+      scope = p.scope and scope or nil, replace_contacts = p.replace_contacts,
+      clear_previous = p.clear_previous_mailbox, usage_location = p.usage_location, concurrency = p.concurrency,
+      progress = bar, plan_mode = ctx.opts.plan }
+    if bar then bar:finish() end
+    for _, r in ipairs(S.missing_rows(failures)) do rows[#rows + 1] = r end
+    S.finish(ctx, p, rows, kept, { planned = ctx.opts.plan })
+    local n = {}
+    for _, r in ipairs(rows) do n[r.status] = (n[r.status] or 0) + 1 end
+    for _, st in ipairs { "ok", "planned", "migrated", "failed" } do
+      if n[st] then ctx:summary("users " .. st, n[st]) end
+    end
+    if not source and not p.from then ctx:summary("scope group", "not changed (no source profile)") end
+    if p.from and not source then
+      ctx:say("\nThe source admin adds these mailboxes to the scope group %s (or runs prepare-users with the source " ..
+              "profile). Next: validate-users.", tostring(info.scope_group or "(the organization relationship's)"))
+    else
+      ctx:say("\nNext: validate-users (every CSS-val rule, and Test-MigrationServerAvailability with --test-move).")
+    end
+    return { users = #rows, statuses = n }
+  end,
+}
