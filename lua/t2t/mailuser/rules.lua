@@ -198,9 +198,10 @@ function M.check(u, target, env)
       target.other and target.other.RecipientTypeDetails == "UserMailbox" and
       "a mailbox cannot receive the move; see prepare-users' advice for a target that is a mailbox" or
       "run prepare-users first", target.other and EX.mailbox or EX.target)
+    return out                           -- CSS-val stops there too
   end
   source_checks(u, cur, env, out)
-  if cur then target_checks(u, cur, target.user, env, out) end
+  target_checks(u, cur, target.user, env, out)
   table.sort(out, function(a, b) return a.rule < b.rule end)
   return out
 end
