@@ -28,8 +28,8 @@ return runbook {
     { name = "all", type = "boolean", default = false, help = "users: every user, shared, room and equipment mailbox" },
     { name = "domain-map", type = "list", help = "SOURCE=TARGET domains, e.g. contoso.com=fabrikam.com (several; * for any)" },
     { name = "target-delivery-domain", type = "string", help = "domain each target needs a proxy in (default: the target's initial domain)" },
-    { name = "license", type = "string", help = "licence to assign after the GUID: ctudm, a skuPartNumber or a skuId" },
-    { name = "disable-plans", type = "list", help = "service plans of --license to leave off (e.g. EXCHANGE_S_ENTERPRISE)" },
+    { name = "license", type = "list", help = "licences to assign once the GUID is stamped: ctudm, skuPartNumbers or skuIds" },
+    { name = "disable-plans", type = "list", help = "service plans of the --license SKUs to leave off (e.g. EXCHANGE_S_ENTERPRISE)" },
     { name = "usage-location", type = "string", help = "country code for users without one (a licence needs it)" },
     { name = "scope-group", type = "string", help = "source scope group (default: the organization relationship's)" },
     { name = "scope", type = "boolean", default = true, help = "add the source mailboxes to the scope group" },
@@ -55,16 +55,19 @@ return runbook {
     if source and not scope and p.scope and p.from then scope = mailuser.scope(source, p.scope_group) end
     local rules, rerr = mailuser.rules(target, { domains = p.domain_map, tdd = p.target_delivery_domain }, info.source)
     if not rules then ctx:fail("%s", tostring(rerr)) end
-    local sku
+    local skus, names = {}, {}
     if p.license then
       local err
-      sku, err = mailuser.resolve_license(target, p.license, p.disable_plans)
-      if not sku then ctx:fail("--license: %s", tostring(err)) end
+      skus, err = mailuser.resolve_licenses(target, p.license, p.disable_plans)
+      if not skus then ctx:fail("--license: %s", tostring(err)) end
+      for i, s in ipairs(skus) do names[i] = s.part end
+    elseif p.disable_plans then
+      ctx:fail("--disable-plans goes with --license")
     end
     ctx:say("Preparing %d users: %s -> %s%s%s", #users, tostring(info.source.name), target.name,
-            sku and (", licence " .. sku.part) or "", ctx.opts.plan and "   [plan: no changes]" or "")
+            #names > 0 and (", licences " .. table.concat(names, ", ")) or "", ctx.opts.plan and "   [plan: no changes]" or "")
     local bar = S.progress(ctx, "Preparing users", #users)
-    local rows = mailuser.prepare { target = target, source = source, users = users, rules = rules, sku = sku,
+    local rows = mailuser.prepare { target = target, source = source, users = users, rules = rules, skus = skus,
       scope = p.scope and scope or nil, replace_contacts = p.replace_contacts,
       clear_previous = p.clear_previous_mailbox, usage_location = p.usage_location, concurrency = p.concurrency,
       progress = bar, plan_mode = ctx.opts.plan }

@@ -70,7 +70,7 @@ function M.license(target, m, sku, o)
   end
   return lic.assign(target, m, sku, o)
 end
-M.resolve_license = lic.resolve
+M.resolve_license, M.resolve_licenses = lic.resolve, lic.resolve_all
 
 -- add_to_scope(source, u, scope) -> "added" | "member" | "planned" | nil, err: the source mailbox
 -- into the scope group (SourceObject.ps1 does it; §4.5).
@@ -128,11 +128,11 @@ local function prepare_one(o, m)
   for _, w in ipairs(res.warnings) do r.warnings[#r.warnings + 1] = w end
   if res.status == "migrated" then r.status = "migrated" return r end
   local planned = res.status == "planned"
-  if o.sku then
-    local st, lerr = lic.assign(o.target, m, o.sku, { usage_location = o.usage_location, planned = planned,
-                                                     settle = o.settle })
+  for _, sku in ipairs(o.skus or {}) do
+    local st, lerr = lic.assign(o.target, m, sku, { usage_location = o.usage_location, planned = planned,
+                                                   settle = o.settle })
     if not st then return fail(r, lerr) end
-    if st == "licensed" then r.changes[#r.changes + 1] = "licensed " .. o.sku.part end
+    if st == "licensed" then r.changes[#r.changes + 1] = "licensed " .. sku.part end
   end
   if o.source and o.scope then
     local st, serr = M.add_to_scope(o.source, m.user, o.scope)
@@ -144,7 +144,7 @@ local function prepare_one(o, m)
   return r
 end
 
--- prepare{target, source?, users, rules, sku?, scope?, replace_contacts, clear_previous,
+-- prepare{target, source?, users, rules, skus?, scope?, replace_contacts, clear_previous,
 -- usage_location, concurrency, progress, plan_mode, settle} -> rows (users' order).
 function M.prepare(o)
   local mapped = map.map_all(o.users, o.rules)

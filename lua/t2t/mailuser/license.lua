@@ -27,9 +27,29 @@ local function skus(t)
   return t._skus
 end
 
--- resolve(t, key, disable) -> {skuId, part, disabled = {plan ids}, disabled_names, provisions,
--- ctudm} | nil, err.  key: skuId, skuPartNumber or "ctudm"; disable: plan names or ids.
-function M.resolve(t, key, disable)
+-- resolve_all(t, keys, disable) -> list of SKUs | nil, err: each --disable-plans name must be a
+-- plan of one of them.
+function M.resolve_all(t, keys, disable)
+  local out, used = {}, {}
+  for i, k in ipairs(keys) do
+    local sku, err = M.resolve(t, k, disable, #keys > 1)
+    if not sku then return nil, err end
+    for _, n in ipairs(sku.disabled_names) do used[lower(n)] = true end
+    for _, id in ipairs(sku.disabled) do used[lower(id)] = true end
+    out[i] = sku
+  end
+  for _, d in ipairs(disable or {}) do
+    if not used[lower(d)] then
+      return nil, C.failure("NoPlan", "no licence of --license has a service plan '%s'", d)
+    end
+  end
+  return out
+end
+
+-- resolve(t, key, disable, lenient) -> {skuId, part, disabled = {plan ids}, disabled_names,
+-- provisions, ctudm} | nil, err.  key: skuId, skuPartNumber or "ctudm"; disable: plan names or
+-- ids (lenient: those the SKU lacks are skipped, for a list meant for several SKUs).
+function M.resolve(t, key, disable, lenient)
   local list, err = skus(t)
   if not list then return nil, err end
   local want = lower(M.ALIASES[lower(key)] or key)
@@ -51,6 +71,7 @@ function M.resolve(t, key, disable)
     for _, p in ipairs(sku.servicePlans or {}) do
       if lower(p.servicePlanName or "") == lower(d) or lower(p.servicePlanId or "") == lower(d) then found = p end
     end
+    if not found and lenient then goto next_plan end
     if not found then
       return nil, C.failure("NoPlan", "licence %s has no service plan '%s' (it has: %s)", sku.skuPartNumber, d,
                             plan_names(sku))
@@ -58,6 +79,7 @@ function M.resolve(t, key, disable)
     off[found.servicePlanId] = true
     r.disabled[#r.disabled + 1] = found.servicePlanId
     r.disabled_names[#r.disabled_names + 1] = found.servicePlanName
+    ::next_plan::
   end
   table.sort(r.disabled)
   r.provisions = false

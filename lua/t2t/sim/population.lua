@@ -193,6 +193,17 @@ HELPERS.remove_addresses = function(c, v)
   c.ch.EmailAddresses = out
 end
 
+-- The ExchangeGuid (and ArchiveGuid) of another recipient, "TENANT/IDENTITY": a target that
+-- already carries a source mailbox's GUIDs (prepared before, or by another tool).
+HELPERS.copy_guids_from = function(c, v)
+  local tkey, ident = tostring(v):match("^([^/]+)/(.+)$")
+  local t = tkey and model.tenant(c.sim.state, tkey)
+  local from = t and model.find_recipient(t, ident)
+  if not from then bad("copy_guids_from: no recipient '%s' (TENANT/IDENTITY)", tostring(v)) end
+  c.ch.ExchangeGuid = from.ExchangeGuid
+  if from.ArchiveGuid and from.ArchiveGuid ~= ZERO then c.ch.ArchiveGuid, c.ch.ArchiveStatus = from.ArchiveGuid, "Active" end
+end
+
 local SIZES = { TotalItemSize = true, TotalDeletedItemSize = true, RecoverableItemsQuota = true,
                 ProhibitSendReceiveQuota = true, ArchiveQuota = true }
 -- Keys a spec may carry that are not properties (create only).
@@ -215,14 +226,15 @@ local function changes(sim, t, r, props)
         bad("unknown key '%s' (EXO property names start upper-case; helpers: %s)", tostring(k),
             "archive, aux_archives, licenses, full_access, send_as, send_on_behalf, org_hold, " ..
             "substrate_hold_items, previous_mailbox, demoted_archive, dirsynced, add_addresses, " ..
-            "remove_addresses")
+            "remove_addresses, copy_guids_from")
       end
       ch[k] = SIZES[k] and M.bytes(v, k) or v
     end
   end
   for _, k in ipairs { "archive", "aux_archives", "licenses", "full_access", "send_as",
                        "send_on_behalf", "org_hold", "substrate_hold_items", "previous_mailbox",
-                       "demoted_archive", "dirsynced", "add_addresses", "remove_addresses" } do
+                       "demoted_archive", "dirsynced", "add_addresses", "remove_addresses",
+                       "copy_guids_from" } do
     if props[k] ~= nil then HELPERS[k](c, props[k]) end
   end
   return ch
