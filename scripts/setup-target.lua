@@ -99,6 +99,9 @@ return runbook {
     local src
     if p.source or session.sim(ctx) then src = must(ctx, session.open(ctx, "source", p.source)) end
     local prior = session.read_handoff(p.handoff)
+    -- checked before the first change: a run never changes the tenant and then cannot record it
+    if not ctx.opts.plan then ctx:output(p.handoff, "the hand-off file (--handoff)") end
+    if p.secret_file then ctx:output(p.secret_file, "the secret file (--secret-file)") end
     local sid, sdom = source_of(ctx, p, src, prior)
     if src and src.cloud ~= t.cloud then
       ctx:fail("the source is in the %s cloud and the target in %s: cross-cloud moves are not supported", src.cloud, t.cloud)

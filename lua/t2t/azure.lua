@@ -111,6 +111,13 @@ function A:_send(service, tokfn, method, url, body, opts)
     return nil, setmetatable({ service = service, code = "NoToken", method = method, path = url,
       message = "no token function for " .. service }, Err)
   end
+  local safe, why = require("t2t.http").token_target(url,
+    service == "keyvault" and { suffix = self.vault_suffix } or self.arm_root)
+  if not safe then
+    return nil, setmetatable({ service = service, code = "UnsafeUrl", method = method,
+      path = require("t2t.http").redact_url(url), message = string.format("refused to send the %s token to %s (%s)",
+      service == "keyvault" and "Key Vault" or "Azure Resource Manager", require("t2t.http").redact_url(url), why) }, Err)
+  end
   local headers = { Accept = "application/json" }
   local payload
   if body ~= nil then payload = graph.encode(body); headers["Content-Type"] = "application/json" end

@@ -233,8 +233,8 @@ function M.main(argv)
   local _ <close> = guard
   if #code > 0 then
     for k, c in ipairs(code) do
-      local rc = run_code(c, "=(command line)" .. (k > 1 and k or ""))
-      if rc ~= 0 then return rc end
+      local crc = run_code(c, "=(command line)" .. (k > 1 and k or ""))
+      if crc ~= 0 then return crc end
     end
     return 0
   end

@@ -23,13 +23,44 @@ function M.new(opts, decl)
     summary_rows = {},
     items = { ok = 0, failed = 0, list = {} },
     json = opts.output == "json",
+    outputs = {},
   }, M)
   -- every mutation a runbook makes goes through ctx.plan (--plan: shown, not applied)
   self.plan = require("t2t.plan").new {
     dry_run = opts.plan, audit = opts.audit,
     out = function(line) self:say("%s", line) end,
+    preflight = function() return self:check_outputs() end,
   }
+  if opts.audit then self:output(opts.audit, "the audit file (--audit)") end
+  local state = M.sim_state(opts)
+  if state then self:output(state, "the simulator's state file (--sim)") end
   return self
+end
+
+-- The --sim=STATE file of this run, when there is one.
+function M.sim_state(opts)
+  local s = opts.sim_instance
+  if s and s.state_file then return s.state_file end
+  if type(opts.sim) == "string" and opts.sim ~= "" then return opts.sim end
+end
+
+-- ctx:output(path, what): a file this run must write (hand-off, report, secret file).  Every
+-- one is checked before the first change is made (plan preflight), so a run never changes a
+-- tenant and then fails to record it.
+function M:output(path, what)
+  if path then self.outputs[#self.outputs + 1] = { path = path, what = what or "an output file" } end
+end
+
+-- check_outputs() -> true | nil, err: every registered output can be written.
+function M:check_outputs()
+  local fs = require "t2t.core.fs"
+  for _, o in ipairs(self.outputs) do
+    local ok, err = fs.check_write(o.path)
+    if not ok then
+      return nil, string.format("%s cannot be written: %s; give a path you can write", o.what, tostring(err))
+    end
+  end
+  return true
 end
 
 -- Print a line of the runbook's output (text mode only; redacted).
@@ -40,7 +71,7 @@ function M:say(fmt, ...)
 end
 
 -- Stop the runbook with a message a person can act on.
-function M:fail(fmt, ...)
+function M.fail(_, fmt, ...)
   local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
   error(setmetatable({ message = s }, Failure), 0)
 end
@@ -106,9 +137,28 @@ local function json_result(self, status, value, err)
 end
 
 -- Run the declaration's `run` and turn its outcome into output and an exit code.
+-- The simulator's state, saved now under --sim=STATE when changes were made: a state that
+-- cannot be saved is a lost record, so the run fails (exit 1).  true | nil, err
+local function save_sim(self)
+  local s = self.opts.sim_instance
+  if self.plan.dry_run or not (s and s.state_file and s.save) or self.plan.applied + self.plan.failed == 0 then
+    return true
+  end
+  local ok, err = s:save()
+  if not ok then
+    return nil, string.format("the simulator's state could not be saved to %s: %s", s.state_file, tostring(err))
+  end
+  return true
+end
+
 function M:execute(decl, params)
   local host = require "t2t.core.host"
   local ok, value = host.pcall(decl.run, self, params)
+  self.plan:close()
+  if ok then
+    local sok, serr = save_sim(self)
+    if not sok then ok, value = false, setmetatable({ message = serr }, Failure) end
+  end
   local status, code, err
   if ok then
     if self.items.failed > 0 then
@@ -118,7 +168,7 @@ function M:execute(decl, params)
     end
   else
     status, code = "failed", EXIT.failure
-    if getmetatable(value) == Failure then
+    if getmetatable(value) == Failure or (type(value) == "table" and value.write_failure) then
       err = value.message
     else
       err = tostring(value)

@@ -497,7 +497,11 @@ function Client:post(url, body, page_size, cmdlet, crid)
     if err.status == 429 and err.retry_after then
       delay = math.min(err.retry_after, self.max_retry_after)
     end
-    if err.status ~= 401 then self.sleep(delay) end
+    if err.status ~= 401 then
+      require("t2t.http").waiting(delay, "retrying " .. cmdlet .. " (Exchange Online)",
+                                  tostring(err.code or err.status))
+      self.sleep(delay)
+    end
     attempt = attempt + 1
   end
 end
@@ -529,6 +533,13 @@ function Client:run(b, body, opts)
       end
     end
     url = doc["@odata.nextLink"]
+    local safe, why = true, nil
+    if url ~= nil then safe, why = require("t2t.http").token_target(url, self.base) end
+    if not safe then
+      return nil, new_err { code = "UnsafeUrl", cmdlet = b.cmdlet, retryable = false,
+        message = string.format("%s: refused to follow @odata.nextLink to %s (%s): the token goes only " ..
+          "over HTTPS to %s", b.cmdlet, require("t2t.http").redact_url(url), why, self.base) }
+    end
   end
   return list, warnings
 end

@@ -10,7 +10,8 @@
 --
 -- opts: query = {...} (as graph.query), headers = {...}, eventual = true (ConsistencyLevel),
 -- wait_visible = seconds (retry 404 while a new object replicates; default: only for ids this
--- client created in the last minute), retry = (passed to the http client).
+-- client created in the last minute), retry = (passed to the http client), idempotent = true
+-- (a PATCH upsert that may be repeated safely: see t2t.http).
 -- Errors: {code, message, status, service = "graph", request_id, client_request_id, retryable,
 -- retry_after, method, path} with __tostring; never contain tokens or request bodies.
 local cjson = require "cjson"
@@ -206,6 +207,12 @@ function G:request(method, path, body, opts)
     payload = type(body) == "string" and body or M.encode(body)
     headers["Content-Type"] = "application/json"
   end
+  local safe, why = require("t2t.http").token_target(url, self.root)
+  if not safe then
+    return nil, M.parse_error(nil, { code = "UnsafeUrl", message = string.format("refused to send the Graph " ..
+      "token to %s (%s): a token goes only over HTTPS to %s", require("t2t.http").redact_url(url), why, self.root) },
+      method, path)
+  end
   local wait = opts.wait_visible
   if wait == nil and self:_recent(url) then wait = self.wait_visible end
   local deadline = wait and (self.now() + wait) or nil
@@ -218,7 +225,8 @@ function G:request(method, path, body, opts)
     end
     headers.Authorization = "Bearer " .. tok
     local res, err = self.http:request { method = method, url = url, headers = headers, body = payload,
-                                         retry = opts.retry, timeout = opts.timeout }
+                                         retry = opts.retry, timeout = opts.timeout,
+                                         idempotent = opts.idempotent }
     if not res then return nil, M.parse_error(nil, err, method, path) end
     if res.status == 401 and not refreshed then
       refreshed = true

@@ -74,19 +74,16 @@ function M.strict_env(extra)
   })
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
+-- Regular files of bounded size only: a FIFO or device must not hang or exhaust memory.
+local function read_file(path, kind)
+  return require("t2t.files").read(path, kind or "runbook")
 end
 
 -- Find a runbook's source: a path to a .lua file, the development tree, or the embedded copy.
 local function find_source(name)
   if name:match("%.lua$") or name:find("/", 1, true) then
     local src, err = read_file(name)
-    if not src then return nil, "cannot read runbook file: " .. err end
+    if not src then return nil, err end
     return src, "@" .. name
   end
   if host.lua_dir then
@@ -142,7 +139,7 @@ local function read_secret(flag, ref)
   end
   local path = ref:match("^file:(.+)$")
   if path then
-    local s, err = read_file(path)
+    local s, err = read_file(path, "secret")
     if not s then return nil, string.format("--%s: %s", flag, err) end
     return (s:gsub("[\r\n]+$", ""))
   end

@@ -147,6 +147,14 @@ function M:glist(path)
 end
 
 function M:gpost(path, body) return need(self, "graph"):post(path, body) end
+-- Graph's upsert by alternate key: PATCH key with "Prefer: create-if-missing" -> the new object
+-- (201) or true (204: it existed and was updated).  Idempotent, so the transport may repeat it.
+function M:gupsert(key, body)
+  local r, err = need(self, "graph"):patch(key, body, { headers = { Prefer = "create-if-missing" },
+                                                        idempotent = true })
+  if r == nil and err == nil then return true end
+  return r, err
+end
 function M:gpatch(path, body)
   local r, err = need(self, "graph"):patch(path, body)
   if r == nil and err == nil then return true end
@@ -202,6 +210,7 @@ local REFUSED_CODES = {
   VaultAlreadyExists = true,   -- a name taken elsewhere: PUT on our own vault updates it instead
 }
 local function refusal(err)
+  if type(err) == "table" and err.refused then return "refused" end
   local s = type(err) == "table" and tonumber(err.status)
   if not s or s < 400 or s >= 500 or s == 408 or s == 429 then return nil end
   if s == 401 or s == 403 or s == 404 or REFUSED_CODES[err.code] then return "refused" end
@@ -231,9 +240,15 @@ function M:create(c, find, attempts)
     last = err
     local why = refusal(err)
     if why == "refused" then return nil, err end
+    if self.settle > 2 then
+      require("t2t.http").waiting(self.settle, "giving up looking for " .. c.target ..
+        " (it is created again only if not found)", "the create's outcome is unknown (" ..
+        tostring(type(err) == "table" and (err.code or err.status) or err) .. ")")
+    end
     local found = self:eventually(find)
     if found then
       self:note("  (the create's response was lost; found %s by re-reading it)", c.target)
+      self.plan:resolved(change, "found by re-reading after the response was lost")
       return found
     end
     if why == "answered" then return nil, err end
@@ -322,30 +337,54 @@ function M:find_apps(name)
   return out
 end
 
+-- The app's uniqueName: Graph's client-chosen alternate key, which makes its create an
+-- idempotent upsert (PATCH /applications(uniqueName='...') + Prefer: create-if-missing).
+function M.app_unique_name(name)
+  return "t2t-" .. (tostring(name):lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", ""))
+end
+
+-- The existing app to use: by --app-id, else t2t's own (its uniqueName), else one named `name`
+-- (made before t2t keyed its apps, or by hand: the oldest).  -> app | nil (none) | nil, err
+function M:find_app(name, app_id)
+  if app_id then
+    local app, err = self:gget("/applications(appId='" .. app_id .. "')")
+    if not app then
+      return nil, err or failure("AppNotFound", "no application with appId %s in tenant %s " ..
+        "(--app-id must name an app registered in the target tenant)", app_id, self.name)
+    end
+    return app
+  end
+  local unique = M.app_unique_name(name)
+  local own, err = self:gget("/applications(uniqueName='" .. odata_quote(unique) .. "')")
+  if err then return nil, err end
+  local apps
+  apps, err = self:find_apps(name)
+  if not apps then return nil, err end
+  local others = {}
+  for _, a in ipairs(apps) do
+    if not (own and a.id == own.id) then others[#others + 1] = a.appId end
+  end
+  local app = own or apps[1]
+  if #others > (own and 0 or 1) then
+    self:warn("%d other application(s) are named '%s' (%s): t2t did not make them -- it keys its own " ..
+              "by uniqueName '%s' and never creates a second -- so they come from another tool or a " ..
+              "person; t2t uses appId %s; remove the others in Entra ID > App registrations if unused",
+              own and #others or #others - 1, name, table.concat(others, ", "), unique, app.appId)
+  end
+  return app
+end
+
 -- ensure_app{name, invite = bool, app_id = existing appId}: the multi-tenant migration app
 -- with the https://office.com redirect and Mailbox.Migration (+ User.Invite.All when invite).
 function M:ensure_app(o)
   local name = assert(o.name or o.app_id, "ensure_app: name or app_id")
   local wanted = { { M.EXO_APP_ID, M.ROLE["Mailbox.Migration"] } }
   if o.invite then wanted[2] = { M.GRAPH_APP_ID, M.ROLE["User.Invite.All"] } end
-  local app, err
-  if o.app_id then
-    app, err = self:gget("/applications(appId='" .. o.app_id .. "')")
-    if not app then
-      return nil, err or failure("AppNotFound", "no application with appId %s in tenant %s " ..
-        "(--app-id must name an app registered in the target tenant)", o.app_id, self.name)
-    end
-  else
-    local apps
-    apps, err = self:find_apps(name)
-    if not apps then return nil, err end
-    if #apps > 1 then
-      self:warn("%d applications are named '%s' (an earlier tool made duplicates); using the oldest, " ..
-                "appId %s -- remove the others in Entra ID > App registrations", #apps, name, apps[1].appId)
-    end
-    app = apps[1]
-  end
+  local app, err = self:find_app(name, o.app_id)
+  if err then return nil, err end
   if not app then
+    local unique = M.app_unique_name(name)
+    local key = "/applications(uniqueName='" .. odata_quote(unique) .. "')"
     local body = {
       displayName = name, signInAudience = "AzureADMultipleOrgs",
       web = { redirectUris = { M.REDIRECT }, homePageUrl = M.REDIRECT },
@@ -354,11 +393,10 @@ function M:ensure_app(o)
     local created
     created, err = self:create({
       target = "application '" .. name .. "'", tenant = self.name, operation = "ensure_app",
-      after = body, apply = function() return self:gpost("/applications", body) end,
-    }, function()
-      local l = self:find_apps(name)
-      return l and l[1]
-    end)
+      after = body, note = "uniqueName " .. unique .. ": created at most once, whatever is retried",
+      -- an upsert: repeating it (a lost response, a retry) updates the same app, never a second
+      apply = function() return self:gupsert(key, body) end,
+    }, function() return (self:gget(key)) end)
     if err == "planned" then
       return { planned = true, displayName = name, appId = "(new app id)", id = "(new)" }
     end

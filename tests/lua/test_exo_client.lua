@@ -171,8 +171,8 @@ end
 
 function TestExoInvoke.test_result_size_caps_pages()
   local ex, http = client({
-    json(200, { value = { { Name = "a" }, { Name = "b" } }, ["@odata.nextLink"] = "https://x/n" }),
-    json(200, { value = { { Name = "c" }, { Name = "d" } }, ["@odata.nextLink"] = "https://x/n2" }),
+    json(200, { value = { { Name = "a" }, { Name = "b" } }, ["@odata.nextLink"] = "https://outlook.office365.com/n" }),
+    json(200, { value = { { Name = "c" }, { Name = "d" } }, ["@odata.nextLink"] = "https://outlook.office365.com/n2" }),
   }, { page_size = 2 })
   local list = assert(ex.cmd["Get-Mailbox"] { ResultSize = 3 })
   lu.assertEquals(#list, 3)

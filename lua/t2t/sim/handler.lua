@@ -85,10 +85,9 @@ end
 
 local sim
 
+-- Whether p names something (never opened here: opening a FIFO to look would block).
 local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+  return require("t2t.core.fs").mode(p) ~= nil
 end
 
 -- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users,
@@ -99,7 +98,10 @@ function M.init(arg)
   arg = arg or {}
   local state, loaded
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state, loaded = assert(model.load(arg.state)), true
+    local err
+    state, err = model.load(arg.state)
+    if not state then error(err, 0) end
+    loaded = true
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }
@@ -258,7 +260,22 @@ function M.handle(req)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
   sim:log(e)
+  M.persist(service, req, e)
   return resp
+end
+
+-- With a state file, a change is durable before it is answered, as in the real cloud: the state
+-- is saved (atomically) after every request that may have changed it -- a write that a service
+-- accepted, its response lost or not -- so a client killed after an answer never holds
+-- something (a secret, an id) that a later simulator does not know.
+function M.persist(service, req, e)
+  local path = sim.options and sim.options.state
+  if not path or path == "" or not MUTATING[req.method] or service == "control" or service == "login"
+     or e.status >= 400 then return end
+  local cmdlet = e.cmdlet
+  if type(cmdlet) == "string" and (cmdlet:match("^Get%-") or cmdlet:match("^Test%-")) then return end
+  local ok, err = model.save(sim.state, path)
+  if not ok then io.stderr:write("t2t sim: cannot save the state: ", tostring(err), "\n") end
 end
 
 return M

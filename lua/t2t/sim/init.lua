@@ -2,7 +2,7 @@
 --   local sim = require "t2t.sim"
 --   local s = assert(sim.start { users = 50, seed = 1, state = "st.json", faults = "429=0.05" })
 --   s.port, s.ca_file, s.connect_to, s.profile        -- what clients need
---   s:control("GET", "/_sim/log")                     -- the control API
+--   s:control("GET", "/_sim/log")                     -- the control API (with the key)
 --   s:stop()                                          -- saves the state file, if one was given
 -- The server runs t2t.sim.handler in its own thread and lua_State; this side talks to it over
 -- HTTPS only (the control API), exactly as any other client would.
@@ -12,6 +12,7 @@ local Instance = {}
 Instance.__index = Instance
 
 local running = {}                           -- started, not yet stopped (newest last)
+local KEYS = setmetatable({}, { __mode = "k" })  -- instance -> control key (never printed)
 
 
 -- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
@@ -74,21 +75,24 @@ function M.start(o)
   if not certs then return nil, cerr end
   local ca_file = os.tmpname()
   assert(require("t2t.core.fs").write_private(ca_file, certs.ca_pem))
+  -- the control API's key: only this process (and whom it hands the key file to) has it
+  local control_key = crypto.hex_encode(crypto.random_bytes(32))
   local srv, err = server.start {
     port = o.port or 0, cert_pem = certs.cert_pem, key_pem = certs.key_pem,
     handler_module = "t2t.sim.handler", log_errors = o.log_errors,
     handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
                     latency = o.latency, log = o.log, target_users = o.target_users,
-                    log_errors = o.log_errors, scenario = o.scenario },
+                    log_errors = o.log_errors, control_key = control_key, scenario = o.scenario },
   }
   if not srv then
     os.remove(ca_file)
-    return nil, err
+    return nil, (tostring(err):gsub("\nstack traceback:.*$", ""))   -- the reason, not the server's stack
   end
   local port = srv:port()
   local self = setmetatable({ server = srv, port = port, ca_file = ca_file, ca_pem = certs.ca_pem,
                               state_file = o.state, base_url = "https://127.0.0.1:" .. port,
                               connect_to = M.connect_to(port) }, Instance)
+  KEYS[self] = control_key
   local prof, perr = self:control("GET", "/_sim/profile")
   if type(prof) ~= "table" then
     self:stop { save = false }
@@ -109,7 +113,7 @@ function Instance:control(method, path, body)
   if not self.server then return nil, "the simulator is stopped" end
   local http = require "t2t.http"
   local cjson = require "cjson"
-  local headers = { accept = "application/json" }
+  local headers = { accept = "application/json", ["x-t2t-sim-control"] = KEYS[self] }
   if type(body) == "table" then
     body = cjson.encode(body)
     headers["content-type"] = "application/json"
@@ -126,6 +130,12 @@ function Instance:control(method, path, body)
   end
   if ok then return v, r.status end
   return r.body, r.status
+end
+
+-- control_header() -> the header line that authorizes a control API call ("X-T2T-Sim-Control:
+-- KEY"), for handing to another process through a private file (t2t sim does).
+function Instance:control_header()
+  return "X-T2T-Sim-Control: " .. tostring(KEYS[self])
 end
 
 -- securestring_public_pem() -> the simulated Exchange Online module's SecureString public key

@@ -6,6 +6,9 @@ local failure, copy, contains_ci, exo_code = H.failure, H.copy, H.contains_ci, H
 local not_found, already_exists, lower = H.not_found, H.already_exists, H.lower
 local odata_quote = H.odata_quote
 
+-- A definite answer: nothing was made and retrying the same call cannot succeed.
+local function refused(err) err.refused = true return err end
+
 -- ensure_org_customization(): Enable-OrganizationCustomization when the tenant is dehydrated.
 function M:ensure_org_customization()
   local cfg, err = self:xo("Get-OrganizationConfig", {})
@@ -347,26 +350,47 @@ function M:ensure_endpoint(o)
   return r, err
 end
 
--- A message for a failed New-MigrationEndpoint: almost always the source side is not ready.
+-- A message for a failed New-MigrationEndpoint.  Exchange signs in to the source tenant as the
+-- app, so the token endpoint's answer (AADSTS code) in its message says what is wrong: the
+-- secret (retrying does not help), no consent or no app there (the source is not ready), the
+-- tenant; only a throttled or failing service is worth another try (err.refused = false).
 function M.explain_endpoint_error(self, e, o)
   local code = exo_code(e) or ""
-  local msg = tostring(e)
+  local msg = tostring(type(e) == "table" and e.message or e)
   if code:find("MaximumConcurrentMigrationLimitExceeded") then
-    return failure("EndpointLimit", "%s: lower MaxConcurrentMigrations on the existing endpoints, then re-run " ..
-      "with --max-concurrent-migrations N", msg)
+    return refused(failure("EndpointLimit", "%s: lower MaxConcurrentMigrations on the existing endpoints, " ..
+      "then re-run with --max-concurrent-migrations N", msg))
   end
   if type(e) == "table" and (e.status == 403 or e.status == 401) then
-    return failure("NoExchangeRole", "Exchange refused New-MigrationEndpoint in %s (%s): the app needs " ..
-      "Exchange.ManageAsApp and the Exchange Administrator role", self.name, msg)
+    return refused(failure("NoExchangeRole", "Exchange refused New-MigrationEndpoint in %s (%s): the app needs " ..
+      "Exchange.ManageAsApp and the Exchange Administrator role", self.name, msg))
   end
-  if type(e) == "table" and e.status and e.status >= 500 then return e end
-  return failure("EndpointVerification", "creating migration endpoint '%s' failed: %s\n" ..
+  local st = type(e) == "table" and tonumber(e.status) or 0
+  if st == 0 or st >= 500 or st == 429 or (type(e) == "table" and e.retryable) then
+    return e                                    -- no answer, or a failing service: outcome unknown
+  end
+  local num = tonumber(msg:match("AADSTS(%d+)"))
+  local kind, retry = require("t2t.auth").classify(num, num and 400 or nil)
+  if num and retry then return e end
+  if kind == "credentials" then
+    return refused(failure("EndpointCredentials", "creating migration endpoint '%s' failed: Exchange could not " ..
+      "sign in to the source tenant %s as app %s with the client secret it was given (%s). The secret is " ..
+      "wrong or expired -- waiting will not help: pass the app's current secret with --client-secret " ..
+      "(env:NAME, file:PATH or -), fix --secret-file, or make a new one with --new-secret",
+      o.name, tostring(o.remote_tenant), tostring(o.app_id), msg))
+  end
+  if kind == "tenant" then
+    return refused(failure("EndpointTenant", "creating migration endpoint '%s' failed: %s -- check " ..
+      "--source-domain (%s): it must be the source tenant's initial domain, NAME.onmicrosoft.com, in the " ..
+      "same cloud", o.name, msg, tostring(o.remote_tenant)))
+  end
+  return refused(failure("EndpointVerification", "creating migration endpoint '%s' failed: %s\n" ..
     "  Exchange checks the endpoint end to end, so this usually means the SOURCE tenant (%s) is not " ..
     "ready yet. The source admin must (1) open the consent URL and accept (admin consent for app %s) and " ..
     "(2) run `t2t run setup-source --handoff <file>` so that its organization relationship names this app " ..
     "(OAuthApplicationId) and the scope group. Then run setup-target again. (--skip-verification creates " ..
     "the endpoint now; test it later with Test-MigrationServerAvailability.)", o.name, msg,
-    tostring(o.remote_tenant), tostring(o.app_id))
+    tostring(o.remote_tenant), tostring(o.app_id)))
 end
 
 end

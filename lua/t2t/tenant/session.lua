@@ -89,10 +89,9 @@ end
 -- Hand-off file: what the source admin needs from the target admin (no secrets in it).
 
 function M.read_handoff(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
+  if not require("t2t.core.fs").mode(path) then return nil end          -- none yet
+  local s, err = require("t2t.files").read(path, "handoff")
+  if not s then return nil, tenant.failure("BadHandoff", "%s", err) end
   local ok, doc = pcall(require("cjson").decode, s)
   if not ok or type(doc) ~= "table" or not doc.app_id then
     return nil, tenant.failure("BadHandoff", "%s is not a t2t hand-off file (expected JSON with app_id, " ..
@@ -126,10 +125,7 @@ end
 
 -- Read a secret kept in a file (first line), or nil.
 function M.read_secret_file(path)
-  local f = path and io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
+  local s = path and require("t2t.core.fs").mode(path) and require("t2t.files").first_line(path, "secret")
   if s and #s > 0 then return log.secret(s) end
 end
 
