@@ -36,7 +36,7 @@ return runbook {
   },
   run = function(ctx, p)
     if p.depth ~= "full" and p.depth ~= "identity" then ctx:fail("--depth is full or identity, not '%s'", p.depth) end
-    S.check_outputs(ctx, { p.out })
+    ctx:output(p.out, "the collection file (--out)")
     local source = S.open(ctx, "source", p.source, true)
     ctx:say("Exporting from %s (%s), %s attributes", source.name, source.id, p.depth)
     local users, failures, info = S.export(ctx, p, source, p.depth)

@@ -41,7 +41,7 @@ return runbook {
     { name = "concurrency", type = "integer", default = 16, help = "users worked on at once (each tenant's Exchange calls are limited apart)" },
   },
   run = function(ctx, p)
-    S.check_outputs(ctx, { p.report })
+    ctx:output(p.report, "the report (--report)")
     local redo, kept = S.only_failed(ctx, p)
     p.only_failed_set = redo
     local target = S.open(ctx, "target", p.target, true)

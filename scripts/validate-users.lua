@@ -49,7 +49,7 @@ return runbook {
     { name = "concurrency", type = "integer", default = 16, help = "users checked at once" },
   },
   run = function(ctx, p)
-    S.check_outputs(ctx, { p.report })
+    ctx:output(p.report, "the report (--report)")
     local redo, kept = S.only_failed(ctx, p)
     p.only_failed_set = redo
     local target = S.open(ctx, "target", p.target, true)
@@ -76,7 +76,7 @@ return runbook {
               scope_known = info.scope_known, scope_group = info.scope_group },
       fix = p.fix, endpoint = ep, concurrency = p.concurrency, progress = bar }
     if bar then bar:finish() end
-    for _, r in ipairs(S.missing_rows(failures)) do rows[#rows + 1] = r end
+    for _, r in ipairs(S.missing_rows(failures, true)) do rows[#rows + 1] = r end
     S.finish(ctx, p, rows, kept)
     local ready = 0
     for _, r in ipairs(rows) do if r.status == "ready" then ready = ready + 1 end end

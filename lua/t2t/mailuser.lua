@@ -32,6 +32,7 @@ M.read_list, M.describe_list = list.read, list.describe
 M.read_collection, M.write_collection = collection.read, collection.write
 M.report = report
 M.RULES = rules_mod.NAMES
+M.problem = C.problem
 
 -- export(source, selector, opts) -> users, failures | nil, err (t2t.mailuser.export.collect).
 function M.export(source, selector, opts) return export.collect(source, selector, opts) end

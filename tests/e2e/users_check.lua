@@ -21,8 +21,10 @@ local PREPARE = {   -- user -> expected status, and a phrase of its message
 local VALIDATE = {  -- user -> the rules (numbers) it must fail, none = ready
   ok1 = {}, ["d'arcy.nunez"] = {}, shared1 = {}, room1 = {}, ctudmsrc = {}, contact = {}, aux13 = { 2 },
   lit = { 4 }, delay = { 4 }, delayrel = { 4 }, tag = { 4 }, inplace = { 4 }, ediscovery = { 4 }, orghold = { 4 },
-  substrate = { 5 }, outscope = { 6 }, dumpster = { 7 }, demoted = { 16 }, synced = { 3, 8, 9, 10, 11, 12, 14 },
-  prev = { 3, 8, 10, 15 }, mbx = { 1 }, dupe = { 3, 10 }, coll1 = { 1 }, coll2 = { 1 }, nobody = { 1 },
+  substrate = { 5 }, outscope = { 6 }, dumpster = { 7 }, demoted = { 16 },
+  -- prepare-users stopped at these (planted) target problems: no licence, not in the scope group
+  synced = { 3, 6, 8, 9, 10, 11, 12, 14 }, prev = { 3, 6, 8, 10, 15 }, dupe = { 3, 6, 10 },
+  mbx = { 1 }, coll1 = { 1 }, coll2 = { 1 }, nobody = { 1 },
 }
 local function ok(cond, name, detail)
   io.write(cond and "ok" or "not ok", " - users: ", kind, ": ", name, "\n")
@@ -42,7 +44,10 @@ for _, u in ipairs(users) do
     if w[1] == "failed" then ok((r.Fix or "") ~= "", u .. " says how to fix it", cjson.encode(r)) end
   else
     local got = {}
-    for n in (r.Problems or ""):gmatch("%[(%d+) ") do got[#got + 1] = tonumber(n) end
+    for part in ((r.Problems or "") .. " | "):gmatch("(.-) | ") do
+      local n = not part:match("^warning:") and part:match("^%[(%d+) ")
+      if n then got[#got + 1] = tonumber(n) end
+    end
     table.sort(got)
     local expect = table.concat(w, ",")
     ok(table.concat(got, ",") == expect and r.Status == (#w == 0 and "ready" or "not ready"),

@@ -99,7 +99,7 @@ function M.diff(m, cur, rules)
   return params, before, after, problems
 end
 
--- The on-premises changes for a dir-synced target (AD attribute names, §5.5).
+-- The on-premises changes for a dir-synced target (AD attribute names, §5.5): message, fix.
 function M.onprem_text(m, params)
   local parts = {}
   if params.ExchangeGuid then parts[#parts + 1] = "msExchMailboxGuid = " .. params.ExchangeGuid end
@@ -112,9 +112,9 @@ function M.onprem_text(m, params)
   if params.MicrosoftOnlineServicesID then
     parts[#parts + 1] = "userPrincipalName = " .. params.MicrosoftOnlineServicesID
   end
-  return fmt("%s is synchronised from on-premises (IsDirSynced), so Exchange Online cannot change it: set " ..
-    "%s on the on-premises object, then run an Entra Connect delta sync (Start-ADSyncSyncCycle -PolicyType Delta)",
-    m.target.PrimarySmtpAddress, table.concat(parts, "; "))
+  return fmt("%s is synchronised from on-premises (IsDirSynced), so Exchange Online cannot change it; it needs: %s",
+             m.target.PrimarySmtpAddress, table.concat(parts, "; ")),
+         "set those on the on-premises object, then run an Entra Connect delta sync (Start-ADSyncSyncCycle -PolicyType Delta)"
 end
 
 ---------------------------------------------------------------------------------------------

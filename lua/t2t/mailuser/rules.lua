@@ -16,6 +16,7 @@ M.NAMES = {
   [12] = "proxies accepted", [13] = "source X500s", [14] = "ExternalEmailAddress",
   -- ms-setup-and-prep.md §5 and §8, beyond CSS-val's fourteen
   [15] = "no previous mailbox", [16] = "no demoted archive", [17] = "target delivery domain proxy",
+  [18] = "Test-MigrationServerAvailability",
 }
 
 local EX = {

@@ -20,18 +20,6 @@ function M.open(ctx, role, name, required)
   return t
 end
 
--- Every output file is checked before the first change (a run must not make changes it
--- cannot record).
-function M.check_outputs(ctx, paths)
-  local fs = require "t2t.core.fs"
-  for _, path in ipairs(paths) do
-    if path then
-      local ok, err = fs.check_write(path)
-      if not ok then ctx:fail("%s", tostring(err)) end
-    end
-  end
-end
-
 -- The list (--csv): bad rows are reported with their line, the others go on.
 function M.read_list(ctx, path)
   local entries, rep = mailuser.read_list(path)
@@ -116,12 +104,16 @@ function M.only_failed(ctx, p)
   return redo, keep
 end
 
--- Rows for users the source did not have.
-function M.missing_rows(failures)
+-- Rows for users the source did not have (validate-users: rule 1, "not ready").
+function M.missing_rows(failures, validating)
   local rows = {}
   for _, f in ipairs(failures or {}) do
-    rows[#rows + 1] = { source = f.entry.source, target = f.entry.target, line = f.entry.line, status = "failed",
-                        problems = { f.problem }, changes = {}, warnings = {} }
+    local p = f.problem
+    if validating and p.code == "SourceNotFound" then
+      p = mailuser.problem(p.code, "[1 " .. mailuser.RULES[1] .. "] " .. p.message, p.fix)
+    end
+    rows[#rows + 1] = { source = f.entry.source, target = f.entry.target, line = f.entry.line,
+                        status = validating and "not ready" or "failed", problems = { p }, changes = {}, warnings = {} }
   end
   return rows
 end
