@@ -173,12 +173,18 @@ local function create(t, m, rules, o, res)
   local tg = m.target
   local params = { Name = tg.Name, Alias = tg.Alias, DisplayName = tg.DisplayName,
                    ExternalEmailAddress = tg.ExternalEmailAddress, PrimarySmtpAddress = tg.PrimarySmtpAddress }
-  local function find() return C.get_one(t, "Get-MailUser", { Identity = tg.PrimarySmtpAddress }) end
+  -- New-MailUser answers the object it made: that answer is the read-back t:create wants (the
+  -- Set-MailUser after it waits out replication lag itself); only a lost answer is looked for.
+  local made
+  local function find()
+    if made then local o = made; made = nil; return o end
+    return C.get_one(t, "Get-MailUser", { Identity = tg.PrimarySmtpAddress })
+  end
   local obj, err = t:create({ target = fmt("mail user '%s' (%s)", tg.Name, tg.PrimarySmtpAddress), tenant = t.name,
     operation = "ensure_mailuser", after = params,
     apply = function()
       local l, e = t:xo("New-MailUser", params)
-      if l then return l[1] or params end
+      if l then made = l[1]; return l[1] or params end
       return nil, e
     end }, find)
   local planned = err == "planned"
