@@ -80,9 +80,11 @@ return runbook {
       if n[st] then ctx:summary("users " .. st, n[st]) end
     end
     if not source and not p.from then ctx:summary("scope group", "not changed (no source profile)") end
-    if p.from and not source then
-      ctx:say("\nThe source admin adds these mailboxes to the scope group %s (or runs prepare-users with the source " ..
-              "profile). Next: validate-users.", tostring(info.scope_group or "(the organization relationship's)"))
+    local outside = 0
+    for _, u in ipairs(users) do if u.InScope == false then outside = outside + 1 end end
+    if p.from and not source and outside > 0 then
+      ctx:say("\n%d of these mailboxes are not in the scope group %s: the source admin adds them (export-users " ..
+              "--add-to-scope). Next: validate-users.", outside, tostring(info.scope_group or "(the organization relationship's)"))
     else
       ctx:say("\nNext: validate-users (every CSS-val rule, and Test-MigrationServerAvailability with --test-move).")
     end

@@ -129,19 +129,22 @@ local function prepare_one(o, m)
   for _, w in ipairs(res.warnings) do r.warnings[#r.warnings + 1] = w end
   if res.status == "migrated" then r.status = "migrated" return r end
   local planned = res.status == "planned"
+  local any_planned = planned
   for _, sku in ipairs(o.skus or {}) do
     local st, lerr = lic.assign(o.target, m, sku, { usage_location = o.usage_location, planned = planned,
                                                    settle = o.settle })
     if not st then return fail(r, lerr) end
-    if st == "licensed" then r.changes[#r.changes + 1] = "licensed " .. sku.part end
+    if st == "licensed" or st == "planned" then r.changes[#r.changes + 1] = "licence " .. sku.part end
+    any_planned = any_planned or st == "planned"
   end
   if o.source and o.scope then
     local st, serr = M.add_to_scope(o.source, m.user, o.scope)
     if not st then return fail(r, serr) end
-    if st == "added" then r.changes[#r.changes + 1] = "added to scope group" end
+    if st == "added" or st == "planned" then r.changes[#r.changes + 1] = "added to the scope group" end
+    any_planned = any_planned or st == "planned"
   end
   if #r.changes == 0 then r.changes[1] = "unchanged" end
-  r.status = (planned or o.plan_mode) and "planned" or "ok"
+  r.status = any_planned and "planned" or "ok"
   return r
 end
 

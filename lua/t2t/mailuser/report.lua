@@ -34,8 +34,8 @@ function M.detail(r)
   for _, p in ipairs(r.problems or {}) do
     parts[#parts + 1] = (p.message or tostring(p)) .. (p.fix and (" -> fix: " .. p.fix) or "")
   end
+  if #parts == 0 and r.changes and #r.changes > 0 then parts[1] = table.concat(r.changes, "; ") end
   for _, w in ipairs(r.warnings or {}) do parts[#parts + 1] = "warning: " .. w end
-  if #parts == 0 then return table.concat(r.changes or {}, "; ") end
   return table.concat(parts, " | ")
 end
 
