@@ -177,7 +177,7 @@ local function create(t, m, rules, o, res)
   -- Set-MailUser after it waits out replication lag itself); only a lost answer is looked for.
   local made
   local function find()
-    if made then local o = made; made = nil; return o end
+    if made then local obj = made; made = nil; return obj end
     return C.get_one(t, "Get-MailUser", { Identity = tg.PrimarySmtpAddress })
   end
   local obj, err = t:create({ target = fmt("mail user '%s' (%s)", tg.Name, tg.PrimarySmtpAddress), tenant = t.name,
