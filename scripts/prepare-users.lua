@@ -19,42 +19,19 @@ return runbook {
     "(GAL sync) is removed only with --replace-contacts. Re-runs change nothing; --plan shows the changes;\n" ..
     "--report FILE (.csv or .json) keeps one row per user and --only-failed re-runs the ones not done.\n" ..
     "With --sim the source defaults to contoso and the target to fabrikam.",
-  params = {
-    { name = "target", type = "string", help = "profile of the target tenant (default with --sim: fabrikam)" },
-    { name = "source", type = "string", help = "profile of the source tenant (default with --sim and no --from: contoso)" },
-    { name = "from", type = "file", help = "collection file from export-users (no source access needed)" },
-    { name = "csv", type = "file", help = "users: SourceUser[,TargetUser][,Batch] (as CSS-val) or EmailAddress" },
-    { name = "group", type = "string", help = "users: the mailbox members of this source group" },
-    { name = "all", type = "boolean", default = false, help = "users: every user, shared, room and equipment mailbox" },
-    { name = "domain-map", type = "list", help = "SOURCE=TARGET domains, e.g. contoso.com=fabrikam.com (several; * for any)" },
-    { name = "target-delivery-domain", type = "string", help = "domain each target needs a proxy in (default: the target's initial domain)" },
+  params = S.params("re-run", {
     { name = "license", type = "list", help = "licences to assign once the GUID is stamped: ctudm, skuPartNumbers or skuIds" },
     { name = "disable-plans", type = "list", help = "service plans of the --license SKUs to leave off (e.g. EXCHANGE_S_ENTERPRISE)" },
     { name = "usage-location", type = "string", help = "country code for users without one (a licence needs it)" },
-    { name = "scope-group", type = "string", help = "source scope group (default: the organization relationship's)" },
     { name = "scope", type = "boolean", default = true, help = "add the source mailboxes to the scope group" },
     { name = "replace-contacts", type = "boolean", default = false, help = "remove a mail contact that stands for the user" },
     { name = "clear-previous-mailbox", type = "boolean", default = false,
       help = "Set-User -PermanentlyClearPreviousMailboxInfo where needed (IRREVERSIBLE)" },
-    { name = "report", type = "string", help = "write one row per user here (.csv or .json)" },
-    { name = "only-failed", type = "boolean", default = false, help = "re-run only the users --report lists as not done" },
-    { name = "concurrency", type = "integer", default = 16, help = "users worked on at once (each tenant's Exchange calls are limited apart)" },
-  },
+  }),
   run = function(ctx, p)
-    ctx:output(p.report, "the report (--report)")
-    local redo, kept = S.only_failed(ctx, p)
-    p.only_failed_set = redo
-    local target = S.open(ctx, "target", p.target, true)
-    local source = (p.source or not p.from) and S.open(ctx, "source", p.source, not p.from) or nil
-    local users, info, failures, scope
-    if p.from then
-      users, info = S.from_file(ctx, p.from, redo)
-    else
-      users, failures, info, scope = S.export(ctx, p, source, "identity")
-    end
+    local r = S.load(ctx, p, "identity")
+    local target, source, users, info, scope = r.target, r.source, r.users, r.info, r.scope
     if source and not scope and p.scope and p.from then scope = mailuser.scope(source, p.scope_group) end
-    local rules, rerr = mailuser.rules(target, { domains = p.domain_map, tdd = p.target_delivery_domain }, info.source)
-    if not rules then ctx:fail("%s", tostring(rerr)) end
     local skus, names = {}, {}
     if p.license then
       local err
@@ -67,15 +44,15 @@ return runbook {
     ctx:say("Preparing %d users: %s -> %s%s%s", #users, tostring(info.source.name), target.name,
             #names > 0 and (", licences " .. table.concat(names, ", ")) or "", ctx.opts.plan and "   [plan: no changes]" or "")
     local bar = S.progress(ctx, "Preparing users", #users)
-    local rows = mailuser.prepare { target = target, source = source, users = users, rules = rules, skus = skus,
+    local rows = mailuser.prepare { target = target, source = source, users = users, rules = r.rules, skus = skus,
       scope = p.scope and scope or nil, replace_contacts = p.replace_contacts,
       clear_previous = p.clear_previous_mailbox, usage_location = p.usage_location, concurrency = p.concurrency,
       progress = bar, plan_mode = ctx.opts.plan }
     if bar then bar:finish() end
-    for _, r in ipairs(S.missing_rows(failures)) do rows[#rows + 1] = r end
-    S.finish(ctx, p, rows, kept, { planned = ctx.opts.plan })
+    for _, row in ipairs(S.missing_rows(r.failures)) do rows[#rows + 1] = row end
+    S.finish(ctx, p, rows, r.kept, { planned = ctx.opts.plan })
     local n = {}
-    for _, r in ipairs(rows) do n[r.status] = (n[r.status] or 0) + 1 end
+    for _, row in ipairs(rows) do n[row.status] = (n[row.status] or 0) + 1 end
     for _, st in ipairs { "ok", "planned", "migrated", "failed" } do
       if n[st] then ctx:summary("users " .. st, n[st]) end
     end

@@ -31,55 +31,31 @@ return runbook {
     "fixes CSS-val offers (never to dir-synced objects: those are changed on-premises). --test-move runs\n" ..
     "Test-MigrationServerAvailability per user. Delegates that would be split (not in the list, or in another\n" ..
     "Batch column value) are warned about. Users not ready make the exit code 3.",
-  params = {
-    { name = "target", type = "string", help = "profile of the target tenant (default with --sim: fabrikam)" },
-    { name = "source", type = "string", help = "profile of the source tenant (default with --sim and no --from: contoso)" },
-    { name = "from", type = "file", help = "collection file from export-users (no source access needed)" },
-    { name = "csv", type = "file", help = "users: SourceUser[,TargetUser][,Batch] (as CSS-val) or EmailAddress" },
-    { name = "group", type = "string", help = "users: the mailbox members of this source group" },
-    { name = "all", type = "boolean", default = false, help = "users: every user, shared, room and equipment mailbox" },
-    { name = "domain-map", type = "list", help = "SOURCE=TARGET domains, as for prepare-users (without it the target is found by its X500)" },
-    { name = "target-delivery-domain", type = "string", help = "domain each target needs a proxy in (default: the target's initial domain)" },
-    { name = "scope-group", type = "string", help = "source scope group (default: the organization relationship's)" },
+  params = S.params("re-check", {
     { name = "fix", type = "boolean", default = false, help = "apply the fixes CSS-val offers (not on dir-synced objects)" },
     { name = "test-move", type = "boolean", default = false, help = "Test-MigrationServerAvailability for each user" },
     { name = "endpoint", type = "string", help = "migration endpoint for --test-move (default: the only one)" },
-    { name = "report", type = "string", help = "write one row per user here (.csv or .json)" },
-    { name = "only-failed", type = "boolean", default = false, help = "re-check only the users --report lists as not ready" },
-    { name = "concurrency", type = "integer", default = 16, help = "users checked at once" },
-  },
+  }),
   run = function(ctx, p)
-    ctx:output(p.report, "the report (--report)")
-    local redo, kept = S.only_failed(ctx, p)
-    p.only_failed_set = redo
-    local target = S.open(ctx, "target", p.target, true)
-    local source = (p.source or not p.from) and S.open(ctx, "source", p.source, not p.from) or nil
-    local users, info, failures
-    if p.from then
-      users, info = S.from_file(ctx, p.from, redo)
-      if info.depth ~= "full" then
-        ctx.log.warn("%s holds identity attributes only: holds, dumpster and delegates are not checked " ..
-                     "(export-users --depth full)", p.from)
-      end
-    else
-      users, failures, info = S.export(ctx, p, source, "full")
+    local r = S.load(ctx, p, "full")
+    local target, users, info, rules = r.target, r.users, r.info, r.rules
+    if p.from and info.depth ~= "full" then
+      ctx.log.warn("%s holds identity attributes only: holds, dumpster and delegates are not checked " ..
+                   "(export-users --depth full)", p.from)
     end
-    local rules = mailuser.rules(target, { domains = p.domain_map, tdd = p.target_delivery_domain }, info.source)
-    local accepted = mailuser.accepted_domains(target)
-    if not accepted then ctx:fail("cannot read the accepted domains of %s", target.name) end
     local ep = p.test_move and endpoint(ctx, target, p.endpoint) or nil
     ctx:say("Validating %d users: %s -> %s%s%s", #users, tostring(info.source.name), target.name,
             p.fix and ", fixing what CSS-val fixes" or "", ep and (", test move through endpoint " .. ep) or "")
     local bar = S.progress(ctx, "Validating users", #users)
     local rows = mailuser.validate { target = target, users = users, rules = rules,
-      env = { accepted = accepted, tdd = rules and rules.tdd or (p.target_delivery_domain or target.domain):lower(),
+      env = { accepted = rules.accepted, tdd = rules.tdd,
               scope_known = info.scope_known, scope_group = info.scope_group },
       fix = p.fix, endpoint = ep, concurrency = p.concurrency, progress = bar }
     if bar then bar:finish() end
-    for _, r in ipairs(S.missing_rows(failures, true)) do rows[#rows + 1] = r end
-    S.finish(ctx, p, rows, kept)
+    for _, row in ipairs(S.missing_rows(r.failures, true)) do rows[#rows + 1] = row end
+    S.finish(ctx, p, rows, r.kept)
     local ready = 0
-    for _, r in ipairs(rows) do if r.status == "ready" then ready = ready + 1 end end
+    for _, row in ipairs(rows) do if row.status == "ready" then ready = ready + 1 end end
     ctx:summary("users ready", ready)
     ctx:summary("users not ready", #rows - ready)
     return { users = #rows, ready = ready }

@@ -122,8 +122,12 @@ function TestSimPopulation.test_contacts_collide_and_can_be_removed()
   lu.assertEquals(st, 404)
 end
 
+local KEY = "population-test-key"
+
 local function ctl(sim, method, path, body)
-  local r = control.handle(sim, { method = method, path = path, json = body, headers = {} })
+  sim.options = { control_key = KEY }
+  local r = control.handle(sim, { method = method, path = path, json = body,
+                                  headers = { ["x-t2t-sim-control"] = KEY } })
   return r.status, r.body
 end
 

@@ -10,6 +10,52 @@ local lower, fmt = string.lower, string.format
 
 M.must = session.must
 
+-- The parameters prepare-users and validate-users share (a fresh list each call: runbook
+-- declarations are normalised in place); verb names the run ("re-run", "re-check").
+function M.params(verb, extra)
+  local l = {
+    { name = "target", type = "string", help = "profile of the target tenant (default with --sim: fabrikam)" },
+    { name = "source", type = "string", help = "profile of the source tenant (default with --sim and no --from: contoso)" },
+    { name = "from", type = "file", help = "collection file from export-users (no source access needed)" },
+    { name = "csv", type = "file", help = "users: SourceUser[,TargetUser][,Batch] (as CSS-val) or EmailAddress" },
+    { name = "group", type = "string", help = "users: the mailbox members of this source group" },
+    { name = "all", type = "boolean", default = false, help = "users: every user, shared, room and equipment mailbox" },
+    { name = "domain-map", type = "list", help = "SOURCE=TARGET domains, e.g. contoso.com=fabrikam.com (several; * for any)" },
+    { name = "target-delivery-domain", type = "string", help = "domain each target needs a proxy in (default: the target's initial domain)" },
+    { name = "scope-group", type = "string", help = "source scope group (default: the organization relationship's)" },
+  }
+  for _, x in ipairs(extra) do l[#l + 1] = x end
+  for _, x in ipairs {
+    { name = "report", type = "string", help = "write one row per user here (.csv or .json)" },
+    { name = "only-failed", type = "boolean", default = false, help = verb .. " only the users --report lists as not done" },
+    { name = "concurrency", type = "integer", default = 16, help = "users worked on at once (each tenant's Exchange calls are limited apart)" },
+  } do l[#l + 1] = x end
+  return l
+end
+
+-- load(ctx, p, depth) -> run = {target, source?, users, info, failures, scope?, kept, rules}:
+-- the report checked, --only-failed read, the tenants opened, the users read (from --from, or
+-- the source at `depth`), the mapping rules made.
+function M.load(ctx, p, depth)
+  ctx:output(p.report, "the report (--report)")
+  local run = {}
+  local redo
+  redo, run.kept = M.only_failed(ctx, p)
+  p.only_failed_set = redo
+  run.target = M.open(ctx, "target", p.target, true)
+  run.source = (p.source or not p.from) and M.open(ctx, "source", p.source, not p.from) or nil
+  if p.from then
+    run.users, run.info = M.from_file(ctx, p.from, redo)
+  else
+    run.users, run.failures, run.info, run.scope = M.export(ctx, p, run.source, depth)
+  end
+  local err
+  run.rules, err = mailuser.rules(run.target, { domains = p.domain_map, tdd = p.target_delivery_domain },
+                                  run.info.source)
+  if not run.rules then ctx:fail("%s", tostring(err)) end
+  return run
+end
+
 -- open(ctx, role, name, required) -> tenant | nil (not given); a connection error ends the run.
 function M.open(ctx, role, name, required)
   local t, err = session.open(ctx, role, name)

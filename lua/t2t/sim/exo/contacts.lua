@@ -4,6 +4,7 @@
 -- §3.1).
 local U = require "t2t.sim.exo.util"
 local pop = require "t2t.sim.population"
+local R = require "t2t.sim.exo.recipients"
 
 local M = {}
 local CONTACT = U.set("MailContact")
@@ -15,15 +16,8 @@ end
 M["Get-MailContact"] = function(ctx, p)
   U.only_simulated("Get-MailContact", p, U.set("Identity", "Filter", "ANR", "ResultSize",
     "RecipientTypeDetails"))
-  if p.Identity ~= nil then return { U.find(ctx, p.Identity, CONTACT) }, present end
-  local list = U.all(ctx, CONTACT)
-  if p.Filter then
-    local pred, out = U.compile_filter(p.Filter), {}
-    for _, r in ipairs(list) do if pred(r) then out[#out + 1] = r end end
-    list = out
-  end
-  if p.ANR then list = U.anr(list, p.ANR) end
-  return list, present
+  p.Anr, p.ANR = p.ANR, nil                 -- this cmdlet spells it ANR
+  return R.get(ctx, p, CONTACT, present)
 end
 
 M["New-MailContact"] = function(ctx, p)

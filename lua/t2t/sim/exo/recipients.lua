@@ -42,6 +42,8 @@ local function get(ctx, p, kinds, presenter)
   return narrow(U.all(ctx, kinds), p), presenter
 end
 
+M.get = get        -- for the other recipient cmdlets (t2t.sim.exo.contacts)
+
 local function present_mailbox(r)
   return U.present(r, { Identity = r.Identity or r.Name, Id = r.Name,
                         RecipientType = r.RecipientType or r.RecipientTypeDetails,
