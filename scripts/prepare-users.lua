@@ -50,7 +50,7 @@ return runbook {
       progress = bar, plan_mode = ctx.opts.plan }
     if bar then bar:finish() end
     for _, row in ipairs(S.missing_rows(r.failures)) do rows[#rows + 1] = row end
-    S.finish(ctx, p, rows, r.kept, { planned = ctx.opts.plan })
+    local flat = S.finish(ctx, p, rows, r.kept, { planned = ctx.opts.plan })
     local n = {}
     for _, row in ipairs(rows) do n[row.status] = (n[row.status] or 0) + 1 end
     for _, st in ipairs { "ok", "planned", "migrated", "failed" } do
@@ -65,6 +65,6 @@ return runbook {
     else
       ctx:say("\nNext: validate-users (every CSS-val rule, and Test-MigrationServerAvailability with --test-move).")
     end
-    return { users = #rows, statuses = n }
+    return { users = #rows, statuses = n, rows = flat }
   end,
 }

@@ -53,11 +53,11 @@ return runbook {
       fix = p.fix, endpoint = ep, concurrency = p.concurrency, progress = bar }
     if bar then bar:finish() end
     for _, row in ipairs(S.missing_rows(r.failures, true)) do rows[#rows + 1] = row end
-    S.finish(ctx, p, rows, r.kept)
+    local flat = S.finish(ctx, p, rows, r.kept)
     local ready = 0
     for _, row in ipairs(rows) do if row.status == "ready" then ready = ready + 1 end end
     ctx:summary("users ready", ready)
     ctx:summary("users not ready", #rows - ready)
-    return { users = #rows, ready = ready }
+    return { users = #rows, ready = ready, rows = flat }
   end,
 }

@@ -164,10 +164,13 @@ function M.missing_rows(failures, validating)
   return rows
 end
 
--- finish(ctx, p, rows, kept) -> the items, the per-user table, the --report file.
+-- finish(ctx, p, rows, kept) -> the flat rows (for --output json's result), after the items,
+-- the per-user table and the --report file.
 function M.finish(ctx, p, rows, kept, ok_status)
+  local flat = {}
   for _, r in ipairs(rows) do
     local f = mailuser.report.row(r)
+    flat[#flat + 1] = f
     local ok = mailuser.report.OK[r.status] or (ok_status and ok_status[r.status]) or false
     ctx:item(r.source or "?", ok, (f.Problems ~= "" and f.Problems) or f.Changes)
   end
@@ -180,6 +183,7 @@ function M.finish(ctx, p, rows, kept, ok_status)
     if not ok then ctx:fail("--report %s: %s", p.report, tostring(err)) end
     ctx:summary("report", p.report)
   end
+  return flat
 end
 
 -- A progress bar for n users on stderr (a line per tenth when not a terminal; none for json).
