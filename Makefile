@@ -4,7 +4,7 @@
 
 LUA_PC   ?= lua5.4
 CJSON_PC ?= $(LUA_PC)-cjson
-PKGS      = $(LUA_PC) $(CJSON_PC) libcurl openssl libedit libmicrohttpd
+PKGS      = $(LUA_PC) $(CJSON_PC) libcurl openssl libedit libmicrohttpd libcares
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 LIBDIR   ?= $(PREFIX)/lib
@@ -45,16 +45,30 @@ LIBS       = $(PKG_LIBS) -lpthread -lm
 PLUGIN_http   = $(wildcard core/http*.c core/sched*.c)
 PLUGIN_server = $(wildcard core/sim_server*.c)
 PLUGIN_crypto = $(wildcard core/crypto*.c core/x509*.c)
-PLUGINS       = http server crypto
+PLUGIN_dns    = $(wildcard core/dns*.c)
+PLUGIN_dkim   = $(wildcard core/dkim*.c)
+PLUGINS       = http server crypto dns dkim
 PLUGIN_SRC    = $(foreach p,$(PLUGINS),$(PLUGIN_$(p)))
 PLUGIN_SO     = $(foreach p,$(PLUGINS),$(if $(PLUGIN_$(p)),$(B)/lib/t2t/$(p).so))
 comma := ,
 empty :=
 space := $(empty) $(empty)
 PLUGIN_ARGS   = $(foreach p,$(PLUGINS),$(if $(PLUGIN_$(p)),$(p)=$(subst $(space),$(comma),$(strip $(PLUGIN_$(p))))))
+
+# make fuzz: the libFuzzer targets of tests/fuzz, built with Debian's clang into build/fuzz with
+# ASan+UBSan and coverage, every C module linked in (no plugins: one instrumented binary).
+ifdef FUZZ
+CC      := clang
+CFLAGS  += -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=address,undefined
+B       := build/fuzz
+PLUGINS :=
+endif
 PLUGIN_PKGS_http   = libcurl
 PLUGIN_PKGS_server = libmicrohttpd
 PLUGIN_PKGS_crypto = openssl
+PLUGIN_PKGS_dns    = libcares
+PLUGIN_PKGS_dkim   = openssl
 
 CORE_SRC = $(filter-out core/main.c $(PLUGIN_SRC),$(wildcard core/*.c))
 CORE_OBJ = $(CORE_SRC:core/%.c=$(B)/core/%.o) $(B)/embedded.o $(B)/modules.o
@@ -63,7 +77,7 @@ LUA_SRC  = $(shell find lua -name '*.lua' | LC_ALL=C sort) $(sort $(wildcard scr
 CTESTS   = $(patsubst tests/c/%.c,$(B)/tests/%,$(wildcard tests/c/test_*.c))
 BIN_LIBS = $(shell pkg-config --libs $(LUA_PC) $(CJSON_PC) libedit 2>/dev/null) -ldl -lpthread -lm
 
-.PHONY: all test bench demo lint install clean deps check-deps
+.PHONY: all test bench demo lint install clean deps check-deps fuzz fuzz-targets
 all: $(B)/t2t
 
 # deps: install the Debian packages we build, test, benchmark and lint with (as root), else print
@@ -133,6 +147,20 @@ $(B)/tests/%: tests/c/%.c $(CORE_OBJ) $(PIC_OBJ) tests/c/check.h
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/c -o $@ $< $(CORE_OBJ) $(PIC_OBJ) $(LDFLAGS) -rdynamic $(LIBS) -ldl
 
+# Fuzz targets link every core object (FUZZ=1 builds them instrumented, plugins linked in).
+FUZZ_BIN = $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (libFuzzer)")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/fuzz -fsanitize=fuzzer -o $@ $< $(CORE_OBJ) $(LDFLAGS) -rdynamic $(LIBS) -ldl
+fuzz-targets: $(FUZZ_BIN)
+
+# make fuzz: every target FUZZ_TIME seconds (default 600) from its corpus in tests/fuzz/corpus.
+fuzz:
+	$(Q)sh tools/deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-targets
+	$(Q)FUZZ_BUILD=build/fuzz sh tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 test: $(B)/t2t $(PLUGIN_SO) $(CTESTS)
 	$(Q)sh tools/deps.sh test
 	$(Q)T2T_BUILD=$(B) sh tests/run.sh
@@ -143,6 +171,7 @@ bench: $(B)/t2t $(PLUGIN_SO)
 
 # The main job against the in-process simulator (scripts/demo.lua).
 demo: $(B)/t2t $(PLUGIN_SO)
+	$(Q)sh tools/deps.sh test
 	$(Q)if [ -f scripts/demo.lua ]; then $(B)/t2t run demo; \
 	else echo "make demo: no demo yet -- the setup runbooks it runs are not built" >&2; exit 1; fi
 
@@ -158,6 +187,7 @@ install: $(B)/t2t $(PLUGIN_SO)
 	install -m 0644 docs/t2t.1 $(DESTDIR)$(MANDIR)/man1/t2t.1
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 	cp -R docs/. $(DESTDIR)$(DOCDIR)/ && rm -f $(DESTDIR)$(DOCDIR)/t2t.1
+	cp -R examples $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf build

@@ -174,6 +174,14 @@ static int l_interrupted(lua_State *L) {
     return 1;
 }
 
+/* host.stop_on_term(): SIGTERM stops the process's work as Ctrl-C does (a long-running server
+ * such as `t2t sim` then saves its state and exits); a second SIGTERM kills. */
+static int l_stop_on_term(lua_State *L) {
+    (void)L;
+    signal(SIGTERM, on_sigint);
+    return 0;
+}
+
 /* host.pcall(f, ...) -> true, ... | false, err: a protected call with a traceback that a
  * Ctrl-C interrupts (used for runbooks and REPL lines). */
 static int l_pcall(lua_State *L) {
@@ -187,7 +195,7 @@ static int l_pcall(lua_State *L) {
 static int luaopen_host(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"embedded", l_embedded}, {"source", l_source}, {"interrupted", l_interrupted},
-        {"pcall", l_pcall},
+        {"pcall", l_pcall}, {"stop_on_term", l_stop_on_term},
         {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, T2T_VERSION);

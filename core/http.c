@@ -503,6 +503,15 @@ static void put_header(lua_State *L, int map, int list, const char *name, size_t
 }
 
 /* Parse the last header block into {name = value} and {{name, value}, ...}. */
+/* Is name[0..n) an RFC 9110 token?  (A name with a NUL, space or other byte would be stored
+ * under a different key than the list shows: "retry-after\0x" must not pass for Retry-After.) */
+static int token_n(const char *name, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)name[i]) || (name[i] && strchr("!#$%&'*+-.^_`|~", name[i]))))
+            return 0;
+    return n > 0;
+}
+
 static void push_headers(lua_State *L, const char *p, size_t n) {
     lua_newtable(L);
     int map = lua_gettop(L);
@@ -516,7 +525,7 @@ static void push_headers(lua_State *L, const char *p, size_t n) {
         if (!eol) eol = end;
         if (eol > line && eol[-1] == '\r') eol--;
         const char *colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon && colon > line && line[0] != ' ' && line[0] != '\t') {
+        if (colon && token_n(line, (size_t)(colon - line))) {
             const char *v = colon + 1, *ve = eol;
             while (v < ve && (*v == ' ' || *v == '\t')) v++;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;

@@ -36,15 +36,7 @@ function M.endpoints(cloud)
 end
 
 -- cloud_of_login(url) -> the cloud whose login host this is (AZURE_AUTHORITY_HOST) | nil.
-function M.cloud_of_login(url)
-  url = tostring(url or ""):gsub("/+$", ""):lower()
-  if url == "" then return nil end
-  if not url:find("://", 1, true) then url = "https://" .. url end
-  for _, name in ipairs { "global", "usgov", "china" } do
-    if M.clouds[name].login == url then return name end
-  end
-  if url == "https://login.chinacloudapi.cn" then return "china" end
-end
+M.cloud_of_login = clouds.of_login
 
 local ALIASES = { graph = "graph", exo = "exo", exchange = "exo", arm = "arm", azure = "arm",
                   management = "arm", vault = "vault", keyvault = "vault" }
@@ -215,16 +207,11 @@ end
 ---------------------------------------------------------------------------------------------
 -- Secret references: "env:NAME", "file:PATH"; anything else is the value itself (API use).
 
-local function expand_home(p)
-  if p:sub(1, 2) == "~/" then return (os.getenv("HOME") or "") .. p:sub(2) end
-  return p
-end
+-- expand_home(path), is_ref(s): what a reference looks like is the config file's business.
+local config = require "t2t.config"
+local expand_home = config.expand_home
 M.expand_home = expand_home
-
--- is_ref(s) -> true when s is an env:/file: reference.
-function M.is_ref(s)
-  return type(s) == "string" and (s:match("^env:[%w_]+$") ~= nil or s:match("^file:.+") ~= nil)
-end
+M.is_ref = config.is_ref
 
 -- read_ref(ref, what) -> value | nil, err.  The value is registered with log.secret.
 function M.read_ref(ref, what)
@@ -484,27 +471,13 @@ function M.refresh_token(p, opts)
   return M.credential(p, opts)
 end
 
--- from_env(opts) -> credential | nil, err: Azure Identity's environment variables.
+-- from_env(opts) -> credential | nil, err: Azure Identity's environment variables (the profile
+-- t2t.config.from_env reads).
 function M.from_env(opts)
-  local function env(n) local v = os.getenv(n) return v ~= "" and v or nil end
-  local tenant, client = env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")
-  if not tenant or not client then
-    return nil, "AZURE_TENANT_ID and AZURE_CLIENT_ID must be set (with AZURE_CLIENT_SECRET or " ..
-                "AZURE_CLIENT_CERTIFICATE_PATH)"
-  end
-  local p = { tenant = tenant, client_id = client, cloud = opts and opts.cloud }
-  local authority = env("AZURE_AUTHORITY_HOST")
-  if authority and not p.cloud then
-    p.cloud = M.cloud_of_login(authority)
-    if not p.cloud then return nil, "AZURE_AUTHORITY_HOST " .. authority .. " is not a known cloud's login host" end
-  end
-  if env("AZURE_CLIENT_SECRET") then
-    p.secret = "env:AZURE_CLIENT_SECRET"
-  elseif env("AZURE_CLIENT_CERTIFICATE_PATH") then
-    p.certificate = env("AZURE_CLIENT_CERTIFICATE_PATH")
-    if env("AZURE_CLIENT_CERTIFICATE_PASSWORD") then p.key_passphrase = "env:AZURE_CLIENT_CERTIFICATE_PASSWORD" end
-  else
-    return nil, "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"
+  local p, err = config.from_env(opts and opts.cloud)
+  if not p then
+    return nil, err or "AZURE_TENANT_ID and AZURE_CLIENT_ID must be set (with AZURE_CLIENT_SECRET or " ..
+                       "AZURE_CLIENT_CERTIFICATE_PATH)"
   end
   return M.credential(p, opts)
 end
@@ -857,9 +830,9 @@ end
 -- Profiles selected on the command line.
 
 -- selected(opts, name) -> credential, profile | nil, err: the --sim tenant (name, else the
--- seeded source) or the --profile from the config file.  opts defaults to the CLI's.
+-- seeded source) or the --profile from the config file.  opts defaults to the run's options.
 function M.selected(opts, name, cred_opts)
-  opts = opts or (package.loaded["t2t.cli"] or {}).opts or {}
+  opts = opts or require("t2t.options").current()
   local prof, err = require("t2t.config").selected(opts, name)
   if not prof then return nil, err end
   local cred, cerr = M.credential(prof, cred_opts)

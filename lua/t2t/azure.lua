@@ -214,7 +214,7 @@ function A:arm(method, path, body, opts)
     local state = type(out) == "table" and type(out.properties) == "table" and out.properties.provisioningState
     if pending or (state and not TERMINAL[state]) then return self:_wait(method, url, out, res, opts) end
   end
-  return out, nil, res
+  return out                       -- the body only: the raw response is no caller's business
 end
 
 function A:vault_url(name, path)
@@ -233,7 +233,8 @@ function A:vault(name, method, path, body, opts)
   if path:match("^https?://") and not url:find("api-version=", 1, true) then
     url = url .. (url:find("?", 1, true) and "&" or "?") .. "api-version=" .. M.API.vault_data
   end
-  return self:_send("keyvault", self.vault_token, method:upper(), url, body, opts)
+  local out, err = self:_send("keyvault", self.vault_token, method:upper(), url, body, opts)
+  return out, err
 end
 
 local function sub_of(self, opts)

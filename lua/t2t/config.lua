@@ -207,6 +207,17 @@ local function field_error(pname, k, fmt, ...)
   return nil, string.format("profile '%s', %s: " .. fmt, pname, k, ...)
 end
 
+-- expand_home(path) -> path with a leading "~/" made $HOME/.
+function M.expand_home(p)
+  if p:sub(1, 2) == "~/" then return (os.getenv("HOME") or "") .. p:sub(2) end
+  return p
+end
+
+-- is_ref(s) -> true when s is a secret reference: "env:NAME" or "file:PATH".
+function M.is_ref(s)
+  return type(s) == "string" and (s:match("^env:[%w_]+$") ~= nil or s:match("^file:.+") ~= nil)
+end
+
 -- Is host (from a connect_to entry) this machine's loopback?  IPv4 127/8, IPv6 ::1, localhost.
 local function loopback(host)
   host = host:lower():gsub("^%[(.*)%]$", "%1")
@@ -249,7 +260,7 @@ end
 function M.check_ca_file(p)
   if not p.ca_file then return true end
   local fs = require "t2t.core.fs"
-  local path = require("t2t.auth").expand_home(p.ca_file)
+  local path = M.expand_home(p.ca_file)
   local mode, uid = fs.mode(path)
   if not mode then return nil, string.format("profile '%s': ca_file %s: %s", tostring(p.name), path, tostring(uid)) end
   local me = fs.uid()
@@ -262,7 +273,6 @@ end
 
 -- check_profile(name, p) -> true | nil, err.
 function M.check_profile(pname, p)
-  local auth = require "t2t.auth"
   if type(p) ~= "table" then return nil, string.format("profile '%s' must be a table", pname) end
   for k, v in pairs(p) do
     local want = M.PROFILE_FIELDS[k]
@@ -273,7 +283,7 @@ function M.check_profile(pname, p)
       return field_error(pname, tostring(k), "unknown field (known: %s)", table.concat(known, ", "))
     end
     if want == "secret" then
-      if type(v) ~= "string" or not auth.is_ref(v) then
+      if type(v) ~= "string" or not M.is_ref(v) then
         return field_error(pname, k, "secrets are never written in the config file: use %s = \"env:NAME\" " ..
           "(an environment variable) or %s = \"file:/path\" (a file only you can read)", k, k)
       end
@@ -285,7 +295,7 @@ function M.check_profile(pname, p)
     end
   end
   if p.cloud then
-    local _, err = auth.endpoints(p.cloud)
+    local _, err = require("t2t.clouds").get(p.cloud)
     if err then return field_error(pname, "cloud", "%s", err) end
   end
   local ook, oerr = check_overrides(pname, p)
@@ -344,7 +354,7 @@ end
 -- path(explicit) -> the config file path: explicit, else $XDG_CONFIG_HOME/t2t/config.lua, else
 -- ~/.config/t2t/config.lua.
 function M.path(explicit)
-  if explicit and explicit ~= "" then return require("t2t.auth").expand_home(explicit) end
+  if explicit and explicit ~= "" then return M.expand_home(explicit) end
   local x = os.getenv("XDG_CONFIG_HOME")
   if x and x ~= "" then return x .. "/t2t/config.lua" end
   local home = os.getenv("HOME")
@@ -356,7 +366,13 @@ function M.load(path)
   path = M.path(path)
   if not path then return nil, "no config file: set HOME or XDG_CONFIG_HOME, or pass --config FILE" end
   local src, err = require("t2t.files").read(path, "config")
-  if not src then return nil, err end
+  if not src then
+    if tostring(err):find("No such file", 1, true) then
+      err = err .. ": 't2t init' writes one to fill in; or set AZURE_TENANT_ID, AZURE_CLIENT_ID and " ..
+            "AZURE_CLIENT_SECRET; or try --sim"
+    end
+    return nil, err
+  end
   return M.parse(src, path)
 end
 
@@ -403,10 +419,42 @@ function M.list(path)
   return names
 end
 
+---------------------------------------------------------------------------------------------
+-- Azure Identity's environment variables: a profile like a config file's.
+
+M.ENV_PROFILE = "env"
+
+-- from_env([cloud]) -> a profile named "env" from AZURE_TENANT_ID, AZURE_CLIENT_ID and
+-- AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD),
+-- in the cloud of AZURE_AUTHORITY_HOST | nil when AZURE_TENANT_ID/AZURE_CLIENT_ID are not set |
+-- nil, err when they are but the rest is wrong.  Secrets stay references to the variables.
+function M.from_env(cloud)
+  local function env(n) local v = os.getenv(n) return v ~= "" and v or nil end
+  local tenant, client = env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")
+  if not tenant or not client then return nil end
+  local p = { name = M.ENV_PROFILE, tenant = tenant, client_id = client, cloud = cloud }
+  local authority = env("AZURE_AUTHORITY_HOST")
+  if authority and not p.cloud then
+    p.cloud = require("t2t.clouds").of_login(authority)
+    if not p.cloud then return nil, "AZURE_AUTHORITY_HOST " .. authority .. " is not a known cloud's login host" end
+  end
+  if env("AZURE_CLIENT_SECRET") then
+    p.secret = "env:AZURE_CLIENT_SECRET"
+  elseif env("AZURE_CLIENT_CERTIFICATE_PATH") then
+    p.certificate = env("AZURE_CLIENT_CERTIFICATE_PATH")
+    if env("AZURE_CLIENT_CERTIFICATE_PASSWORD") then p.key_passphrase = "env:AZURE_CLIENT_CERTIFICATE_PASSWORD" end
+  else
+    return nil, "AZURE_TENANT_ID and AZURE_CLIENT_ID are set: set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH too"
+  end
+  return p
+end
+
 -- selected(opts, name) -> profile | nil, err: under --sim, the simulator's tenant `name` (or
--- opts.profile, or the seeded source); otherwise profile `name` (or --profile, or the
--- default) from --config / the default config file.  Simulator profiles carry connect_to and
--- ca_file, which the login client uses.
+-- opts.profile, or the seeded source); otherwise profile `name` (or --profile) from --config /
+-- the default config file, where the name "env" (or no name at all while AZURE_TENANT_ID and
+-- AZURE_CLIENT_ID are set, as Azure Identity does) is the environment's profile; with neither,
+-- the config's default.  Simulator profiles carry connect_to and ca_file, which the login
+-- client uses.
 function M.selected(opts, name)
   opts = opts or {}
   name = name or opts.profile
@@ -430,6 +478,12 @@ function M.selected(opts, name)
     out.name = name
     out.connect_to, out.ca_file = out.connect_to or s.connect_to, out.ca_file or s.ca_file
     return out
+  end
+  if name == nil or name == M.ENV_PROFILE then
+    local p, err = M.from_env()
+    if p or err then return p, err end
+    if name then return nil, "profile 'env' is the AZURE_* environment variables: set AZURE_TENANT_ID, " ..
+                             "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH" end
   end
   return M.profile(name, opts.config)
 end

@@ -163,10 +163,34 @@ function M.new(o)
   }, G)
 end
 
+-- A path as people paste it from Graph Explorer or the docs ("/users?$filter=startswith(
+-- displayName, 'A')") made a valid URL the way Graph Explorer sends it: each query value
+-- percent-encoded (spaces and other characters a URL cannot carry), what is encoded already kept.
+local function encode_value(v)
+  return (v:gsub("%%(%x%x)", "\0%1"):gsub("[^%w%-%._~$,()':/@\0]", function(c)
+    return string.format("%%%02X", c:byte())
+  end):gsub("%z(%x%x)", "%%%1"))
+end
+
+function M.encode_path(path)
+  local p, q = path:match("^([^?]*)%?(.*)$")
+  p = (p or path):gsub("[%s\"<>\\^`{|}\127-\255]", function(c) return string.format("%%%02X", c:byte()) end)
+  if not q then return p end
+  local parts = {}
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    parts[#parts + 1] = k and (encode_value(k) .. "=" .. encode_value(v)) or encode_value(pair)
+  end
+  return p .. "?" .. table.concat(parts, "&")
+end
+
 function G:url(path)
+  if type(path) ~= "string" or path == "" then
+    error("graph: a path is needed, e.g. g:get(\"/users\") or g:get(\"/organization\")", 0)
+  end
   if path:match("^https?://") then return path end
   if path:sub(1, 1) ~= "/" then path = "/" .. path end
-  return self.base .. path
+  return self.base .. M.encode_path(path)
 end
 
 -- Is this path about an object this client created in the last minute (so a 404 is lag)?
@@ -241,7 +265,7 @@ function G:request(method, path, body, opts)
         self.created[out.id] = self.now()
         if type(out.appId) == "string" then self.created[out.appId] = self.now() end
       end
-      return out, nil, res
+      return out
     end
   end
 end

@@ -16,6 +16,16 @@ local log = require "t2t.log"
 
 local M = {}
 
+-- SSLKEYLOGFILE makes libcurl (and the simulator's GnuTLS) append every TLS session key to that
+-- file, readable by whoever can read it: the run's tokens and secrets could be decrypted from
+-- a capture.  Said once, loudly, whatever the log level: it is never right by accident.
+local keylog = os.getenv("SSLKEYLOGFILE")
+if keylog and keylog ~= "" then
+  io.stderr:write("t2t: WARNING: SSLKEYLOGFILE is set: every TLS session key of this run is written to ",
+                  keylog, "; anyone who can read that file can decrypt the traffic, tokens and ",
+                  "secrets included. Unset it unless you are debugging TLS.\n")
+end
+
 -- One attempt: the response {status, headers, header_list, body, url, elapsed, http_version}
 -- or nil, err {code, message, url, retryable}.  Works inside and outside tasks.
 -- resend = false: libcurl may not re-send the request by itself (see docs/http.md).
@@ -201,7 +211,11 @@ end
 -- Trace: method, URL (secret-looking query values hidden), status or error, attempt, elapsed.
 
 local SECRET_QUERY = { sig = true, code = true, access_token = true, client_secret = true,
-                       token = true, password = true, refresh_token = true, assertion = true }
+                       token = true, password = true, refresh_token = true, assertion = true,
+                       client_assertion = true, secret = true, id_token = true, device_code = true,
+                       key = true, api_key = true, ["api-key"] = true, apikey = true, pwd = true,
+                       passphrase = true, ["x-ms-signature"] = true }
+M.SECRET_QUERY = SECRET_QUERY
 
 function M.redact_url(url)
   url = url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1***@")   -- user:password@ is a credential

@@ -75,3 +75,43 @@ t2t_limited run setup-source --sim --handoff "$D/fifo"
 expect_err "not a regular file" "a FIFO as --handoff does not hang"
 t2t_limited run /dev/zero
 expect_rc 2 "a device as a runbook file is refused"
+
+# 9. --log-level reaches -e and code on stdin (the REPL's path); SSLKEYLOGFILE is loud.
+t2t_run --log-level debug -e 'log.debug("debug-line-shown")'
+expect_err "debug-line-shown" "--log-level debug shows debug lines in -e"
+t2t_run --log-level error -e 'log.warn("warn-line-hidden")'
+expect_no "warn-line-hidden" "--log-level error hides warnings in -e"
+echo 'log.debug("stdin-debug-shown")' | "$T2T" --log-level debug >"$OUT" 2>"$ERR"
+expect_err "stdin-debug-shown" "and in code read from stdin"
+SSLKEYLOGFILE="$D/keys" t2t_run --log-level error -e 'require "t2t.http"'
+expect_err "SSLKEYLOGFILE is set" "SSLKEYLOGFILE is warned about, even at --log-level error"
+t2t_run -e 'require "t2t.http"'
+expect_no "SSLKEYLOGFILE" "and only when it is set"
+
+# 1/7. t2t sim: the control API's key is in a 0600 file, curl -H @FILE works, nothing else
+# does; --write-config never replaces a config it did not write.
+echo 'return { profiles = { prod = { tenant = "x", client_id = "y", secret = "env:S" } } }' > "$D/real.lua"
+cp "$D/real.lua" "$D/real.before"
+t2t_limited sim --write-config "$D/real.lua"
+expect_rc 1 "t2t sim --write-config over an admin's config"
+expect_err "not overwriting" "refuses, saying so"
+if cmp -s "$D/real.lua" "$D/real.before" && [ ! -e "$D/real.lua.contoso.secret" ]; then ok "and leaves it as it was"
+else notok "and leaves it as it was"; fi
+mkdir -p "$D/sim"
+"$T2T" sim --users 2 --write-config "$D/sim/config.lua" > "$D/sim.out" 2>&1 &
+SIM=$!
+i=0; while [ $i -lt 100 ] && ! grep -q "config written" "$D/sim.out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+KEYF=$(sed -n 's/^control API key: \([^ ]*\) .*/\1/p' "$D/sim.out")
+BASE=$(sed -n 's/^t2t simulator on \([^ ]*\) .*/\1/p' "$D/sim.out")
+CA=$(sed -n 's/^CA certificate: //p' "$D/sim.out")
+if [ -n "$KEYF" ] && [ "$(stat -c %a "$KEYF" 2>/dev/null)" = 600 ]; then ok "t2t sim prints its control key file, mode 0600"
+else notok "t2t sim prints its control key file, mode 0600 ($KEYF)"; cat "$D/sim.out"; fi
+if command -v curl >/dev/null; then
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" "$BASE/_sim/state")
+  if [ "$code" = 401 ]; then ok "the control API without the key: 401"; else notok "the control API without the key: 401 (got $code)"; fi
+  code=$(curl -s -o "$D/state.out" -w '%{http_code}' --cacert "$CA" -H @"$KEYF" "$BASE/_sim/state")
+  if [ "$code" = 200 ] && ! grep -q "8Q~" "$D/state.out"; then ok "with curl -H @FILE: 200, secrets masked"
+  else notok "with curl -H @FILE: 200, secrets masked (got $code)"; fi
+fi
+kill -INT $SIM; wait $SIM; SIM=
+if [ -e "$KEYF" ]; then notok "the key file goes when the simulator stops"; else ok "the key file goes when the simulator stops"; fi

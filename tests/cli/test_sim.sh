@@ -38,6 +38,12 @@ else ok "a simulator profile's tokens stay out of the token cache"; fi
 secret=$(cat "$D/config.lua.contoso.secret")
 if grep -qF -- "$secret" "$OUT" "$ERR"; then notok "no secret in its output, even at trace level"; else ok "no secret in its output, even at trace level"; fi
 
+# the curl lines it prints work as printed: a token from the simulated login, then Graph
+grep -A2 '^-- curl' "$D/sim.out" | tail -2 > "$D/curl.sh"
+sh "$D/curl.sh" > "$OUT" 2>"$ERR"; RC=$?
+expect_out "\"id\":\"$(sed -n 's/.*tenant_id = "\([^"]*\)".*/\1/p' "$D/config.lua" | head -1)\"" "the printed curl lines get a token and read /organization"
+expect_no "InvalidAuthenticationToken" "and are not refused (401)"
+
 kill -INT $SIM
 i=0; while [ $i -lt 100 ] && kill -0 $SIM 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 if kill -0 $SIM 2>/dev/null; then notok "Ctrl-C stops it"; kill -9 $SIM; else ok "Ctrl-C stops it"; fi

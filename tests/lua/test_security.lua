@@ -484,3 +484,97 @@ function TestSecReads.test_handoff_state_and_runbook_secret()
   refused("FIFO state", v, err, "not a regular file")
   lu.assertNil(session.read_secret_file(reads_dir .. "/fifo"))
 end
+
+---------------------------------------------------------------------------------------------
+-- 8. The embedded server speaks TLS 1.2+ with forward-secret AEAD suites only, and the
+-- simulator's CA may certify only the simulated names and loopback.
+
+TestSecTls = {}
+
+local function have_openssl()
+  local p = io.popen("command -v openssl")
+  local out = p:read("a")
+  p:close()
+  return out ~= ""
+end
+
+-- handshake(port, args) -> the negotiated cipher, or nil when the server refused
+local function handshake(port, args)
+  local p = io.popen("echo | timeout 10 openssl s_client -connect 127.0.0.1:" .. port .. " " .. args .. " 2>&1")
+  local out = p:read("a")
+  p:close()
+  local cipher = out:match("Cipher is ([%w%-_]+)")
+  return cipher ~= "(NONE)" and cipher ~= nil and cipher or nil
+end
+
+function TestSecTls.test_only_tls12_plus_forward_secret_aead()
+  if not ok_sim then lu.skip("needs t2t.crypto") end
+  if not have_openssl() then lu.skip("needs the openssl command") end
+  local s = assert(require("t2t.sim").start { users = 1, seed = 4, log_errors = false })
+  local refused = {
+    "-tls1 -cipher DEFAULT@SECLEVEL=0", "-tls1_1 -cipher DEFAULT@SECLEVEL=0",
+    "-tls1_2 -cipher AES128-SHA@SECLEVEL=0",                        -- RSA key transport, CBC
+    "-tls1_2 -cipher AES128-GCM-SHA256@SECLEVEL=0",                 -- RSA key transport
+    "-tls1_2 -cipher ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA@SECLEVEL=0",   -- CBC-SHA1
+    "-tls1_2 -cipher ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA384@SECLEVEL=0",
+  }
+  for _, a in ipairs(refused) do lu.assertNil(handshake(s.port, a), a) end
+  lu.assertStrContains(handshake(s.port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256") or "",
+                       "GCM")
+  lu.assertNotNil(handshake(s.port, "-tls1_3"))
+  s:stop()
+end
+
+function TestSecTls.test_simulator_ca_is_name_constrained()
+  if not ok_sim then lu.skip("needs t2t.crypto") end
+  local crypto = require "t2t.crypto"
+  local sim = require "t2t.sim"
+  local s = assert(sim.start { users = 1, seed = 4, log_errors = false })
+  local ca_pem = s.ca_pem
+  -- still verifies for every simulated name (the client tests go through it)
+  assert(s:control("GET", "/_sim/clock"))
+  s:stop()
+  if have_openssl() then
+    local d = tmpdir()
+    write(d .. "/ca.pem", ca_pem)
+    local p = io.popen("openssl x509 -in '" .. d .. "/ca.pem' -noout -ext nameConstraints 2>&1")
+    local text = p:read("a")
+    p:close()
+    rm(d)
+    lu.assertStrContains(text, "critical")
+    lu.assertStrContains(text, "DNS:graph.microsoft.com")
+    lu.assertStrContains(text, "DNS:vault.azure.net")
+    lu.assertStrContains(text, "IP:127.0.0.0/255.0.0.0")
+  end
+  -- what the constraints do: a leaf for another name from such a CA does not verify
+  local router = require "t2t.sim.router"
+  local ca, ca_key = assert(crypto.new_ca { subject = "CN=c", days = 1, name_constraints = sim.ca_constraints(router.CERT_HOSTS) })
+  local good = assert(crypto.new_cert { subject = "CN=g", san = { "DNS:graph.microsoft.com", "DNS:kv1.vault.azure.net",
+                                        "IP:127.0.0.1" }, issuer_cert = ca, issuer_key = ca_key, days = 1 })
+  local evil = assert(crypto.new_cert { subject = "CN=e", san = { "DNS:login.evil.example" }, issuer_cert = ca,
+                                        issuer_key = ca_key, days = 1 })
+  local evil_ip = assert(crypto.new_cert { subject = "CN=e", san = { "IP:10.1.2.3" }, issuer_cert = ca,
+                                           issuer_key = ca_key, days = 1 })
+  lu.assertTrue(crypto.verify_cert(good, { ca }))
+  local ok, err = crypto.verify_cert(evil, { ca })
+  lu.assertNil(ok)
+  lu.assertStrContains(tostring(err), "subtree")
+  lu.assertNil((crypto.verify_cert(evil_ip, { ca })))
+  lu.assertErrorMsgContains("name_constraints", crypto.new_ca, { subject = "CN=x", name_constraints = { "DNS:a,permitted;DNS:b" } })
+end
+
+---------------------------------------------------------------------------------------------
+-- 9. URL redaction covers client assertions and secrets.
+
+TestSecRedact = {}
+
+function TestSecRedact.test_redact_url_hides_assertions_and_secrets()
+  local http = require "t2t.http"
+  local u = http.redact_url("https://h/x?client_assertion=eyJhbGciOi.x.y&secret=abc&Secret=d&id_token=t&a=1#f")
+  lu.assertNotStrContains(u, "eyJhbGciOi")
+  lu.assertNotStrContains(u, "abc")
+  lu.assertNotStrContains(u, "=d")
+  lu.assertNotStrContains(u, "id_token=t")
+  lu.assertStrContains(u, "a=1")
+  lu.assertStrContains(u, "client_assertion=***")
+end

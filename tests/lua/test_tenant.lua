@@ -19,8 +19,15 @@ local function fake_tenant(tid, domain)
     f.n = f.n + 1
     f.mutations = f.mutations + 1
     if kind == "create" then f.creates = f.creates + 1 end
+    local e500 = f.err500 and f.err500[f.n]
+    if e500 == "before" then             -- the service failed before doing anything
+      return nil, { status = 500, code = "HTTP500", message = "HTTP 500", unknown_outcome = true }
+    end
     local r = fn()
     if f.lose[f.n] then return nil, { status = 0, code = "reset", message = "connection reset (lost)", retryable = true } end
+    if e500 == "after" then              -- ... or after doing it
+      return nil, { status = 500, code = "HTTP500", message = "HTTP 500", unknown_outcome = true }
+    end
     return r
   end
   local exo_sp = { id = id(), appId = tenant.EXO_APP_ID, displayName = "Office 365 Exchange Online",
@@ -508,6 +515,23 @@ function TestTenant.test_endpoint_before_source_consent_says_what_to_do()
   lu.assertStrContains(tostring(err), "setup-source")
   lu.assertStrContains(tostring(err), "consent URL")
   lu.assertEquals(#f.endpoints, 0)
+end
+
+-- An HTTP 500 on an Exchange change is an unknown outcome: t2t looks, then retries only if it
+-- was not done, and the change counts once, by its final outcome (issue 9, defect 5).
+function TestTenant.test_exo_500_is_looked_for_then_retried_and_counted_once()
+  for _, when in ipairs { "after", "before" } do
+    local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+    local t, _, pl = new(f, { name = "contoso", id = SID, domain = "contoso.onmicrosoft.com" })
+    assert(t:ensure_scope_group("New", { create = true }))
+    f.err500 = { [f.n + 1] = when }
+    local n = f.mutations
+    assert(t:ensure_members("New", { "a@contoso.com" }))
+    lu.assertTrue(f.members.New["a@contoso.com"], when)
+    lu.assertEquals(f.mutations - n, when == "after" and 1 or 2, when .. ": retried only when not done")
+    lu.assertEquals(pl.failed, 0, when .. ": a change that succeeded is not counted as failed")
+    lu.assertEquals(pl.applied, 2, when)
+  end
 end
 
 -- A wrong client secret is said to be one, at once: not blamed on the source tenant, not

@@ -6,7 +6,7 @@ local HELP = [[
 usage: t2t sim [options]
 
 Runs the simulated Microsoft cloud (Entra ID token endpoint, Graph, Exchange Online
-InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C, with a seeded tenant pair: source
+InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C or SIGTERM, with a seeded tenant pair: source
 "contoso" (N mailboxes of realistic variety) and target "fabrikam".  Prints the profiles that
 make t2t (or curl, or any client) use it: every real host is mapped to the simulator with
 connect_to, and the simulator's CA file is trusted.
@@ -27,6 +27,7 @@ options:
                       t2t --config F --profile contoso ... reaches this simulator.  F may
                       replace only a config an earlier `t2t sim` wrote, never another file
   --json              print the profile as one line of JSON instead of the text form
+  --no-dns            do not start the DNS server (Knot) for the tenants' domains
   -h, --help          this help
 
 The control API is at https://127.0.0.1:PORT/_sim/ (profile, state, log, faults, clock).
@@ -36,8 +37,7 @@ Every call needs this instance's key: the header line in the 0600 file printed a
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
-               scenario = "str",
-               ["write-config"] = "str" }
+               scenario = "str", ["write-config"] = "str", ["no-dns"] = "flag" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -179,12 +179,34 @@ function M.text(p, config_path)
     b[#b + 1] = M.config(p)
   end
   w("")
-  w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
-    " https://graph.microsoft.com/v1.0/organization")
+  if p.dns and p.dns.address then
+    w("DNS server (Knot) for the tenants' domains: ", p.dns.address, "  -- t2t --dns ", p.dns.address, " ...")
+  elseif p.dns and p.dns.error then
+    w("no DNS server: ", p.dns.error)
+  end
+  b[#b + 1] = M.curl_lines(p, config_path)
   return table.concat(b, "\n") .. "\n"
 end
 
--- main(opts, args) -> exit code.  Serves until Ctrl-C, then stops (saving --state).
+-- curl_lines(profile [, config_path]) -> shell lines that call Graph with curl: a token from the
+-- simulated login (client credentials of the source's admin app), then a request with it.
+function M.curl_lines(p, config_path)
+  local name = p.source or "contoso"
+  local t = p.tenants[name]
+  local secret = config_path and string.format("$(cat '%s.%s.secret')", config_path, name)
+                 or "$" .. secret_ref(name):sub(5)
+  local tls = string.format("--cacert '%s' --connect-to ::127.0.0.1:%s", p.ca_file, tostring(p.port))
+  return table.concat({
+    "-- curl (or any HTTP client): a token from the simulated login, then Graph with it:",
+    string.format("TOKEN=$(curl -s %s https://login.microsoftonline.com/%s/oauth2/v2.0/token " ..
+      "-d grant_type=client_credentials -d client_id=%s --data-urlencode \"client_secret=%s\" " ..
+      "-d scope=https://graph.microsoft.com/.default | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')",
+      tls, t.tenant_id, t.client_id, secret),
+    string.format("curl -s %s -H \"Authorization: Bearer $TOKEN\" https://graph.microsoft.com/v1.0/organization", tls),
+  }, "\n")
+end
+
+-- main(opts, args) -> exit code.  Serves until Ctrl-C or SIGTERM, then stops (saving --state).
 function M.main(_, args)
   local o, err = M.parse(args or {})
   if o == "help" then io.write(HELP) return 0 end
@@ -202,7 +224,7 @@ function M.main(_, args)
   local sim = require "t2t.sim"
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
-                              target_users = o.target_users, scenario = o.scenario }
+                              target_users = o.target_users, dns = not o.no_dns, scenario = o.scenario }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1
@@ -244,6 +266,7 @@ function M.main(_, args)
   local t2t = require "t2t"
   -- Ctrl-C is the stop signal.  It raises "interrupted!" twice: from the event loop (woken by
   -- the signal) and from host's hook at the next Lua instruction; both are caught here.
+  host.stop_on_term()                 -- SIGTERM (a service manager, kill) saves the state too
   local seen = host.interrupted()
   pcall(function()
     pcall(function()

@@ -111,7 +111,9 @@ function M.new(o)
     log_file = nil,
     hooks = {},
   }, Sim)
-  self.fault_rng = self.rng:fork("faults")
+  -- fault draws depend on the seed alone (not on how far the id stream has run), so the same
+  -- seed gives the same sequence of faults on every load of a state
+  self.fault_rng = model.rng(seed):fork("runtime"):fork("faults")
   if o.now then self.base_now = o.now end
   self.t0_wall, self.t0_mono = os.time(), mono and mono() or nil
   self.tokens = tokens.new { rng = self.rng:fork("tokens"), key = o.key, now = function() return self:now() end }

@@ -14,6 +14,8 @@
 --   GET  /_sim/clock              {now, offset}; POST {offset = s} or {advance = s}
 --   POST /_sim/token {tid, aud, appid, oid, roles, wids, scp, lifetime}  issue a token directly
 --   POST /_sim/device/approve {user_code, user?}   approve a device code (login service hook)
+--   POST /_sim/mail {tenant, from, to, subject, body}  a message the tenant's EXO signs (DKIM)
+--   POST /_sim/dns                the DNS server of the tenants' domains (started on first use)
 --   ANY  /_sim/svc/NAME/...       delegated to the service module's control(sim, req, rest)
 --   POST /_sim/recipients, GET|PATCH|DELETE /_sim/recipients/TENANT/IDENTITY, POST /_sim/scenario
 --                                 mailboxes, mail users, contacts (t2t.sim.population)
@@ -92,7 +94,9 @@ end
 -- profile(sim) -> {tenants = {contoso = {...}, ...}, source, target, hosts, seed}.
 function M.profile(sim)
   local st = sim.state
-  local out = { seed = st.seed, tenants = {}, hosts = router.CERT_HOSTS }
+  local out = { seed = st.seed, tenants = {}, hosts = router.CERT_HOSTS,
+                dns = sim.dns and { address = sim.dns.address, tsig = sim.dns.tsig }
+                      or (sim.dns_error and { error = sim.dns_error }) or nil }
   for _, t in pairs(st.tenants) do out.tenants[t.name] = tenant_profile(t) end
   if st.pair then
     local s, t = st.tenants[st.pair.source], st.tenants[st.pair.target]
@@ -189,6 +193,7 @@ end
 routes["POST /_sim/save"] = function(sim, req)
   local path, perr = M.save_path(sim, type(req.json) == "table" and req.json.path or nil)
   if not path then return bad(perr) end
+  require("t2t.sim.dnsworld").before_save(sim)    -- RFC 2136 changes live in the DNS server
   local ok, err = model.save(sim.state, path)
   if not ok then return json(500, { error = { code = "SaveFailed", message = tostring(err) } }) end
   return json(200, { path = path })
@@ -197,6 +202,22 @@ end
 routes["GET /_sim/log"] = function(sim, req)
   local since = tonumber(req.args and req.args.since) or 0
   return json(200, { value = model.array(sim:log_entries(since)), last = sim.log_n })
+end
+
+-- The DNS server for the tenants' domains, started on first use: {address, tsig} | 503.
+routes["POST /_sim/dns"] = function(sim)
+  if not sim.dns then
+    local ok, err = require("t2t.sim.dnsworld").start(sim)
+    if not ok then return json(503, { error = { code = "NoDnsServer", message = tostring(err) } }) end
+  end
+  return json(200, { address = sim.dns.address, tsig = sim.dns.tsig })
+end
+
+-- A message as the tenant's Exchange Online would send it, DKIM-signed (t2t.sim.exo.dkim).
+routes["POST /_sim/mail"] = function(sim, req)
+  local r, err = require("t2t.sim.exo.dkim").send(sim, type(req.json) == "table" and req.json or {})
+  if not r then return bad(err) end
+  return json(200, r)
 end
 
 routes["GET /_sim/faults"] = function(sim)

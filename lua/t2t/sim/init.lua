@@ -15,10 +15,25 @@ local running = {}                           -- started, not yet stopped (newest
 local KEYS = setmetatable({}, { __mode = "k" })  -- instance -> control key (never printed)
 
 
+-- The names the simulator's CA may ever certify: the simulated hosts (a constraint covers its
+-- subdomains: vault.azure.net covers NAME.vault.azure.net) and loopback.  A CA file someone
+-- adds to a trust store can then vouch for nothing else, even if its key were stolen.
+function M.ca_constraints(hosts)
+  local out, seen = {}, {}
+  for _, h in ipairs(hosts) do
+    local name = h:gsub("^%*%.", "")
+    if not seen[name] then seen[name] = true; out[#out + 1] = "DNS:" .. name end
+  end
+  out[#out + 1] = "IP:127.0.0.0/255.0.0.0"
+  out[#out + 1] = "IP:::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+  return out
+end
+
 -- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
 -- loopback names, so both real URLs (via connect_to) and https://127.0.0.1:PORT verify.
 local function make_certs(crypto, hosts)
-  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30 }
+  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30,
+                                     name_constraints = M.ca_constraints(hosts) }
   if not ca then return nil, "simulator CA: " .. tostring(ca_key) end
   local san = {}
   for i, h in ipairs(hosts) do san[i] = "DNS:" .. h end
@@ -56,9 +71,10 @@ local function client_profile(s, t)
   }
 end
 
--- start{users, seed, state, faults, latency, log, port, target_users, scenario} -> instance |
--- nil, err.  scenario: a population scenario (path of a JSON file, or a table) applied after
--- seeding (docs/simulator.md "Population").
+-- start{users, seed, state, faults, latency, log, port, target_users, dns, scenario} -> instance
+-- | nil, err.  dns = true: serve the tenants' domains from a real DNS server at once (Knot, when
+-- installed); otherwise instance:dns() starts it on first use.  scenario: a population scenario
+-- (path of a JSON file, or a table) applied after seeding (docs/simulator.md "Population").
 function M.start(o)
   o = o or {}
   local okc, crypto = pcall(require, "t2t.crypto")
@@ -82,7 +98,8 @@ function M.start(o)
     handler_module = "t2t.sim.handler", log_errors = o.log_errors,
     handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
                     latency = o.latency, log = o.log, target_users = o.target_users,
-                    log_errors = o.log_errors, control_key = control_key, scenario = o.scenario },
+                    log_errors = o.log_errors, control_key = control_key, dns = o.dns,
+                    scenario = o.scenario },
   }
   if not srv then
     os.remove(ca_file)
@@ -100,6 +117,7 @@ function M.start(o)
   end
   prof.port, prof.ca_file, prof.connect_to = port, ca_file, self.connect_to
   prof.base_url = self.base_url
+  self.dns_info = prof.dns and prof.dns.address and prof.dns or nil   -- {address, tsig} (o.dns)
   for name, t in pairs(prof.tenants or {}) do prof.tenants[name] = client_profile(self, t) end
   self.profile = prof
   running[#running + 1] = self
@@ -130,6 +148,23 @@ function Instance:control(method, path, body)
   end
   if ok then return v, r.status end
   return r.body, r.status
+end
+
+-- dns() -> {address, tsig} | nil, err: the simulator's DNS server (Knot, started on first use),
+-- serving the tenants' domains; tsig is the key RFC 2136 updates to their own zones take.
+function Instance:dns()
+  if self.dns_info then return self.dns_info end
+  local r, err = self:control("POST", "/_sim/dns", {})
+  if type(r) ~= "table" or not r.address then return nil, err end
+  self.dns_info = r
+  return r
+end
+
+-- mail{tenant, from, to, subject, body} -> raw message signed by the tenant's EXO | nil, err.
+function Instance:mail(o)
+  local r, err = self:control("POST", "/_sim/mail", o)
+  if type(r) ~= "table" then return nil, err end
+  return r.message, r
 end
 
 -- control_header() -> the header line that authorizes a control API call ("X-T2T-Sim-Control:
