@@ -147,12 +147,10 @@ function M.parse(text, opts)
   return doc
 end
 
-M.MAX_BYTES = 1 << 30
-
--- read(path [, opts]) -> doc | nil, err.  A regular file of at most 1 GiB (a FIFO or device is
--- refused rather than read forever).
+-- read(path [, opts]) -> doc | nil, err.  A regular file within t2t.files' cap for data (a FIFO
+-- or device is refused rather than read forever).
 function M.read(path, opts)
-  local text, err = require("t2t.core.fs").read_file(path, M.MAX_BYTES)
+  local text, err = require("t2t.files").read(path, "data")
   if not text then return nil, err end
   if find(text, "\0", 1, true) then
     local hint = (sub(text, 1, 2) == "\255\254" or sub(text, 1, 2) == "\254\255")

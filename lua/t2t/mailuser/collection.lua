@@ -38,24 +38,21 @@ end
 
 -- read(path) -> info, users | nil, err (a message naming the file and the line).
 function M.read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
+  local text, err = require("t2t.files").read(path, "data")
+  if not text then return nil, err end
   local info, users, n = nil, {}, 0
-  for line in f:lines() do
+  for line in text:gmatch("([^\n]*)\n?") do
     n = n + 1
     if line:find("%S") then
       local ok, v = pcall(cjson.decode, line)
       if not ok or type(v) ~= "table" then
-        f:close()
         return nil, fmt("%s line %d: not JSON (%s)", path, n, ok and "not an object" or tostring(v))
       end
       if not info then
         if v.t2t ~= M.KIND then
-          f:close()
           return nil, fmt("%s is not a t2t users collection (export-users writes one)", path)
         end
         if v.version ~= M.VERSION then
-          f:close()
           return nil, fmt("%s is a version %s collection; this t2t reads version %d", path, tostring(v.version), M.VERSION)
         end
         info = v
@@ -64,7 +61,6 @@ function M.read(path)
       end
     end
   end
-  f:close()
   if not info then return nil, fmt("%s is empty", path) end
   if info.count and math.tointeger(info.count) ~= #users then
     return nil, fmt("%s holds %d users but says %d: the file is cut short (copy it again)", path, #users, info.count)

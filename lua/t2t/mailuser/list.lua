@@ -83,7 +83,7 @@ end
 
 -- read(path) -> entries, report | nil, err
 function M.read(path)
-  local text, err = require("t2t.core.fs").read_file(path, csv.MAX_BYTES)
+  local text, err = require("t2t.files").read(path, "data")
   if not text then return nil, err end
   if text:find("\0", 1, true) then
     return nil, path .. ": not a text CSV file (UTF-16? save it as \"CSV UTF-8\" in Excel)"

@@ -59,7 +59,7 @@ function M.read(path)
   if not f then return nil end
   f:close()
   if is_json(path) then
-    local text, err = require("t2t.core.fs").read_file(path, csv.MAX_BYTES)
+    local text, err = require("t2t.files").read(path, "data")
     if not text then return nil, err end
     local ok, doc = pcall(cjson.decode, text)
     if not ok or type(doc) ~= "table" then return nil, fmt("%s is not a t2t report (JSON array)", path) end

@@ -140,15 +140,14 @@ end
 -- state; raises with the step that failed (the server then refuses to start with the message).
 function M.scenario(sc)
   if type(sc) == "string" then
-    local f = assert(io.open(sc, "rb"))
-    local text = f:read("a")
-    f:close()
+    local text, rerr = require("t2t.files").read(sc, "data")
+    if not text then user_error("scenario: %s", tostring(rerr)) end
     local ok, doc = pcall(cjson.decode, text)
-    if not ok then error("scenario " .. sc .. ": not JSON: " .. tostring(doc), 0) end
+    if not ok then user_error("scenario %s: not JSON: %s", sc, tostring(doc)) end
     sc = doc
   end
   local ok, err = require("t2t.sim.population").apply(sim, sc)
-  if not ok then error("scenario: " .. tostring(err), 0) end
+  if not ok then user_error("scenario: %s", tostring(err)) end
 end
 
 ---------------------------------------------------------------------------------------------
