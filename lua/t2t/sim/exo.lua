@@ -12,7 +12,7 @@ local M = {}
 
 M.AUDIENCE = "https://outlook.office365.com"
 M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "permissions", "holds",
-            "contacts" }
+            "contacts", "mailbox" }
 M.RATE_LIMIT = 30000                       -- Rate-Limit-Limit as captured (wire.md §2.5)
 M.NUL_BODY = string.rep("\0", 20)
 
@@ -23,7 +23,7 @@ local RECIPIENT = { ["31392ffb-586c-42d1-9346-e59415a2cc4e"] = true } -- Exchang
 local READER = { ["f2ef992c-3afb-46b9-b7cf-a126ee74c451"] = true,   -- Global Reader
                  ["5d6b6bb7-de71-4623-b4af-96380a352509"] = true,   -- Security Reader
                  ["17315797-102d-40b4-93e0-432062caca18"] = true }  -- Compliance Administrator
-local RECIPIENT_AREAS = { recipients = true, groups = true, migration = true, contacts = true,
+local RECIPIENT_AREAS = { recipients = true, groups = true, migration = true, contacts = true, mailbox = true,
                           permissions = true, holds = true }
 
 local handlers, area_of
@@ -316,6 +316,25 @@ local function run(sim, req, t, claims, tenant_key, rid)
       "/InvokeCommand?" .. (sel and ("$select=" .. sel .. "&") or "") .. "$skiptoken=" .. next_token
   end
   return { status = 200, headers = headers(sim, t, rid), body = exo.json_encode(out) }
+end
+
+-- Control API /_sim/svc/exo/migration: GET -> {speed}; POST {speed = N} sets the migration
+-- engine's speed factor (t2t.sim.exo.moves), kept in the state.
+function M.control(sim, req, rest)
+  if rest ~= "/migration" then
+    return { status = 404, body = { error = { code = "NotFound", message = "exo control: /migration only" } } }
+  end
+  local mig = sim.state.migration or {}
+  if req.method == "POST" then
+    local sp = type(req.json) == "table" and tonumber(req.json.speed)
+    if not sp or sp <= 0 then
+      return { status = 400, body = { error = { code = "BadRequest", message = "give speed (a positive number)" } } }
+    end
+    mig.speed = sp
+    sim.state.migration = mig
+    for _, t in pairs(sim.state.tenants) do t.exo.migration_next = 0 end
+  end
+  return { status = 200, body = { speed = require("t2t.sim.exo.moves").speed(sim.state) } }
 end
 
 -- handle(sim, req) -> {status, headers, body}.

@@ -52,6 +52,12 @@ M.GRAPH_PERMS = {
   ["Domain.Read.All"] = { "dbb9058a-0e50-45d7-ae91-66909b5d4664", false },
   ["LicenseAssignment.ReadWrite.All"] = { "5facf0c1-8979-4e95-abcf-ff3d079771c0", false },
 }
+-- [sim] The Graph cross-tenant migration job API's permissions (ms-setup-and-prep.md §11.1): no
+-- reference gives their ids, so the simulator derives stable ones from the names.
+for _, name in ipairs { "CrossTenantContentMigration.ReadWrite.All", "CrossTenantContentMigration.Read.All" } do
+  M.GRAPH_PERMS[name] = { model.rng("graph-permission:Role:" .. name):guid(),
+                          model.rng("graph-permission:Scope:" .. name):guid() }
+end
 
 M.EXO_PERMS = {
   ["Exchange.ManageAsApp"] = { "dc50a0fb-09a3-484d-be87-e023b12c6440", false },
@@ -103,7 +109,7 @@ M.ADMIN_GRAPH_ROLES = {
   "Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "Directory.ReadWrite.All",
   "User.ReadWrite.All", "Group.ReadWrite.All", "GroupMember.ReadWrite.All", "User.Invite.All",
   "RoleManagement.ReadWrite.Directory", "Domain.Read.All", "Organization.Read.All",
-  "LicenseAssignment.ReadWrite.All",
+  "LicenseAssignment.ReadWrite.All", "CrossTenantContentMigration.ReadWrite.All",
 }
 M.ADMIN_EXO_ROLES = { "Exchange.ManageAsApp" }
 
