@@ -43,7 +43,7 @@ function M.record(m)
     PersistedCapabilities = #C.list(m.PersistedCapabilities) > 0 and C.list(m.PersistedCapabilities) or nil,
     SendOnBehalf = #C.list(m.GrantSendOnBehalfTo) > 0 and C.list(m.GrantSendOnBehalfTo) or nil,
     DisabledArchiveGuid = not C.is_zero(m.DisabledArchiveGuid) and m.DisabledArchiveGuid or nil,
-    Guid = m.Guid,
+    Guid = m.Guid, ExternalDirectoryObjectId = m.ExternalDirectoryObjectId,
   }
 end
 
@@ -151,6 +151,17 @@ function M.details(source, u)
   perms, err = source:xo("Get-RecipientPermission", { Identity = id, AccessRights = "SendAs" })
   if not perms then return nil, err end
   u.SendAs = principals(perms, "Trustee")
+  -- calendar delegates (Editor with the delegate flag): they move only with their principal (§5.6)
+  perms, err = source:xo("Get-MailboxFolderPermission", { Identity = (u.PrimarySmtpAddress or id) .. ":\\Calendar" })
+  if perms then
+    local cal = {}
+    for _, e in ipairs(perms) do
+      if tostring(e.SharingPermissionFlags or ""):find("Delegate", 1, true) and e.User then cal[#cal + 1] = e.User end
+    end
+    u.CalendarDelegates = #cal > 0 and cal or nil
+  elseif not C.not_found(err) then
+    return nil, err
+  end
   u.depth = "full"
   return true
 end

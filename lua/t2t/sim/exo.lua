@@ -332,7 +332,7 @@ function M.control(sim, req, rest)
     end
     mig.speed = sp
     sim.state.migration = mig
-    for _, t in pairs(sim.state.tenants) do t.exo.migration_next = 0 end
+    for _, t in pairs(sim.state.tenants) do require("t2t.sim.exo.moves").touch(t) end
   end
   return { status = 200, body = { speed = require("t2t.sim.exo.moves").speed(sim.state) } }
 end

@@ -41,7 +41,7 @@ function M.batches(t)
 end
 
 -- touch(t): something changed that the engine must look at on its next call.
-function M.touch(t) t.exo.migration_next = 0 end
+function M.touch(t) t.exo.migration_next, t.exo.migration_idle = 0, nil end
 
 M.DONE = U.set("Completed", "CompletedWithWarnings")
 M.ACTIVE = U.set("Queued", "Syncing", "Completing", "Starting")
@@ -412,7 +412,7 @@ end
 -- advance(ctx): play every event due by ctx.now, for every batch of the tenant.
 function M.advance(ctx)
   local t = ctx.t
-  if (t.exo.migration_next or 0) > ctx.now then return end
+  if t.exo.migration_idle or (t.exo.migration_next or 0) > ctx.now then return end
   local nxt = math.huge
   for ep, list in pairs(by_endpoint(t)) do
     nxt = math.min(nxt, run(ctx, ep, list))
@@ -421,7 +421,9 @@ function M.advance(ctx)
     if b._start_at and b._start_at > ctx.now then nxt = math.min(nxt, b._start_at) end
     if b._complete_at and b._complete_at > ctx.now then nxt = math.min(nxt, b._complete_at) end
   end
-  t.exo.migration_next = nxt
+  -- no event ahead: idle until something changes (the state file holds no infinity)
+  if nxt == math.huge then t.exo.migration_next, t.exo.migration_idle = nil, true
+  else t.exo.migration_next, t.exo.migration_idle = nxt, nil end
 end
 
 ---------------------------------------------------------------------------------------------

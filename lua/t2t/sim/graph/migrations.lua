@@ -348,6 +348,12 @@ route("POST", BASE .. "/:id/users/:uid/cancel", function(ctx, p)
   local j = find(ctx, p.id)
   local res = j._results and j._results[p.uid]
   local b = j._batch and E.batches(ctx.tenant)[j._batch]
+  if not b then          -- not migrating yet: the user leaves the job [inferred]
+    for i = #(j.resources or {}), 1, -1 do
+      if lower(j.resources[i]) == lower(p.uid) then table.remove(j.resources, i) end
+    end
+    if j._results then j._results[p.uid] = nil end
+  end
   if res and res.target and b then
     local users = E.users(ctx.tenant)
     for _, key in ipairs({ table.unpack(b._users) }) do
