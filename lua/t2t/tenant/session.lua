@@ -131,11 +131,8 @@ function M.write_handoff(path, doc)
   local parts = {}
   for _, k in ipairs(keys) do parts[#parts + 1] = string.format("  %s: %s", cjson.encode(k), cjson.encode(doc[k])) end
   local text = "{\n" .. table.concat(parts, ",\n") .. "\n}\n"
-  local f, err = io.open(path, "w")
-  if not f then return nil, err end
-  f:write((text:gsub("\\/", "/")))
-  f:close()
-  return true
+  -- a new file renamed into place: a link planted at path is replaced, never written through
+  return require("t2t.core.fs").write_private(path, (text:gsub("\\/", "/")))
 end
 
 ---------------------------------------------------------------------------------------------
