@@ -37,12 +37,8 @@ end
 
 local ARM_SUB = "2022-12-01"
 
--- precheck(t, {subscription, resource_group, vault, location}) -> true | nil, err: what the
--- legacy script verifies before it changes anything (ms-setup-and-prep.md §1.3 P2.3, A.4): the
--- parameters, that the subscription exists for this tenant's credentials, and that the location
--- is one of its Azure regions (by name, "westeurope", or display name, "West Europe").  So a
--- typo fails here, not with ARM's raw 404 after the app, service principal and consent exist.
-function M.precheck(t, o)
+-- The subscription, once the parameters are known to be usable | nil, err.
+local function params(t, o)
   local sub = o.subscription or (t.profile and t.profile.subscription)
   if not sub or not o.resource_group or not o.vault then
     return nil, failure("KeyVaultParams", "--keyvault needs --subscription, --resource-group and --vault " ..
@@ -51,6 +47,17 @@ function M.precheck(t, o)
   if not o.vault:match("^[%w%-]+$") or #o.vault < 3 or #o.vault > 24 then
     return nil, failure("KeyVaultName", "vault name '%s' must be 3-24 letters, digits or '-'", o.vault)
   end
+  return sub
+end
+
+-- precheck(t, {subscription, resource_group, vault, location}) -> true | nil, err: what the
+-- legacy script verifies before it changes anything (ms-setup-and-prep.md §1.3 P2.3, A.4): the
+-- parameters, that the subscription exists for this tenant's credentials, and that the location
+-- is one of its Azure regions (by name, "westeurope", or display name, "West Europe").  So a
+-- typo fails here, not with ARM's raw 404 after the app, service principal and consent exist.
+function M.precheck(t, o)
+  local sub, perr = params(t, o)
+  if not sub then return nil, perr end
   local okc, s, err = pcall(arm, t, "GET", "/subscriptions/" .. sub .. "?api-version=" .. ARM_SUB)
   if not okc then return nil, s end           -- no Azure connection in the profile
   if not s then
@@ -78,14 +85,8 @@ end
 -- ensure(t, {subscription, resource_group, vault, location, certificate, subject}) ->
 -- {id = certificate URL, cer, thumbprint_b64, subject, starts, ends} | nil, err
 function M.ensure(t, o)
-  local sub = o.subscription or (t.profile and t.profile.subscription)
-  if not sub or not o.resource_group or not o.vault then
-    return nil, failure("KeyVaultParams", "--keyvault needs --subscription, --resource-group and --vault " ..
-      "(SubscriptionId, ResourceGroup, KeyVaultName of the original script)")
-  end
-  if not o.vault:match("^[%w%-]+$") or #o.vault < 3 or #o.vault > 24 then
-    return nil, failure("KeyVaultName", "vault name '%s' must be 3-24 letters, digits or '-'", o.vault)
-  end
+  local sub, perr = params(t, o)
+  if not sub then return nil, perr end
   if not o.subject:match("^CN=") then
     return nil, failure("CertSubject", "--certificate-subject must start with CN= ('%s')", o.subject)
   end
