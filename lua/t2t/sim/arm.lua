@@ -263,7 +263,7 @@ local function find_deleted(ctx, name)
   end
 end
 
-local function vault_body(ctx, v)
+local function vault_body(_ctx, v)
   local p = util.copy(v.properties)
   p.accessPolicies = util.array(p.accessPolicies)
   for _, ap in ipairs(type(p.accessPolicies) == "table" and p.accessPolicies or {}) do

@@ -20,6 +20,8 @@ options:
                       graph_rate=600, graph.504=0.1 (one service only); shares are 0..1
   --latency MS|A-B    added latency per response, fixed or a uniform range (milliseconds)
   --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
+  --scenario FILE     after seeding, apply a population scenario (JSON: mailboxes, mail users,
+                      contacts, holds, licences, delegates ...; see docs/simulator.md)
   --log-bodies        with --log: also each request's JSON body (EXO: the cmdlet's parameters),
                       every secret in it masked (passwords, client secrets, assertions, tokens,
                       SecureStrings, key material)
@@ -41,7 +43,7 @@ Every call needs this instance's key: the header line in the 0600 file printed a
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
-               ["write-config"] = "str", ["no-dns"] = "flag", ["log-bodies"] = "flag",
+               scenario = "str", ["write-config"] = "str", ["no-dns"] = "flag", ["log-bodies"] = "flag",
                ["connect-proxy"] = "int" }
 
 -- parse(args) -> options | nil, err | "help"
@@ -240,7 +242,7 @@ function M.main(_, args)
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
                               log_bodies = o.log_bodies, target_users = o.target_users,
-                              connect_proxy = o.connect_proxy, dns = not o.no_dns }
+                              connect_proxy = o.connect_proxy, dns = not o.no_dns, scenario = o.scenario }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1

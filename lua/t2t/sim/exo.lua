@@ -11,7 +11,8 @@ local output = require "t2t.sim.exo.output"
 local M = {}
 
 M.AUDIENCE = "https://outlook.office365.com"
-M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim" }
+M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "permissions", "holds",
+            "contacts" }
 M.RATE_LIMIT = 30000                       -- Rate-Limit-Limit as captured (wire.md §2.5)
 M.NUL_BODY = string.rep("\0", 20)
 
@@ -22,7 +23,8 @@ local RECIPIENT = { ["31392ffb-586c-42d1-9346-e59415a2cc4e"] = true } -- Exchang
 local READER = { ["f2ef992c-3afb-46b9-b7cf-a126ee74c451"] = true,   -- Global Reader
                  ["5d6b6bb7-de71-4623-b4af-96380a352509"] = true,   -- Security Reader
                  ["17315797-102d-40b4-93e0-432062caca18"] = true }  -- Compliance Administrator
-local RECIPIENT_AREAS = { recipients = true, groups = true, migration = true }
+local RECIPIENT_AREAS = { recipients = true, groups = true, migration = true, contacts = true,
+                          permissions = true, holds = true }
 
 local handlers, area_of
 local function load_handlers()

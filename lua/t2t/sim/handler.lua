@@ -110,14 +110,15 @@ local function load_state(path)
   return state
 end
 
--- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
--- Loads the state file when it exists, else seeds the pair.  Raises on a bad option (the
+-- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users,
+-- scenario = path | table}.  Loads the state file when it exists, else seeds the pair and applies
+-- the scenario.  Raises on a bad option (the
 -- server then refuses to start with the message).
 function M.init(arg)
   arg = arg or {}
-  local state
+  local state, loaded
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state = load_state(arg.state)
+    state, loaded = load_state(arg.state), true
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }
@@ -127,11 +128,26 @@ function M.init(arg)
   sim.options = arg
   sim.json_encode = M.json_encode
   M.sim = sim
+  if arg.scenario and not loaded then M.scenario(arg.scenario) end
   if arg.dns then            -- a real DNS server for the tenants' domains (t2t.sim.dnsworld)
     local ok, err = require("t2t.sim.dnsworld").start(sim)
     if not ok then sim.dns_error = err end
   end
   return sim
+end
+
+-- scenario(path | table): apply a population scenario (t2t.sim.population) to a freshly seeded
+-- state; raises with the step that failed (the server then refuses to start with the message).
+function M.scenario(sc)
+  if type(sc) == "string" then
+    local text, rerr = require("t2t.files").read(sc, "data")
+    if not text then user_error("scenario: %s", tostring(rerr)) end
+    local ok, doc = pcall(cjson.decode, text)
+    if not ok then user_error("scenario %s: not JSON: %s", sc, tostring(doc)) end
+    sc = doc
+  end
+  local ok, err = require("t2t.sim.population").apply(sim, sc)
+  if not ok then user_error("scenario: %s", tostring(err)) end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -175,7 +191,8 @@ local MUTATING = { POST = true, PUT = true, PATCH = true, DELETE = true }
 
 -- Query parameters that may carry a secret are masked in the log.
 local SECRET_PARAM = { client_secret = true, client_assertion = true, password = true, code = true,
-                       refresh_token = true, access_token = true, assertion = true, sig = true }
+                       refresh_token = true, access_token = true, assertion = true, sig = true,
+                       secret = true, id_token = true, device_code = true, key = true }
 local function redact_query(q)
   if not q or q == "" then return nil end
   return (q:gsub("([^&=]+)=([^&]*)", function(k, v)

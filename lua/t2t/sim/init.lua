@@ -88,10 +88,11 @@ local function start_proxy(self, port)
   return true
 end
 
--- start{users, seed, state, faults, latency, log, log_bodies, port, target_users, dns,
+-- start{users, seed, state, faults, latency, log, log_bodies, port, target_users, dns, scenario,
 --       connect_proxy = PORT (0: any)} -> instance | nil, err.
 -- dns = true: serve the tenants' domains from a real DNS server at once (Knot, when
--- installed); otherwise instance:dns() starts it on first use.
+-- installed); otherwise instance:dns() starts it on first use.  scenario: a population scenario
+-- (path of a JSON file, or a table) applied after seeding (docs/simulator.md "Population").
 function M.start(o)
   o = o or {}
   local okc, crypto = pcall(require, "t2t.crypto")
@@ -116,7 +117,8 @@ function M.start(o)
     handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
                     latency = o.latency, log = o.log, log_bodies = o.log_bodies,
                     target_users = o.target_users, log_errors = o.log_errors,
-                    control_key = control_key, dns = o.dns },
+                    control_key = control_key, dns = o.dns,
+                    scenario = o.scenario },
   }
   if not srv then
     os.remove(ca_file)

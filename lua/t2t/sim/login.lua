@@ -653,7 +653,10 @@ local function grant_consent(sim, t, app)
 end
 
 local function adminconsent(sim, req, tenant_key)
-  local a = req.args or {}
+  local a = {}
+  for k, v in pairs(req.args or {}) do               -- a repeated parameter: its first value
+    a[k] = type(v) == "table" and v[1] or v
+  end
   local client_id = (a.client_id and urldecode(a.client_id) or ""):lower()
   local redir = a.redirect_uri and urldecode(a.redirect_uri)
   local state = a.state and urldecode(a.state)

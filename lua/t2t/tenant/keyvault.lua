@@ -85,8 +85,8 @@ end
 -- ensure(t, {subscription, resource_group, vault, location, certificate, subject}) ->
 -- {id = certificate URL, cer, thumbprint_b64, subject, starts, ends} | nil, err
 function M.ensure(t, o)
-  local sub, perr = params(t, o)
-  if not sub then return nil, perr end
+  local sub, bad = params(t, o)
+  if not sub then return nil, bad end
   if not o.subject:match("^CN=") then
     return nil, failure("CertSubject", "--certificate-subject must start with CN= ('%s')", o.subject)
   end

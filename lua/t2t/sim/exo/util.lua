@@ -213,7 +213,8 @@ function M.compile_filter(text)
         M.fail(400, M.EX.Argument, "Invalid filter syntax. For a description of the filter " ..
           "parameter syntax see the command help. \"%s\" at position 1.", text)
       end
-      local val = rest:match("^'(.*)'$") or rest:match('^"(.*)"$')
+      local val = rest:match("^'(.*)'$")
+      if val then val = val:gsub("''", "'") else val = rest:match('^"(.*)"$') end   -- 'd''arcy
       if not val then
         local l = lower(rest)
         val = l == "$true" and "true" or l == "$false" and "false" or l == "$null" and cjson.null

@@ -395,7 +395,7 @@ local function create_assignment(ctx, resource_fixed, principal_fixed)
   return store.add_app_role_assignment(ctx, a)
 end
 
-local function assignment_entity(ctx, a, context, status)
+local function assignment_entity(_ctx, a, context, status)
   local body = types.project("appRoleAssignment", a)
   body["@odata.context"] = store.ROOT .. "/$metadata#" .. context .. "/$entity"
   return { status = status or 200, body = body }

@@ -32,14 +32,14 @@ local function read_token(tok)
   return math.tointeger(tonumber(seq)), last ~= "" and last or nil
 end
 
-local function link(ctx, set, q, name, tok)
+local function link(set, q, name, tok)
   local nq = {}
   if q["$select"] then nq["$select"] = q["$select"] end
   nq[name] = tok
   return store.ROOT .. "/" .. set .. "/delta?" .. util.query_string(nq)
 end
 
-local function project(ctx, kind, select, o)
+local function project(kind, select, o)
   return types.project(kind, o, select)
 end
 
@@ -49,10 +49,10 @@ local function first_round(ctx, set, kind, select, top, seq, after)
   local tok = after and query.skiptoken(after) or nil
   local page, more = query.page_ordered(src, top, nil, tok)
   local value = {}
-  for i, o in ipairs(page) do value[i] = project(ctx, kind, select, o) end
+  for i, o in ipairs(page) do value[i] = project(kind, select, o) end
   local body = { value = util.array(value) }
-  if more then body["@odata.nextLink"] = link(ctx, set, ctx.q, "$skiptoken", token(seq, page[#page].id))
-  else body["@odata.deltaLink"] = link(ctx, set, ctx.q, "$deltatoken", token(seq)) end
+  if more then body["@odata.nextLink"] = link(set, ctx.q, "$skiptoken", token(seq, page[#page].id))
+  else body["@odata.deltaLink"] = link(set, ctx.q, "$deltatoken", token(seq)) end
   return body
 end
 
@@ -67,14 +67,14 @@ local function changes(ctx, set, kind, select, since)
     if t == typ and not seen[id] then
       seen[id] = true
       local o = store.get(ctx, id, kind)
-      if o then value[#value + 1] = project(ctx, kind, select, o)
+      if o then value[#value + 1] = project(kind, select, o)
       elseif not dir.objects[id] then
         value[#value + 1] = { ["@odata.type"] = typ, id = id, ["@removed"] = { reason = "changed" } }
       end
     end
   end
   return { value = util.array(value),
-           ["@odata.deltaLink"] = link(ctx, set, ctx.q, "$deltatoken", token(base + #log)) }
+           ["@odata.deltaLink"] = link(set, ctx.q, "$deltatoken", token(base + #log)) }
 end
 
 local SETS = { users = { "user", "user_read" }, groups = { "group", "group_read" },

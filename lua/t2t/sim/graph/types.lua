@@ -143,7 +143,7 @@ function M.check_body(tname, body, opts)
           "The property '%s' does not exist on type 'microsoft.graph.%s'. Make sure to only use "
           .. "property names that are defined by the type or mark the type as open type.", bind, tname))
       end
-    elseif k:sub(1, 7) == "@odata." or k:find("@", 1, true) then
+    elseif k:sub(1, 7) == "@odata." or k:find("@", 1, true) then -- luacheck: ignore 542
       -- control information / instance annotations: ignored
     elseif props[k] == nil then
       if T[tname] and T[tname].open then
