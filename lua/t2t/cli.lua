@@ -45,7 +45,6 @@ local function usage_error(fmt, ...)
                   "Try 't2t --help'.\n")
   return M.EXIT.usage
 end
-M.usage_error = usage_error
 
 -- Print a message as "t2t: message" and return the failure exit code.
 local function failed(msg, code)
@@ -191,7 +190,7 @@ end
 
 -- `t2t FILE.lua [args]`: a runbook file runs as `t2t run FILE.lua [args]`; any other Lua file
 -- runs as a plain script, with `arg` as lua5.4 sets it.
-function M.script(opts, path, rest)
+local function script(opts, path, rest)
   local runbook = require "t2t.runbook"
   local src, err = require("t2t.files").read(path, "runbook")
   if not src then return failed(err, M.EXIT.usage) end
@@ -285,7 +284,7 @@ local function dispatch(opts, rest, code)
   end
   local f = commands[cmd]
   if f then return f(opts, table.move(rest, 2, #rest, 1, {})) end
-  if cmd:match("%.lua$") then return M.script(opts, cmd, rest) end
+  if cmd:match("%.lua$") then return script(opts, cmd, rest) end
   return usage_error("unknown command '%s'", cmd)
 end
 
