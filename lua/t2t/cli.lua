@@ -138,7 +138,10 @@ local function run_decl(opts, decl, args)
   end
   local params, perr = runbook.parse_args(decl, args, opts)
   if not params then
-    return failed(perr .. string.format(" ('t2t help %s' lists the parameters)", decl.invoked), M.EXIT.usage)
+    if not perr:find("'t2t help ", 1, true) then
+      perr = perr .. string.format(" ('t2t help %s' lists the parameters)", decl.invoked)
+    end
+    return failed(perr, M.EXIT.usage)
   end
   if opts.log_level then require("t2t.log").set_level(opts.log_level) end
   local guard, rc = M.prepare(opts, "run", decl)
