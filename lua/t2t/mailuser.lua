@@ -32,7 +32,7 @@ M.read_list, M.describe_list = list.read, list.describe
 M.read_collection, M.write_collection = collection.read, collection.write
 M.report = report
 M.RULES = rules_mod.NAMES
-M.problem = C.problem
+M.problem, M.key = C.problem, C.key
 
 -- export(source, selector, opts) -> users, failures | nil, err (t2t.mailuser.export.collect).
 function M.export(source, selector, opts) return export.collect(source, selector, opts) end
@@ -151,11 +151,16 @@ end
 -- prepare{target, source?, users, rules, skus?, scope?, replace_contacts, clear_previous,
 -- usage_location, concurrency, progress, plan_mode, settle} -> rows (users' order).
 function M.prepare(o)
-  local mapped = map.map_all(o.users, o.rules)
-  local results = each(mapped, function(m) return prepare_one(o, m) end, o)
+  local clash = map.collisions(o.users, o.rules)
+  local function mapped(i)
+    local m = map.map(o.users[i], o.rules)
+    if clash[i] then table.insert(m.problems, clash[i]) end
+    return m
+  end
+  local results = each(o.users, function(_, i) return prepare_one(o, mapped(i)) end, o)
   local rows = {}
   for i, res in ipairs(results) do
-    rows[i] = res.ok and res.value or fail(row_of(mapped[i]), res.err)
+    rows[i] = res.ok and res.value or fail(row_of({ user = o.users[i] }), res.err)
   end
   return rows
 end
@@ -277,9 +282,9 @@ end
 -- validate{target, users, rules?, env = {accepted, tdd, scope_known, scope_group}, fix,
 -- endpoint?, concurrency, progress} -> rows.
 function M.validate(o)
-  local mapped = o.rules and map.map_all(o.users, o.rules) or {}
+  local clash = o.rules and map.collisions(o.users, o.rules) or {}
   local results = each(o.users, function(u, i)
-    local m = mapped[i]
+    local m = o.rules and not clash[i] and map.map(u, o.rules)
     if m and #m.problems > 0 then m = nil end      -- no usable mapping: find the target by its X500
     return validate_one(o, u, m or { user = u })
   end, o)

@@ -15,8 +15,7 @@ M.SELECT = { "Name", "Alias", "DisplayName", "UserPrincipalName", "PrimarySmtpAd
   "RecipientTypeDetails", "ExchangeGuid", "ArchiveGuid", "LegacyExchangeDN", "EmailAddresses",
   "IsDirSynced", "LitigationHoldEnabled", "DelayHoldApplied", "DelayReleaseHoldApplied",
   "ComplianceTagHoldApplied", "InPlaceHolds", "MailboxLocations", "PersistedCapabilities",
-  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation", "ExternalDirectoryObjectId",
-  "Guid" }
+  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation" }
 
 local function aux_count(locs)
   local n = 0
@@ -26,24 +25,24 @@ local function aux_count(locs)
   return n
 end
 
--- record(mailbox object) -> the compact record every other part reads.
+local function nonempty(v) return #C.list(v) > 0 and C.list(v) or nil end
+local function yes(v) return v == true or nil end
+
+-- record(mailbox object) -> the compact record every other part reads: only what is set is
+-- kept (false flags, zero GUIDs and empty lists are absent), so 100k users stay small.
 function M.record(m)
+  local aux = aux_count(m.MailboxLocations)
   return {
-    key = lower(m.PrimarySmtpAddress or m.Name or ""), Name = m.Name, Alias = m.Alias,
-    DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
+    Name = m.Name, Alias = m.Alias, DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
     PrimarySmtpAddress = m.PrimarySmtpAddress, RecipientTypeDetails = m.RecipientTypeDetails,
     ExchangeGuid = m.ExchangeGuid, ArchiveGuid = not C.is_zero(m.ArchiveGuid) and m.ArchiveGuid or nil,
     LegacyExchangeDN = m.LegacyExchangeDN, EmailAddresses = C.list(m.EmailAddresses),
-    IsDirSynced = m.IsDirSynced == true, UsageLocation = m.UsageLocation,
-    LitigationHoldEnabled = m.LitigationHoldEnabled == true, DelayHoldApplied = m.DelayHoldApplied == true,
-    DelayReleaseHoldApplied = m.DelayReleaseHoldApplied == true,
-    ComplianceTagHoldApplied = m.ComplianceTagHoldApplied == true,
-    InPlaceHolds = #C.list(m.InPlaceHolds) > 0 and C.list(m.InPlaceHolds) or nil,
-    AuxArchiveCount = aux_count(m.MailboxLocations),
-    PersistedCapabilities = #C.list(m.PersistedCapabilities) > 0 and C.list(m.PersistedCapabilities) or nil,
-    SendOnBehalf = #C.list(m.GrantSendOnBehalfTo) > 0 and C.list(m.GrantSendOnBehalfTo) or nil,
+    IsDirSynced = yes(m.IsDirSynced), UsageLocation = m.UsageLocation,
+    LitigationHoldEnabled = yes(m.LitigationHoldEnabled), DelayHoldApplied = yes(m.DelayHoldApplied),
+    DelayReleaseHoldApplied = yes(m.DelayReleaseHoldApplied), ComplianceTagHoldApplied = yes(m.ComplianceTagHoldApplied),
+    InPlaceHolds = nonempty(m.InPlaceHolds), AuxArchiveCount = aux > 0 and aux or nil,
+    PersistedCapabilities = nonempty(m.PersistedCapabilities), SendOnBehalf = nonempty(m.GrantSendOnBehalfTo),
     DisabledArchiveGuid = not C.is_zero(m.DisabledArchiveGuid) and m.DisabledArchiveGuid or nil,
-    Guid = m.Guid,
   }
 end
 
@@ -78,7 +77,7 @@ function M.scope(source, name)
     return nil, err
   end
   for _, m in ipairs(list) do
-    for _, k in ipairs { m.Name, m.PrimarySmtpAddress, m.ExternalDirectoryObjectId, m.Guid } do
+    for _, k in ipairs { m.Name, m.PrimarySmtpAddress } do
       if k then members[lower(k)] = true end
     end
   end
@@ -88,8 +87,7 @@ end
 
 function M.in_scope(scope, u)
   local s = scope.members
-  return (u.Name and s[lower(u.Name)]) or (u.PrimarySmtpAddress and s[lower(u.PrimarySmtpAddress)])
-      or (u.Guid and s[lower(u.Guid)]) or false
+  return (u.Name and s[lower(u.Name)]) or (u.PrimarySmtpAddress and s[lower(u.PrimarySmtpAddress)]) or false
 end
 
 ---------------------------------------------------------------------------------------------

@@ -82,10 +82,8 @@ function M.routing_address(u, rules)
   return u.PrimarySmtpAddress
 end
 
--- map(u, rules) -> {user = u, key, target = {...}, problems = {...}}.
-function M.map(u, rules)
-  local m = { user = u, key = u.key, problems = {} }
-  local function problem(code, msg, fix) m.problems[#m.problems + 1] = C.problem(code, msg, fix) end
+-- names(u, rules) -> primary SMTP address, UPN of u's target | nil, problem.
+function M.names(u, rules)
   local primary
   if u.TargetUser then
     primary = u.TargetUser
@@ -93,15 +91,15 @@ function M.map(u, rules)
     local dom = C.domain_of(u.PrimarySmtpAddress)
     local to = mapped_domain(rules, dom)
     if not to then
-      problem("NoDomainMap", fmt("no target domain for %s (its primary address is in %s)", u.PrimarySmtpAddress,
-        tostring(dom)), fmt("add --domain-map %s=<target domain>, or give its TargetUser in the CSV", tostring(dom)))
-      return m
+      return nil, C.problem("NoDomainMap", fmt("no target domain for %s (its primary address is in %s)",
+        tostring(u.PrimarySmtpAddress), tostring(dom)),
+        fmt("add --domain-map %s=<target domain>, or give its TargetUser in the CSV", tostring(dom)))
     end
     primary = local_part(u.PrimarySmtpAddress) .. "@" .. to
   end
   local tdom = C.domain_of(primary)
   if next(rules.accepted) and not rules.accepted[tdom] then
-    problem("TargetDomainNotAccepted", fmt("%s is not in an accepted domain of the target", primary),
+    return nil, C.problem("TargetDomainNotAccepted", fmt("%s is not in an accepted domain of the target", primary),
       fmt("use one of: %s", M.list_domains(rules.accepted)))
   end
   local upn = primary
@@ -109,6 +107,18 @@ function M.map(u, rules)
     local to = mapped_domain(rules, C.domain_of(u.UserPrincipalName))
     if to and local_part(u.UserPrincipalName) then upn = local_part(u.UserPrincipalName) .. "@" .. to end
   end
+  return primary, upn
+end
+
+-- map(u, rules) -> {user = u, target = {...}, problems = {...}}.
+function M.map(u, rules)
+  local m = { user = u, problems = {} }
+  local primary, upn = M.names(u, rules)
+  if not primary then
+    m.problems[1] = upn
+    return m
+  end
+  local tdom = C.domain_of(primary)
   local alias = (u.Alias and u.Alias ~= "") and u.Alias or local_part(primary)
   local adds, seen = {}, {}
   local function add(p)
@@ -137,39 +147,51 @@ function M.map(u, rules)
   return m
 end
 
--- map_all(users, rules) -> mapped list (same order); two sources with one target primary
--- address or UPN are both marked with a Collision problem naming each other.
-function M.map_all(users, rules)
-  local out, by = {}, {}
+-- collisions(users, rules) -> {[i] = problem}: the users whose target primary address or UPN
+-- another one shares (both, each naming the others), never prepared over each other.  Only the
+-- names are held for this, not whole targets: 100k users stay small.
+function M.collisions(users, rules)
+  local by, keys = {}, {}
   for i, u in ipairs(users) do
-    local m = M.map(u, rules)
-    out[i] = m
-    if m.target then
-      for _, k in ipairs { lower(m.target.PrimarySmtpAddress), lower(m.target.UserPrincipalName) } do
+    local primary, upn = M.names(u, rules)
+    if primary then
+      for _, k in ipairs { lower(primary), lower(upn) } do
         local l = by[k]
-        if not l then l = {}; by[k] = l end
-        if l[#l] ~= m then l[#l + 1] = m end
+        if not l then l = {}; by[k] = l; keys[#keys + 1] = k end
+        if l[#l] ~= i then l[#l + 1] = i end
       end
     end
   end
-  local reported = {}
-  for k, l in pairs(by) do
+  local out = {}
+  for _, k in ipairs(keys) do
+    local l = by[k]
     if #l > 1 then
-      for _, m in ipairs(l) do
-        if reported[m] then goto next_m end
-        reported[m] = true
-        local others = {}
-        for _, o in ipairs(l) do
-          if o ~= m then
-            others[#others + 1] = o.user.PrimarySmtpAddress .. (o.user.line and (" (line " .. o.user.line .. ")") or "")
+      for _, i in ipairs(l) do
+        if not out[i] then
+          local others = {}
+          for _, j in ipairs(l) do
+            if j ~= i then
+              local o = users[j]
+              others[#others + 1] = o.PrimarySmtpAddress .. (o.line and (" (line " .. math.tointeger(o.line) .. ")") or "")
+            end
           end
+          out[i] = C.problem("Collision", fmt("%s maps to %s, as %s does: two sources cannot share one target",
+            users[i].PrimarySmtpAddress, k, table.concat(others, ", ")),
+            "give one of them another TargetUser in the CSV, or change the domain map")
         end
-        m.problems[#m.problems + 1] = C.problem("Collision", fmt("%s maps to %s, as %s does: two sources " ..
-          "cannot share one target", m.user.PrimarySmtpAddress, k, table.concat(others, ", ")),
-          "give one of them another TargetUser in the CSV, or change the domain map")
-        ::next_m::
       end
     end
+  end
+  return out
+end
+
+-- map_all(users, rules) -> mapped list (same order), collisions marked on both sides.
+function M.map_all(users, rules)
+  local clash = M.collisions(users, rules)
+  local out = {}
+  for i, u in ipairs(users) do
+    out[i] = M.map(u, rules)
+    if clash[i] then table.insert(out[i].problems, clash[i]) end
   end
   return out
 end

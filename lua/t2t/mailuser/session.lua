@@ -113,7 +113,7 @@ function M.export(ctx, p, source, depth)
   if not users then ctx:fail("reading the source mailboxes: %s", tostring(failures)) end
   if p.only_failed_set and not sel.entries then
     local keep = {}
-    for _, u in ipairs(users) do if p.only_failed_set[u.key] then keep[#keep + 1] = u end end
+    for _, u in ipairs(users) do if p.only_failed_set[mailuser.key(u)] then keep[#keep + 1] = u end end
     users = keep
   end
   local info = { source = { tenant_id = source.id, domain = source.domain, name = source.name },
@@ -127,7 +127,7 @@ function M.from_file(ctx, path, only)
   if not info then ctx:fail("--from %s", tostring(users)) end
   if only then
     local keep = {}
-    for _, u in ipairs(users) do if only[lower(u.key or "")] then keep[#keep + 1] = u end end
+    for _, u in ipairs(users) do if only[mailuser.key(u)] then keep[#keep + 1] = u end end
     users = keep
   end
   ctx:say("Source %s (%s) from %s: %d users, exported %s%s", tostring(info.source and info.source.name),
