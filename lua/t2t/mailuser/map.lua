@@ -147,42 +147,58 @@ function M.map(u, rules)
   return m
 end
 
--- collisions(users, rules) -> {[i] = problem}: the users whose target primary address or UPN
--- another one shares (both, each naming the others), never prepared over each other.  Only the
--- names are held for this, not whole targets: 100k users stay small.
-function M.collisions(users, rules)
-  local by, keys = {}, {}
-  for i, u in ipairs(users) do
-    local primary, upn = M.names(u, rules)
-    if primary then
-      for _, k in ipairs { lower(primary), lower(upn) } do
-        local l = by[k]
-        if not l then l = {}; by[k] = l; keys[#keys + 1] = k end
-        if l[#l] ~= i then l[#l + 1] = i end
-      end
+-- collider(rules) -> c: c:add(u, i) for every user, then c:problems() -> {[i] = problem}: the
+-- users whose target primary address or UPN another one shares (both, each naming the others),
+-- never prepared over each other.  Only the names are held (a number per key until a second
+-- user claims it), so 100k users stay small.
+local Collider = {}
+Collider.__index = Collider
+
+function M.collider(rules)
+  return setmetatable({ rules = rules, by = {}, clashed = {}, who = {} }, Collider)
+end
+
+function Collider:add(u, i)
+  local primary, upn = M.names(u, self.rules)
+  if not primary then return end
+  self.who[i] = u.PrimarySmtpAddress .. (u.line and (" (line " .. math.tointeger(u.line) .. ")") or "")
+  for _, k in ipairs { lower(primary), lower(upn) } do
+    local cur = self.by[k]
+    if cur == nil then
+      self.by[k] = i
+    elseif cur ~= i then
+      if type(cur) ~= "table" then cur = { cur }; self.by[k] = cur end
+      if cur[#cur] ~= i then cur[#cur + 1] = i end
+      self.clashed[k] = cur
     end
   end
+end
+
+function Collider:problems()
   local out = {}
+  local keys = {}
+  for k in pairs(self.clashed) do keys[#keys + 1] = k end
+  table.sort(keys)
   for _, k in ipairs(keys) do
-    local l = by[k]
-    if #l > 1 then
-      for _, i in ipairs(l) do
-        if not out[i] then
-          local others = {}
-          for _, j in ipairs(l) do
-            if j ~= i then
-              local o = users[j]
-              others[#others + 1] = o.PrimarySmtpAddress .. (o.line and (" (line " .. math.tointeger(o.line) .. ")") or "")
-            end
-          end
-          out[i] = C.problem("Collision", fmt("%s maps to %s, as %s does: two sources cannot share one target",
-            users[i].PrimarySmtpAddress, k, table.concat(others, ", ")),
-            "give one of them another TargetUser in the CSV, or change the domain map")
-        end
+    local l = self.clashed[k]
+    for _, i in ipairs(l) do
+      if not out[i] then
+        local others = {}
+        for _, j in ipairs(l) do if j ~= i then others[#others + 1] = self.who[j] end end
+        out[i] = C.problem("Collision", fmt("%s maps to %s, as %s does: two sources cannot share one target",
+          self.who[i]:match("^%S+"), k, table.concat(others, ", ")),
+          "give one of them another TargetUser in the CSV, or change the domain map")
       end
     end
   end
   return out
+end
+
+-- collisions(users, rules) -> {[i] = problem} for a list of users.
+function M.collisions(users, rules)
+  local c = M.collider(rules)
+  for i, u in ipairs(users) do c:add(u, i) end
+  return c:problems()
 end
 
 -- map_all(users, rules) -> mapped list (same order), collisions marked on both sides.
