@@ -33,7 +33,10 @@ end
 local function records(ctx, p, run)
   local skipped = {}
   if p.from then
-    local users, info = MS.from_file(ctx, p.from)
+    local src, info = MS.from_file(ctx, p.from)
+    local users = {}
+    local ok, err = src.each(function(u) users[#users + 1] = u end)
+    if not ok then ctx:fail("--from %s", tostring(err)) end
     return users, info, skipped
   end
   local entries
