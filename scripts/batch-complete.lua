@@ -51,12 +51,13 @@ return runbook {
     local names = S.names(ctx, p, run)
     local o = { timeout = p.timeout, interval = p.interval or (ctx.opts.sim and 1 or 30) }
     local fx = { target = run.target, backend = run.backend, opts = p }
+    local SYNCED = { synced = true, syncedwitherrors = true, completed = true, completedwitherrors = true }
+    local waiting = {}
     for _, name in ipairs(names) do
       local snap, sum
       if p.wait and not at then
         ctx:say("Waiting for %s to sync ...", name)
-        snap, sum = wait_for(ctx, run, name, { synced = true, syncedwitherrors = true, completed = true,
-                                                completedwitherrors = true }, o)
+        snap, sum = wait_for(ctx, run, name, SYNCED, o)
       else
         snap, sum = batch.status(run.backend, name, { detail = 0 })
         if not snap then ctx:fail("batch %s: %s", name, tostring(sum)) end
@@ -82,13 +83,14 @@ return runbook {
         else
           ctx:item(name, true, at and ("completes after " .. S.iso(at)) or
             string.format("completing (%d users%s)", sum.total, approved > 0 and (", " .. approved .. " approved") or ""))
-          if p.wait and not at and not ctx.opts.plan then
-            ctx:say("Waiting for %s to complete ...", name)
-            local s2 = wait_for(ctx, run, name, { completed = true, completedwitherrors = true }, o)
-            ctx:say("  %s: %s", name, s2.batch.status)
-          end
+          if p.wait and not at and not ctx.opts.plan then waiting[#waiting + 1] = name end
         end
       end
+    end
+    for _, name in ipairs(waiting) do             -- they complete side by side: wait for each in turn
+      ctx:say("Waiting for %s to complete ...", name)
+      local s2 = wait_for(ctx, run, name, { completed = true, completedwitherrors = true }, o)
+      ctx:say("  %s: %s", name, s2.batch.status)
     end
     ctx:summary("batches", #names)
     ctx:say("\nNext: t2t run post-migration (check the conversions, re-stamp Send on Behalf, what is left to do)")

@@ -118,7 +118,11 @@ return runbook {
       J:set_user(rec)
     end
     say_plan(ctx, result, J, p.batch_size)
-    for _, s in ipairs(skipped) do ctx:item(s.source or "?", false, s.reason) end
+    local left_out, migrated = 0, 0
+    for _, s in ipairs(skipped) do
+      ctx:item(s.source or "?", s.ok or false, s.reason)
+      if s.ok then migrated = migrated + 1 else left_out = left_out + 1 end
+    end
     if not ctx.opts.plan then
       local ok, err = J:save()
       if not ok then ctx:fail("--batches %s: %s", p.batches, tostring(err)) end
@@ -138,12 +142,15 @@ return runbook {
               #r.elsewhere > 0 and (", " .. #r.elsewhere .. " moving in another batch") or "")
       for _, x in ipairs(r.elsewhere) do ctx:item(x.address, true, "moving in batch " .. x.batch) end
     end
-    for _, u in ipairs(all) do ctx:item(u.target, true, "batch " .. u.planned_batch) end
+    for _, u in ipairs(new) do
+      if u.planned_batch then ctx:item(u.target, true, "batch " .. u.planned_batch) end
+    end
     if run.journal == nil and not ctx.opts.plan then ctx:summary("batches file", p.batches) end
     ctx:summary("batches", #result.batches)
     ctx:summary("batches created", created)
     ctx:summary("users added", added)
-    ctx:summary("users left out", #skipped)
+    if migrated > 0 then ctx:summary("users migrated already", migrated) end
+    ctx:summary("users left out", left_out)
     ctx:say("\nNext: t2t run batch-status --watch   (then batch-fix for failures, batch-complete when synced)")
     return { batches = res, skipped = skipped, moved = #result.moved, cut = #result.cut }
   end,

@@ -22,8 +22,8 @@ local function num(x) return fmt("%.1f", x) end
 -- open(id, title, w, h, n) -> the chart's opening tags.
 local function open(id, title, w, h, n)
   return fmt('<figure class="chart"><figcaption>%s</figcaption><svg id="%s" class="chart-svg" ' ..
-    'viewBox="0 0 %d %d" width="100%%" role="img" aria-label="%s" data-series-count="%d" ' ..
-    'xmlns="http://www.w3.org/2000/svg">', esc(title), id, w, h, esc(title), n)
+    'viewBox="0 0 %d %d" width="100%%" role="img" aria-label="%s" data-series-count="%d">',
+    esc(title), id, w, h, esc(title), n)
 end
 
 local function close(legend)
@@ -208,7 +208,7 @@ end
 function M.failures(d)
   local W, rowh = 760, 30
   local H = 24 + math.max(1, #d.failures) * rowh
-  local x0, w = 330, 400
+  local x0, w = 380, 340
   local top = 1
   for _, f in ipairs(d.failures) do top = math.max(top, f.open + f.fixed) end
   local L = { open("chart-failures", "Failures by cause: fixed (green) and still open (red)", W, H, #d.failures > 0 and 1 or 0) }
@@ -219,8 +219,10 @@ function M.failures(d)
   L[#L + 1] = '<g class="series" data-series="failures">'
   for i, f in ipairs(d.failures) do
     local y = 8 + (i - 1) * rowh
-    L[#L + 1] = fmt('<text x="%d" y="%d" text-anchor="end" font-size="11" fill="#111827">%s</text>', x0 - 8, y + 15,
-                    esc(f.exception))
+    local label = #f.exception > 52 and (f.exception:gsub("PermanentException$", ""):gsub("Exception$", "")) or f.exception
+    if #label > 52 then label = label:sub(1, 50) .. "..." end
+    L[#L + 1] = fmt('<text x="%d" y="%d" text-anchor="end" font-size="11" fill="#111827"><title>%s</title>%s</text>',
+                    x0 - 8, y + 15, esc(f.exception), esc(label))
     local fw, ow = f.fixed / top * w, f.open / top * w
     if fw > 0 then
       L[#L + 1] = fmt('<rect x="%d" y="%d" width="%s" height="20" fill="#059669"><title>%s: %d fixed</title></rect>',

@@ -29,9 +29,10 @@ function M.csv(addrs)
   return "EmailAddress\r\n" .. table.concat(addrs, "\r\n") .. "\r\n"
 end
 
--- batch(name) -> the batch object | nil (none) | nil, err
-function B:batch(name)
-  local l, err = self.t:xo("Get-MigrationBatch", { Identity = name })
+-- batch(name, wait) -> the batch object | nil (none) | nil, err.  wait: a batch known to exist
+-- may not be visible yet (replication lag): look again for up to the tenant's settle time.
+function B:batch(name, wait)
+  local l, err = self.t:xo("Get-MigrationBatch", { Identity = name }, wait and { wait_visible = self.t.settle } or nil)
   if l then return l[1] end
   if not_found(err) then return nil end
   return nil, err
@@ -197,7 +198,7 @@ end
 -- refreshes every user in turn); o.all: every user's.
 function B:snapshot(name, o)
   o = o or {}
-  local b, err = self:batch(name)
+  local b, err = self:batch(name, true)
   if not b then return nil, err or "no migration batch named '" .. name .. "'" end
   local entries
   entries, err = self:entries(name)

@@ -217,7 +217,7 @@ function M.human(bytes)
   local units = { "B", "KB", "MB", "GB", "TB" }
   local i = 1
   while bytes >= 1024 and i < #units do bytes = bytes / 1024; i = i + 1 end
-  return i == 1 and fmt("%d B", bytes) or fmt("%.1f %s", bytes, units[i])
+  return i == 1 and fmt("%d B", math.floor(bytes)) or fmt("%.1f %s", bytes, units[i])
 end
 
 function M.duration(s)

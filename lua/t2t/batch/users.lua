@@ -55,11 +55,10 @@ local function records(ctx, p, run)
     return users, { source = {} }, skipped
   end
   local sel = entries and { entries = entries } or MS.selector(ctx, p)
-  local bar
+  local bar = sel.entries and MS.progress(ctx, "Reading mailboxes and delegates", #sel.entries)
   local users, failures = mailuser.export(src, sel, { depth = "full", scope = false, concurrency = p.concurrency,
-    on_progress = function(done, total)
-      bar = bar or MS.progress(ctx, "Reading mailboxes and delegates", total)
-      bar:update(done)
+    on_progress = function(done)
+      if bar then bar:update(done) else ctx.log.info("  %d mailboxes read", done) end
     end })
   if bar then bar:finish() end
   if not users then ctx:fail("reading the source mailboxes: %s", tostring(failures)) end
@@ -104,9 +103,13 @@ function M.load(ctx, p, run)
         tostring(m.problems[1] or "give TargetUser or --domain-map") }
     elseif not mu then
       local mbx = C.get_one(run.target, "Get-Mailbox", { Identity = tgt })
-      skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, target = tgt, reason = mbx and
-        "the target is a mailbox already (migrated, or licensed before its ExchangeGuid: see validate-users)" or
-        "no target mail user: run prepare-users" }
+      if mbx and C.guid_eq(mbx.ExchangeGuid, u.ExchangeGuid) then
+        skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, target = tgt, ok = true, reason = "migrated already" }
+      else
+        skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, target = tgt, reason = mbx and
+          "the target is a mailbox already (licensed before its ExchangeGuid was stamped? see validate-users)" or
+          "no target mail user: run prepare-users" }
+      end
     else
       local names = { u.Name, u.Alias, u.UserPrincipalName, u.PrimarySmtpAddress }
       for _, a in ipairs(list(u.EmailAddresses)) do names[#names + 1] = (a:gsub("^%a+:", "")) end

@@ -15,7 +15,7 @@ M.SELECT = { "Name", "Alias", "DisplayName", "UserPrincipalName", "PrimarySmtpAd
   "RecipientTypeDetails", "ExchangeGuid", "ArchiveGuid", "LegacyExchangeDN", "EmailAddresses",
   "IsDirSynced", "LitigationHoldEnabled", "DelayHoldApplied", "DelayReleaseHoldApplied",
   "ComplianceTagHoldApplied", "InPlaceHolds", "MailboxLocations", "PersistedCapabilities",
-  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation" }
+  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation", "ExternalDirectoryObjectId" }
 
 local function aux_count(locs)
   local n = 0
@@ -25,12 +25,16 @@ local function aux_count(locs)
   return n
 end
 
+local NULL = require("cjson").null
+
 local function nonempty(v) return #C.list(v) > 0 and C.list(v) or nil end
 local function yes(v) return v == true or nil end
 
 -- record(mailbox object) -> the compact record every other part reads: only what is set is
 -- kept (false flags, zero GUIDs and empty lists are absent), so 100k users stay small.
 function M.record(m)
+  -- a raw page (--all) keeps Exchange's nulls: an unset property is absent here
+  for k, v in pairs(m) do if v == NULL then m[k] = nil end end
   local aux = aux_count(m.MailboxLocations)
   return {
     Name = m.Name, Alias = m.Alias, DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
