@@ -13,6 +13,8 @@ local S, lines
 local SCENARIO = { steps = {
   { create = { tenant = "contoso", alias = "ann", display_name = "Ann Ávila" } },
   { create = { tenant = "contoso", alias = "pia" } },
+  { create = { tenant = "contoso", alias = "hal" } },
+  { create = { tenant = "fabrikam", kind = "MailContact", name = "hal", alias = "hal.partner", external = "hal@partner.org" } },
   { create = { tenant = "contoso", alias = "ben", archive = true } },
   { create = { tenant = "fabrikam", kind = "MailUser", alias = "ben", primary = "ben@fabrikam.com",
                external = "ben@elsewhere.org", add_addresses = { "smtp:ben@contoso.com" } } },
@@ -171,6 +173,17 @@ function TestMailuserSim.test_no_licence_before_the_guid()
   lu.assertNil(ann.ProvisionedByLicense)
   local _, nerr = mailuser.license(tgt, m, "NOSUCHSKU")
   lu.assertStrContains(tostring(nerr), "the target has no licence 'NOSUCHSKU'")
+end
+
+function TestMailuserSim.test_a_name_another_object_has()
+  local src, tgt, rules = world(false)
+  local rows = mailuser.prepare { target = tgt, users = users(src, { "hal" }), rules = rules }
+  lu.assertEquals(rows[1].status, "ok")
+  local hal = assert(mailuser_of("hal@fabrikam.com"))
+  lu.assertStrMatches(hal.Name, "^hal%-%x+$")                        -- the contact keeps "hal"
+  lu.assertEquals(mailuser_of("hal@partner.org").Name, "hal")
+  rows = mailuser.prepare { target = tgt, users = users(src, { "hal" }), rules = rules }
+  lu.assertEquals(rows[1].changes, { "unchanged" })
 end
 
 function TestMailuserSim.test_zz_stop()

@@ -225,24 +225,30 @@ function M.collect(source, selector, opts)
       idents, err = group_members(source, selector.group)
       if not idents then return nil, err end
     end
-    for first = 1, #idents, M.WINDOW do
-      local part = table.move(idents, first, math.min(first + M.WINDOW - 1, #idents), 1, {})
-      local results = t2t.parallel(part, function(e) return { by_identity(source, e.source) } end, { concurrency = conc })
-      for i, r in ipairs(results) do
-        local e = part[i]
-        local m, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
-        if m then
-          keep(M.record(m), e)
-        else
-          failures[#failures + 1] = { entry = e, problem = err and C.problem("ReadFailed", tostring(err))
-            or C.problem("SourceNotFound", fmt("%s wasn't found on the SOURCE tenant (%s)", e.source, source.name),
-              "check the address in the list, or that the mailbox exists (Get-Mailbox)") }
-        end
-      end
-    end
+    M.read_each(source, idents, conc, keep, failures)
   end
   flush()
   return users, failures
+end
+
+-- read_each(source, idents, conc, keep(u, entry), failures): Get-Mailbox for each identity of
+-- a list, a window at a time; the ones the source does not have go to failures (rule 1).
+function M.read_each(source, idents, conc, keep, failures)
+  for first = 1, #idents, M.WINDOW do
+    local part = table.move(idents, first, math.min(first + M.WINDOW - 1, #idents), 1, {})
+    local results = t2t.parallel(part, function(e) return { by_identity(source, e.source) } end, { concurrency = conc })
+    for i, r in ipairs(results) do
+      local e = part[i]
+      local m, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
+      if m then
+        keep(M.record(m), e)
+      else
+        failures[#failures + 1] = { entry = e, problem = err and C.problem("ReadFailed", tostring(err))
+          or C.problem("SourceNotFound", fmt("%s wasn't found on the SOURCE tenant (%s)", e.source, source.name),
+            "check the address in the list, or that the mailbox exists (Get-Mailbox)") }
+      end
+    end
+  end
 end
 
 return M
