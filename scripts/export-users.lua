@@ -39,10 +39,9 @@ return runbook {
     local n = { users = 0, hold = 0, outside = 0, added = 0 }
     local function also(u, scope)
       if not p.add_to_scope then return end
-      if not scope then u.read_error = "no scope group to add it to (give --scope-group, or run setup-source first)" return end
       local st, serr = mailuser.add_to_scope(source, u, scope)
       if not st then u.read_error = "not added to the scope group: " .. tostring(serr)
-      elseif st ~= "member" then u.InScope = true; n.added = n.added + 1 end
+      elseif st == "added" then u.InScope = true; n.added = n.added + 1 end
     end
     local function each(u)
       n.users = n.users + 1
@@ -50,7 +49,7 @@ return runbook {
       if u.InScope == false then n.outside = n.outside + 1 end
       ctx:item(u.PrimarySmtpAddress, not u.read_error, u.read_error)
     end
-    local failures = S.export(ctx, p, source, p.depth, p.out, { also = also, each = each })
+    local failures = S.export(ctx, p, source, p.depth, p.out, { also = also, each = each, need_scope = p.add_to_scope })
     for _, r in ipairs(S.missing_rows(failures)) do ctx:item(r.source, false, r.problems[1].message) end
     ctx:summary("users exported", n.users)
     if #failures > 0 then ctx:summary("not found", #failures) end
