@@ -12,9 +12,10 @@ return runbook {
     "endpoint: app, RemoteTenant, RemoteServer of the cloud, Key Vault URL for the legacy procedure) and the\n" ..
     "source (app consented and owned by the target, organization relationship keyed by the target tenant ID\n" ..
     "with RemoteOutbound, OAuthApplicationId and MailboxMovePublishedScopes, each scope group a mail-enabled\n" ..
-    "security group). Both sides when both profiles are given (with --sim: both). Prints [Passed], [Warning]\n" ..
-    "and [Failed] lines, each failure with its fix; exit 1 if anything failed. Unlike VerifySetup.ps1 it\n" ..
-    "reports the app-owner check, and treats a relationship set up for moves in both directions as a warning.",
+    "security group). Both sides when both profiles are given (with --sim: both). Prints [Passed], [Warnings]\n" ..
+    "and [Failed] lines as the script does, each failure saying what is wrong and how to fix it; exit 1 if\n" ..
+    "anything failed. Unlike VerifySetup.ps1 it reports the app-owner check, and treats a relationship set up\n" ..
+    "for moves in both directions as a warning.",
   params = {
     { name = "target", type = "string", help = "profile of the target tenant" },
     { name = "source", type = "string", help = "profile of the source tenant" },
@@ -25,7 +26,7 @@ return runbook {
     { name = "source-domain", type = "string", help = "source initial domain (PartnerTenantDomain)" },
     { name = "target-tenant-id", type = "string", help = "target tenant GUID (PartnerTenantId, verifying the source)" },
     { name = "keyvault-url", type = "string", help = "legacy: the Key Vault certificate URL the endpoint must use" },
-    { name = "project-days", type = "integer", default = 90, help = "warn about credentials expiring within this many days" },
+    { name = "warn-expiry", type = "integer", default = 30, help = "name every credential (the app's, the profile's) that expires within this many days" },
   },
   run = function(ctx, p)
     local h, herr = session.read_handoff(p.handoff)
@@ -35,8 +36,8 @@ return runbook {
     local side = p.side or ((p.target or sim) and (p.source or sim) and "both")
                  or (p.target and "target") or (p.source and "source")
     if not side then ctx:usage("nothing to verify: pass --target PROFILE and/or --source PROFILE (or --sim)") end
-    local t = (side == "target" or side == "both") and must(ctx, session.open(ctx, "target", p.target)) or nil
-    local s = (side == "source" or side == "both") and must(ctx, session.open(ctx, "source", p.source)) or nil
+    local t = (side == "target" or side == "both") and must(ctx, session.open(ctx, "target", p.target, { warn_expiry = p.warn_expiry })) or nil
+    local s = (side == "source" or side == "both") and must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry })) or nil
     local app_id = p.app_id or h.app_id
     if not app_id then ctx:usage("which app? pass --handoff FILE or --app-id") end
     local passed, warned, failed = 0, 0, 0
@@ -44,7 +45,7 @@ return runbook {
       ctx:say("\n%s", title)
       for _, c in ipairs(checks) do
         if c.status == "Passed" then passed = passed + 1 ctx:say("[Passed]  %s", c.what)
-        elseif c.status == "Warning" then warned = warned + 1 ctx:say("[Warning] %s\n          -> %s", c.what, c.fix)
+        elseif c.status == "Warnings" then warned = warned + 1 ctx:say("[Warnings] %s\n           -> %s", c.what, c.fix)
         else
           failed = failed + 1
           ctx:say("[Failed]  %s\n          -> fix: %s", c.what, c.fix)
@@ -59,7 +60,7 @@ return runbook {
       if not sid or not sdom then ctx:usage("verifying the target needs the source: --handoff, or --source-tenant-id and --source-domain") end
       local checks = verify.target(t, { app_id = app_id, partner_id = sid, partner_domain = sdom,
                                         partner_domains = { sdom, s and s.domain }, partner_label = sdom,
-                                        kv_url = p.keyvault_url or h.keyvault_url, window_days = p.project_days })
+                                        kv_url = p.keyvault_url or h.keyvault_url, window_days = p.warn_expiry })
       show(string.format("Target %s (%s)", t.name, t.id), checks)
       out.target = checks
     end

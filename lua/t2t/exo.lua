@@ -120,7 +120,7 @@ end
 
 -- Check one value against its parameter's type and valid values; returns the value to send
 -- (enum values in their canonical case) or nil, why.
-local function check_value(name, d, v, prefix)
+local function check_value(_name, d, v, prefix)
   local t = d.t
   if t == "SwitchParameter" or t == "Boolean" then
     if type(v) ~= "boolean" then return nil, "expects true or false" end
@@ -397,12 +397,13 @@ function M.parse_error(resp, cmdlet)
   return e
 end
 
--- Copy of obj without annotation keys (anything containing '@').
+-- Copy of obj without annotation keys (anything containing '@') and without null properties:
+-- Exchange sends every property of the object type, null when unset; they read as absent.
 local function strip(obj)
   if type(obj) ~= "table" then return obj end
   local out = {}
   for k, v in pairs(obj) do
-    if type(k) ~= "string" or not k:find("@", 1, true) then out[k] = v end
+    if (type(k) ~= "string" or not k:find("@", 1, true)) and v ~= cjson.null then out[k] = v end
   end
   return out
 end

@@ -62,9 +62,12 @@ end
 -- open(ctx, role, name, required) -> tenant | nil (not given); a connection error ends the run.
 function M.open(ctx, role, name, required)
   local t, err = session.open(ctx, role, name)
-  if err then ctx:fail("%s tenant: %s", role, tostring(err)) end
+  if err then
+    local stop = type(err) == "table" and err.code == "Profile" and ctx.usage or ctx.fail   -- unknown profile: exit 2
+    stop(ctx, "%s tenant: %s", role, tostring(err))
+  end
   if not t and required then
-    ctx:fail("which %s tenant? pass --%s PROFILE (or --sim)", role, role)
+    ctx:usage("which %s tenant? pass --%s PROFILE (or --sim)", role, role)
   end
   return t
 end
@@ -86,7 +89,7 @@ end
 function M.selector(ctx, p)
   local n = (p.csv and 1 or 0) + (p.group and 1 or 0) + (p.all and 1 or 0)
   if n ~= 1 then
-    ctx:fail("which users? give exactly one of --csv FILE (SourceUser,TargetUser or EmailAddress), --group NAME, --all")
+    ctx:usage("which users? give exactly one of --csv FILE (SourceUser,TargetUser or EmailAddress), --group NAME, --all")
   end
   if p.csv then return { entries = M.read_list(ctx, p.csv), csv = p.csv } end
   if p.group then return { group = p.group } end

@@ -9,7 +9,7 @@ local model = require "t2t.sim.model"
 
 local M = {}
 
-local fmt, lower, sub = string.format, string.lower, string.sub
+local lower, sub = string.lower, string.sub
 local add_object, add_recipient = model.add_object, model.add_recipient
 local ZERO = model.ZERO_GUID
 
@@ -351,7 +351,8 @@ local function tenant(state, rng, spec)
   t.azure.subscriptions[sub_id] = { subscriptionId = sub_id, displayName = spec.display .. " Azure",
     state = "Enabled", tenantId = t.id, resource_groups = {},
     role_assignments = { { id = rng:guid(), principalId = t.seeded.admin_app.sp_id,
-                           roleDefinitionId = M.OWNER_ROLE, roleDefinitionName = "Owner" } } }
+                           roleDefinitionId = M.OWNER_ROLE, roleDefinitionName = "Owner",
+                           scope = "/subscriptions/" .. sub_id } } }
   return t
 end
 

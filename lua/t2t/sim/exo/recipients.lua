@@ -10,28 +10,25 @@ local lower = string.lower
 local ZERO = model.ZERO_GUID
 local LEGDN = "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn="
 
--- Narrow a listing by the common Get-* parameters (-Filter, -Anr, -RecipientTypeDetails...).
-local function narrow(list, p)
+-- The common Get-* narrowing parameters (-RecipientTypeDetails, -RecipientType, -Filter,
+-- -Anr) as one predicate over a recipient | nil when none is given.
+local function narrow(p)
+  local tests = {}
   if p.RecipientTypeDetails then
     local s = U.set(table.unpack(U.list(p.RecipientTypeDetails)))
-    local out = {}
-    for _, r in ipairs(list) do if s[r.RecipientTypeDetails] then out[#out + 1] = r end end
-    list = out
+    tests[#tests + 1] = function(r) return s[r.RecipientTypeDetails] end
   end
   if p.RecipientType then
     local s = U.set(table.unpack(U.list(p.RecipientType)))
-    local out = {}
-    for _, r in ipairs(list) do if s[r.RecipientType] then out[#out + 1] = r end end
-    list = out
+    tests[#tests + 1] = function(r) return s[r.RecipientType] end
   end
-  if p.Filter then
-    local pred = U.compile_filter(p.Filter)
-    local out = {}
-    for _, r in ipairs(list) do if pred(r) then out[#out + 1] = r end end
-    list = out
+  if p.Filter then tests[#tests + 1] = U.compile_filter(p.Filter) end
+  if p.Anr then tests[#tests + 1] = function(r) return U.anr_match(r, p.Anr) end end
+  if #tests == 0 then return nil end
+  return function(r)
+    for _, t in ipairs(tests) do if not t(r) then return false end end
+    return true
   end
-  if p.Anr then list = U.anr(list, p.Anr) end
-  return list
 end
 
 -- A -Filter that only ORs equality tests on identity properties (an address, a GUID, a name)
@@ -59,13 +56,20 @@ local function candidates(ctx, filter, kinds)
   return out
 end
 
--- get(ctx, p, kinds, presenter) -> list (one object for -Identity), presenter.
+-- get(ctx, p, kinds, presenter) -> one object for -Identity; the candidates of an indexed
+-- -Filter; else a lazy listing (pages cost O(page): t2t.sim.exo pages it with -ResultSize).
 local function get(ctx, p, kinds, presenter)
   if p.Identity ~= nil then
     return { U.find(ctx, p.Identity, kinds) }, presenter
   end
-  local list = p.Filter and candidates(ctx, p.Filter, kinds) or U.all(ctx, kinds)
-  return narrow(list, p), presenter
+  local keep = narrow(p)
+  local list = p.Filter and candidates(ctx, p.Filter, kinds)
+  if list then
+    local out = {}
+    for _, r in ipairs(list) do if not keep or keep(r) then out[#out + 1] = r end end
+    return out, presenter
+  end
+  return U.listing(ctx, kinds, keep), presenter
 end
 
 M.get = get        -- for the other recipient cmdlets (t2t.sim.exo.contacts)
@@ -516,7 +520,7 @@ local ORG_MGMT_ROLES = { "Distribution Groups", "Federated Sharing", "Mail Recip
   "Mail Recipients", "Migration", "Move Mailboxes", "Organization Configuration",
   "Remote and Accepted Domains", "Security Group Creation and Membership" }
 
-M["Get-ManagementRoleAssignment"] = function(ctx, p)
+M["Get-ManagementRoleAssignment"] = function(_ctx, p)
   local out = {}
   for _, role in ipairs(ORG_MGMT_ROLES) do
     local a = { Name = role .. "-Organization Management", Role = role,
