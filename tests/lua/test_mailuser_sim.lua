@@ -186,6 +186,28 @@ function TestMailuserSim.test_a_name_another_object_has()
   lu.assertEquals(rows[1].changes, { "unchanged" })
 end
 
+-- A whole-tenant listing, as the service answers it: every property of the output type, null
+-- where unset (the records keep only what is set).
+function TestMailuserSim.test_export_all_from_the_listing()
+  local src = world(false)
+  local seen = 0
+  local list, failures = mailuser.export(src, { all = true }, { depth = "identity", scope = false,
+    each = function(u)
+      seen = seen + 1
+      assert(type(u.ExchangeGuid) == "string" and u.PrimarySmtpAddress, "a record without identity")
+      for _, v in pairs(u) do assert(v ~= require("cjson").null, "null kept in a record") end
+    end })
+  lu.assertEquals(#list, 0)                          -- streamed, none kept
+  lu.assertEquals(#failures, 0)
+  lu.assertTrue(seen >= 4)
+  local rec = require("t2t.mailuser.export").record { PrimarySmtpAddress = "a@b.c", ArchiveGuid = require("cjson").null,
+    EmailAddresses = require("cjson").null, InPlaceHolds = require("cjson").null, IsDirSynced = require("cjson").null }
+  lu.assertNil(rec.ArchiveGuid)
+  lu.assertEquals(rec.EmailAddresses, {})
+  lu.assertNil(rec.InPlaceHolds)
+  lu.assertNil(rec.IsDirSynced)
+end
+
 function TestMailuserSim.test_zz_stop()
   if S then S:stop() S = nil end
 end

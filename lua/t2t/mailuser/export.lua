@@ -4,6 +4,7 @@
 -- archives, dumpster size, SubstrateHolds items, scope-group membership, licence capabilities and
 -- FullAccess / SendAs / Send on Behalf delegates.  Listings are paged (Get-Mailbox with
 -- $select, objects handled as each page arrives); per-user reads run concurrently.
+local cjson = require "cjson"
 local t2t = require "t2t"
 local C = require "t2t.mailuser.common"
 
@@ -31,6 +32,9 @@ local function yes(v) return v == true or nil end
 -- record(mailbox object) -> the compact record every other part reads: only what is set is
 -- kept (false flags, zero GUIDs and empty lists are absent), so 100k users stay small.
 function M.record(m)
+  for k, v in pairs(m) do                  -- an unset property may come as null: it is absent
+    if v == cjson.null then m[k] = nil end
+  end
   local aux = aux_count(m.MailboxLocations)
   return {
     Name = m.Name, Alias = m.Alias, DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
@@ -216,7 +220,7 @@ function M.collect(source, selector, opts)
   end
   if selector.all then
     local ok, err = source:xo("Get-Mailbox", { ResultSize = "Unlimited", RecipientTypeDetails = selector.kinds or C.MOVABLE },
-                              { select = M.SELECT, raw = true, each = function(m) keep(M.record(m)) end })
+                              { select = M.SELECT, each = function(m) keep(M.record(m)) end })
     if not ok then return nil, err end
   else
     local idents = selector.entries
