@@ -85,6 +85,9 @@ function M.gb(bytes)
   return string.format("%.1f GB", (bytes or 0) / 1073741824)
 end
 
+-- A user record's key: its primary address, lower-case.
+function M.key(u) return lower(u.PrimarySmtpAddress or u.Name or "") end
+
 -- An EXO error's exception short name.
 M.exo_code = tenant.exo_code
 
