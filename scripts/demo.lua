@@ -6,10 +6,12 @@ end
 return runbook {
   name = "demo",
   description = "Demonstrate t2t against the in-process simulator: set up a cross-tenant migration.\n\n" ..
-    "Starts the simulated Microsoft cloud with a seeded pair (source contoso, target fabrikam), then runs\n" ..
+    "Starts the simulated Microsoft cloud with a seeded pair (source contoso, target fabrikam), bootstraps\n" ..
+    "t2t's own least-privileged app in each tenant and checks what it can do (access-check), then runs\n" ..
     "what the two admins would: setup-target (first half, before the source is ready), setup-source (consent,\n" ..
     "scope group, organization relationship), setup-target again (it continues where it stopped and creates\n" ..
     "the migration endpoint), a --plan run that shows nothing left to change, and verify-setup on both sides.",
+  needs = {},                 -- the runbooks it runs check their own
   params = {
     { name = "users", type = "integer", default = 20, help = "mailboxes in the seeded source tenant" },
     { name = "seed", type = "integer", default = 42, help = "simulator seed" },
@@ -42,6 +44,14 @@ return runbook {
     end
     local okr, err = pcall(function()
       ctx:say("Simulated cloud on 127.0.0.1:%s -- source contoso (%d mailboxes), target fabrikam", tostring(s.port), p.users)
+      -- t2t's own identity first: an app per tenant with exactly what the runbooks need; the
+      -- runbooks below then sign in as it (docs/setup.md, "t2t in a real tenant: bootstrap")
+      for _, tn in ipairs({ "fabrikam", "contoso" }) do
+        banner(ctx, "%s admin: t2t run bootstrap --tenant %s   (t2t's own app, least privilege)", tn, tn)
+        run("bootstrap", { "--tenant", tn, "--config-path", dir .. "/config.lua", "--with", "consent" })
+      end
+      banner(ctx, "What can it do?  t2t run access-check --tenant contoso")
+      run("access-check", { "--tenant", "contoso" })
       banner(ctx, "Target admin: t2t run setup-target --skip-endpoint   (before the source is ready)")
       run("setup-target", { "--handoff", handoff, "--secret-file", secret_file, "--skip-endpoint" })
       banner(ctx, "Source admin: t2t run setup-source --handoff FILE --consent --create-scope-group --members ...")

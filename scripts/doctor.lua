@@ -3,6 +3,7 @@ return runbook {
   name = "doctor",
   description = "Check this machine: t2t build, Lua, TLS trust store, config and cache directories.\n\n" ..
     "Read-only.  Each check prints [Passed], [Warning] or [Failed] with what to do.",
+  needs = {},                 -- this machine only: no tenant
   params = {
     { name = "ca-file", type = "file", help = "an extra CA bundle to check is readable" },
     { name = "strict", type = "boolean", default = false, help = "treat warnings as failures" },

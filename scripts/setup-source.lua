@@ -18,6 +18,14 @@ return runbook {
     "then the organization relationship keyed by the TARGET TENANT ID with RemoteOutbound merged into its\n" ..
     "capability, OAuthApplicationId = the app and MailboxMovePublishedScopes = the scope group.\n" ..
     "With --sim the source defaults to the simulator's contoso.",
+  -- What it needs (docs/roles.md); preflight checks it before the first change.
+  needs = {
+    graph = { "Application.Read.All" },
+    exchange = { "Organization Configuration", "Distribution Groups", "Federated Sharing" },
+    when = { consent = { graph = { "Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All" } } },
+    -- when the scope group is missing, whether a plain security group has its name (a clearer message)
+    optional = { graph = { "GroupMember.Read.All" } },
+  },
   params = {
     { name = "source", type = "string", help = "profile of the source tenant (default with --sim: contoso)" },
     { name = "handoff", type = "string", default = "t2t-handoff.json", help = "hand-off file from setup-target" },

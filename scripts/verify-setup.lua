@@ -15,6 +15,12 @@ return runbook {
     "security group). Both sides when both profiles are given (with --sim: both). Prints [Passed], [Warning]\n" ..
     "and [Failed] lines, each failure with its fix; exit 1 if anything failed. Unlike VerifySetup.ps1 it\n" ..
     "reports the app-owner check, and treats a relationship set up for moves in both directions as a warning.",
+  -- Read-only; what it reads in each tenant (docs/roles.md).
+  needs = {
+    target = { graph = { "Application.Read.All" }, exchange = { "View-Only Configuration", "Migration" },
+               when = { ["keyvault-url"] = { azure = { "Reader on the key vault's resource group" } } } },
+    source = { graph = { "Application.Read.All" }, exchange = { "View-Only Configuration", "View-Only Recipients" } },
+  },
   params = {
     { name = "target", type = "string", help = "profile of the target tenant" },
     { name = "source", type = "string", help = "profile of the source tenant" },

@@ -128,7 +128,22 @@ M.GRAPH = {
       "PrivilegedAccess.ReadWrite.AzureADGroup", roles = { "Privileged Role Administrator" } },
   ["RoleManagementPolicy.Read.AzureADGroup"] = { "RoleManagementPolicy.Read.AzureADGroup",
       "RoleManagementPolicy.ReadWrite.AzureADGroup" },
+  ["RoleManagementPolicy.ReadWrite.AzureADGroup"] = { "RoleManagementPolicy.ReadWrite.AzureADGroup",
+      roles = { "Privileged Role Administrator" } },
 }
+
+-- known(permission) -> true when the catalog names it (as a need or as what satisfies one).
+local KNOWN
+function M.known(p)
+  if not KNOWN then
+    KNOWN = {}
+    for need, list in pairs(M.GRAPH) do
+      KNOWN[need] = true
+      for _, x in ipairs(list) do KNOWN[x] = true end
+    end
+  end
+  return KNOWN[p] == true
+end
 
 -- satisfies(need) -> the list of permissions allowing it (the need itself when unknown).
 function M.satisfies(need)
@@ -150,14 +165,48 @@ function M.graph_roles(need)
   return e and e.roles or nil
 end
 
--- minimal(list) -> the list without the permissions another one in it already allows, sorted.
+-- implies(p, q) -> true when holding permission p allows everything holding q allows (over every
+-- need above: q satisfies it => p satisfies it).  Directory.Read.All implies Application.Read.All;
+-- Application.ReadWrite.All does not imply Directory.Read.All, though both allow reading an app.
+local IMPLIES = {}
+function M.implies(p, q)
+  if p == q then return true end
+  local key = p .. "|" .. q
+  local v = IMPLIES[key]
+  if v == nil then
+    v = M.known(p) and M.known(q)
+    if v then
+      for _, list in pairs(M.GRAPH) do
+        local has_p, has_q = false, false
+        for _, x in ipairs(list) do
+          if x == p then has_p = true end
+          if x == q then has_q = true end
+        end
+        if has_q and not has_p then v = false break end
+      end
+    end
+    IMPLIES[key] = v
+  end
+  return v
+end
+
+-- held_implies(held, q) -> the held permission that implies q, or nil.
+function M.held_implies(held, q)
+  if held[q] then return q end
+  for p in pairs(held) do
+    if type(p) == "string" and M.implies(p, q) then return p end
+  end
+  return nil
+end
+
+-- minimal(list) -> the list without the permissions another one in it already implies, sorted.
 function M.minimal(list)
   local set, out = {}, {}
   for _, p in ipairs(list) do set[p] = true end
   for p in pairs(set) do
     local covered = false
     for q in pairs(set) do
-      if q ~= p and M.satisfied(p, { [q] = true }) and not M.satisfied(q, { [p] = true }) then covered = true end
+      if q ~= p and M.implies(q, p) and not M.implies(p, q) then covered = true end
     end
     if not covered then out[#out + 1] = p end
   end

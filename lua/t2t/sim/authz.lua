@@ -78,11 +78,12 @@ M.GRAPH = {
   ["POST roleManagement/directory/roleAssignmentScheduleRequests"] =
     { need = "RoleAssignmentSchedule.ReadWrite.Directory", self = "pim_self" },
   ["POST roleManagement/directory/roleEligibilityScheduleRequests"] = "RoleEligibilitySchedule.ReadWrite.Directory",
-  ["GET policies/roleManagementPolicies"] = "RoleManagementPolicy.Read.Directory",
-  ["GET policies/roleManagementPolicies/:id"] = "RoleManagementPolicy.Read.Directory",
-  ["GET policies/roleManagementPolicies/:id/rules"] = "RoleManagementPolicy.Read.Directory",
-  ["GET policies/roleManagementPolicyAssignments"] = "RoleManagementPolicy.Read.Directory",
-  ["PATCH policies/roleManagementPolicies/:id/rules/:rid"] = "RoleManagementPolicy.ReadWrite.Directory",
+  -- policies: the directory roles' need RoleManagementPolicy.*.Directory, a PIM group's *.AzureADGroup
+  ["GET policies/roleManagementPolicies"] = { needs = {}, also = "policy_scope" },
+  ["GET policies/roleManagementPolicies/:id"] = { needs = {}, also = "policy_scope" },
+  ["GET policies/roleManagementPolicies/:id/rules"] = { needs = {}, also = "policy_scope" },
+  ["GET policies/roleManagementPolicyAssignments"] = { needs = {}, also = "policy_scope" },
+  ["PATCH policies/roleManagementPolicies/:id/rules/:rid"] = { needs = {}, also = "policy_scope" },
 
   -- PIM for Groups
   ["GET identityGovernance/privilegedAccess/group/eligibilityScheduleInstances"] =
@@ -133,6 +134,14 @@ M.PREDICATES = {
     if other then out[#out + 1] = "Group.ReadWrite.All" end
     return out
   end,
+  -- a role management policy of a PIM group (id Group_..., or a filter on scopeType 'Group')
+  policy_scope = function(ctx, p)
+    local f = type(ctx.q) == "table" and ctx.q["$filter"] or ""
+    local of_group = tostring(p.id or ""):match("^Group_") or tostring(f):find("scopeType eq 'Group'", 1, true)
+    local write = ctx.method ~= "GET"
+    if of_group then return { write and "RoleManagementPolicy.ReadWrite.AzureADGroup" or "RoleManagementPolicy.Read.AzureADGroup" } end
+    return { write and "RoleManagementPolicy.ReadWrite.Directory" or "RoleManagementPolicy.Read.Directory" }
+  end,
   -- an application may roll its own certificate with addKey without any permission
   own_app = function(ctx, p)
     local store = require "t2t.sim.graph.store"
@@ -167,8 +176,8 @@ local function deny()
     "Insufficient privileges to complete the operation.")
 end
 
--- note(req, what): the request log names what each call needed (the runbooks' `needs` are
--- checked against it: tests/e2e/roles_needs.lua).
+-- note(req, what): the request log names what each call needed, and in which tenant (the
+-- runbooks' `needs` are checked against it: tests/e2e/roles_needs.lua).
 local function note(req, field, what)
   if not req then return end
   req.note = req.note or {}
@@ -198,6 +207,10 @@ end
 -- the Graph error; 500 for a route nobody gave an entry, so a missing one is noticed at once).
 function M.graph(ctx, route, params)
   local e, key = entry_of(route)
+  if ctx.req then
+    ctx.req.note = ctx.req.note or {}
+    ctx.req.note.tid = ctx.tenant and ctx.tenant.id
+  end
   if e == nil then
     require("t2t.sim.graph.util").fail(500, "InternalServerError", "t2t sim: route '" .. key ..
       "' has no authorization entry in lua/t2t/sim/authz.lua (docs/simulator.md, Authorization)")

@@ -15,14 +15,14 @@ M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "rbac" }
 M.RATE_LIMIT = 30000                       -- Rate-Limit-Limit as captured (wire.md §2.5)
 M.NUL_BODY = string.rep("\0", 20)
 
-local handlers, area_of
+local handlers
 local function load_handlers()
   if handlers then return end
-  handlers, area_of = {}, {}
+  handlers = {}
   for _, a in ipairs(M.AREAS) do
     for name, fn in pairs(require("t2t.sim.exo." .. a)) do
       if type(fn) == "function" and name:find("-", 1, true) then
-        handlers[name], area_of[name] = fn, a
+        handlers[name] = fn
       end
     end
   end
@@ -167,7 +167,7 @@ local function run(sim, req, t, claims, tenant_key, rid)
   -- Exchange RBAC: the one check (t2t.sim.authz); the role that allowed it goes to the log
   local role = authz.exo(t, claims, name)
   if not role then return nul_403() end
-  req.note.exo_role = role
+  req.note.exo_role, req.note.tid = role, t.id
   local params = {}
   for k, v in pairs(type(input.Parameters) == "table" and input.Parameters or {}) do
     if type(k) == "string" and not k:find("@", 1, true) then params[k] = v end

@@ -136,8 +136,8 @@ M.ADMIN_GRAPH_ROLES = {
 }
 M.ADMIN_EXO_ROLES = { "Exchange.ManageAsApp" }
 -- Consented too, with ids from a stream of their own (the seed's other ids stay as they were):
--- what reading PIM for Groups needs (t2t.roles).
-M.ADMIN_GRAPH_EXTRA = { "PrivilegedAccess.Read.AzureADGroup", "RoleManagementPolicy.Read.AzureADGroup" }
+-- PIM for Groups (t2t.roles reads it; tests and demos set it up).
+M.ADMIN_GRAPH_EXTRA = { "PrivilegedAccess.ReadWrite.AzureADGroup", "RoleManagementPolicy.Read.AzureADGroup" }
 
 M.OWNER_ROLE = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"   -- [public] Azure RBAC "Owner"
 
