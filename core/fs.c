@@ -60,12 +60,19 @@ static int l_chmod(lua_State *L) {
     return 1;
 }
 
-/* fs.mode(path) -> permission bits (e.g. 0x180 for 0600) | nil, err */
+/* fs.mode(path) -> permission bits (e.g. 0x180 for 0600), owner uid | nil, err */
 static int l_mode(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
     if (stat(path, &st) != 0) return fail(L, "cannot stat", path, errno);
     lua_pushinteger(L, st.st_mode & 07777);
+    lua_pushinteger(L, (lua_Integer)st.st_uid);
+    return 2;
+}
+
+/* fs.uid() -> the effective user id of this process */
+static int l_uid(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)geteuid());
     return 1;
 }
 
@@ -116,7 +123,7 @@ static int l_write_private(lua_State *L) {
 
 /* An append-only record file (audit, logs): opened without following a link, regular files only,
  * each write synced, and a failed write cut back so the file never ends with half a record. */
-typedef struct { int fd; } AppendFile;
+typedef struct { int fd, sync; } AppendFile;
 
 static int l_append_write(lua_State *L);
 
@@ -138,15 +145,18 @@ static const char *not_regular(const struct stat *st) {
     return NULL;
 }
 
-/* fs.open_append(path [, mode = 0600]) -> file | nil, err.  file:write(s) appends s in one
- * write and syncs it (true | nil, err; on error the file is cut back to its previous length);
+/* fs.open_append(path [, mode = 0600 [, sync = true]]) -> file | nil, err.  file:write(s)
+ * appends s in one write and syncs it unless sync is false (a request log, where a lost tail
+ * costs nothing) (true | nil, err; on error the file is cut back to its previous length);
  * file:close().  Missing parents are made 0700; a link, directory or special file is refused. */
 static int l_open_append(lua_State *L) {
     size_t len;
     const char *path = luaL_checklstring(L, 1, &len);
     mode_t mode = (mode_t)luaL_optinteger(L, 2, 0600);
+    int sync = lua_isnoneornil(L, 3) || lua_toboolean(L, 3);
     AppendFile *f = lua_newuserdatauv(L, sizeof *f, 0);
     f->fd = -1;
+    f->sync = sync;
     if (luaL_newmetatable(L, "t2t.fs.AppendFile")) {
         lua_pushcfunction(L, append_close);
         lua_setfield(L, -2, "__gc");
@@ -200,7 +210,7 @@ static int l_append_write(lua_State *L) {
     struct stat st;
     off_t before = fstat(f->fd, &st) == 0 ? st.st_size : -1;
     int err = write_all(f->fd, s, n);
-    if (!err && fdatasync(f->fd) != 0) err = errno;
+    if (!err && f->sync && fdatasync(f->fd) != 0) err = errno;
     if (err) {
         if (before >= 0 && ftruncate(f->fd, before) != 0) { /* best effort: keep whole records */ }
         lua_pushnil(L);
@@ -347,7 +357,7 @@ static int l_list(lua_State *L) {
 
 int luaopen_t2t_fs(lua_State *L) {
     static const luaL_Reg fns[] = {
-        {"mkdir", l_mkdir}, {"chmod", l_chmod}, {"mode", l_mode}, {"list", l_list},
+        {"mkdir", l_mkdir}, {"chmod", l_chmod}, {"mode", l_mode}, {"uid", l_uid}, {"list", l_list},
         {"write_private", l_write_private}, {"open_append", l_open_append},
         {"read_file", l_read_file}, {"check_write", l_check_write}, {NULL, NULL}};
     luaL_newlib(L, fns);

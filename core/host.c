@@ -174,6 +174,14 @@ static int l_interrupted(lua_State *L) {
     return 1;
 }
 
+/* host.stop_on_term(): SIGTERM stops the process's work as Ctrl-C does (a long-running server
+ * such as `t2t sim` then saves its state and exits); a second SIGTERM kills. */
+static int l_stop_on_term(lua_State *L) {
+    (void)L;
+    signal(SIGTERM, on_sigint);
+    return 0;
+}
+
 /* host.pcall(f, ...) -> true, ... | false, err: a protected call with a traceback that a
  * Ctrl-C interrupts (used for runbooks and REPL lines). */
 static int l_pcall(lua_State *L) {
@@ -187,7 +195,7 @@ static int l_pcall(lua_State *L) {
 static int luaopen_host(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"embedded", l_embedded}, {"source", l_source}, {"interrupted", l_interrupted},
-        {"pcall", l_pcall},
+        {"pcall", l_pcall}, {"stop_on_term", l_stop_on_term},
         {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, T2T_VERSION);
@@ -202,8 +210,49 @@ static int luaopen_host(lua_State *L) {
     return 1;
 }
 
+/* Is entry (len n) one of the ';'-separated templates of list? */
+static int listed(const char *list, const char *entry, size_t n) {
+    while (list && *list) {
+        size_t m = strcspn(list, ";");
+        if (m == n && memcmp(list, entry, n) == 0) return 1;
+        list += m;
+        if (*list == ';') list++;
+    }
+    return 0;
+}
+
+/* package[field] without the templates that search relative to the current directory, unless
+ * the environment variable that set it names them itself.  Lua's defaults begin with "./?.lua"
+ * and "./?.so": a ./t2t/dkim.lua planted in a shared directory would run as soon as the admin
+ * typed `dkim` in the REPL.  What stays: t2t's own modules (preloaded, or T2T_LUA_DIR), the
+ * system's Lua directories (absolute), and what LUA_PATH / LUA_CPATH name explicitly. */
+static void drop_relative(lua_State *L, const char *field, const char *env54, const char *env) {
+    const char *explicit = getenv(env54);
+    if (!explicit) explicit = getenv(env);
+    lua_getglobal(L, "package");
+    const char *cur = (lua_getfield(L, -1, field), lua_tostring(L, -1));
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int first = 1;
+    for (const char *p = cur ? cur : ""; *p;) {
+        size_t n = strcspn(p, ";");
+        if (n > 0 && (p[0] == '/' || listed(explicit, p, n))) {
+            if (!first) luaL_addchar(&b, ';');
+            luaL_addlstring(&b, p, n);
+            first = 0;
+        }
+        p += n;
+        if (*p == ';') p++;
+    }
+    luaL_pushresult(&b);
+    lua_setfield(L, -3, field);
+    lua_pop(L, 2);
+}
+
 void host_openlibs(lua_State *L) {
     luaL_openlibs(L);
+    drop_relative(L, "path", "LUA_PATH_5_4", "LUA_PATH");
+    drop_relative(L, "cpath", "LUA_CPATH_5_4", "LUA_CPATH");
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_cjson);
     lua_setfield(L, -2, "cjson");

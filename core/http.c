@@ -1,14 +1,23 @@
 /* http.c — HTTP(S) requests on the scheduler's curl multi handle (module "t2t.core.http").
  *
  *   local req = http.start{method, url, headers, body, timeout, connect_timeout, ca_file,
- *                          ca_pem, connect_to, proxy, no_proxy, follow, max_body}
+ *                          ca_pem, connect_to, proxy, no_proxy, follow, max_body,
+ *                          resend = false, fresh = true}
  *   req:done()  req:result() -> response | nil, err   req:close()
  *
  * start() only adds the transfer to the loop; waiting is the Lua wrapper's job (it yields
  * sched.YIELD, "io", req inside a task, or calls sched.run(req) outside one).  The curl
  * callbacks only append bytes to C buffers; Lua values are built by result(), after the
  * transfer.  TLS verification is always on; an extra CA (file or PEM) is added to the system
- * store, never replaces verification.  Policy — retries, throttling, ids — is lua/t2t/http.lua. */
+ * store, never replaces verification.  Policy — retries, throttling, ids — is lua/t2t/http.lua.
+ *
+ * resend = false: libcurl re-sends a request by itself when a reused connection dies before
+ * any byte of the answer arrives ("Connection died, retrying a fresh connect") — a POST
+ * included, although the server may have processed it.  With resend = false the pre-request
+ * callback, which runs before every send, refuses any send past the first (and past one per
+ * followed redirect): the transfer ends as a "reset" with resend_refused = true, and the
+ * caller, who knows how to look before retrying, decides.  Connections are still reused.
+ * fresh = true: a new connection, closed after the transfer (the cost this avoids). */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -30,6 +39,7 @@ struct req {
     struct buf body, hdr;
     size_t max_body;
     int overflow, oom;
+    int no_resend, sends, refused;       /* resend = false: sends seen, a re-send refused */
     long status, version;
     double elapsed;
     char *url;                           /* effective URL, copied when the transfer ends */
@@ -76,6 +86,40 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud) {
     if (r->hdr.n + n > MAX_HEADER_BYTES) { r->overflow = 1; return 0; }
     if (!buf_add(&r->hdr, p, n)) { r->oom = 1; return 0; }
     return n;
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/* Before every send of this transfer (libcurl >= 7.80): a send past the first — one more per
+ * followed redirect — is libcurl's silent re-send; refuse it when the request forbids that. */
+static int on_prereq(void *ud, char *ip, char *lip, int port, int lport) {
+    struct req *r = ud;
+    long redirects = 0;
+    (void)ip; (void)lip; (void)port; (void)lport;
+    r->sends++;
+    if (!r->no_resend) return CURL_PREREQFUNC_OK;
+    curl_easy_getinfo(r->io.easy, CURLINFO_REDIRECT_COUNT, &redirects);
+    if (r->sends > 1 + redirects) {
+        r->refused = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
+/* resend = false / fresh = true (see the header comment). */
+static void set_resend(struct req *r, int resend, int fresh) {
+    CURL *e = r->io.easy;
+    r->no_resend = !resend;
+#if LIBCURL_VERSION_NUM >= 0x075000
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)r);
+#else
+    if (!resend) fresh = 1;              /* no callback to refuse with: never reuse instead */
+#endif
+    if (fresh) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
 }
 
 /* Called by the loop at CURLMSG_DONE, before the handle leaves the multi. */
@@ -286,6 +330,11 @@ static int l_start(lua_State *L) {
     double timeout = opt_seconds(L, "timeout"), connect_timeout = opt_seconds(L, "connect_timeout");
     lua_getfield(L, 1, "follow");
     int follow = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "resend");
+    int resend = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_getfield(L, 1, "fresh");
+    int fresh = lua_toboolean(L, -1);
+    lua_pop(L, 2);
     lua_getfield(L, 1, "max_body");
     lua_Integer max_body = 0;
     if (!lua_isnil(L, -1) && !lua_isinteger(L, -1))
@@ -313,6 +362,7 @@ static int l_start(lua_State *L) {
     r->closed = 0;
     r->io.finish = on_finish;
     set_common(r, timeout, connect_timeout);
+    set_resend(r, resend, fresh);
     curl_easy_setopt(r->io.easy, CURLOPT_URL, url);
     if (follow) {
         curl_easy_setopt(r->io.easy, CURLOPT_FOLLOWLOCATION, 1L);
@@ -343,6 +393,7 @@ static const char *error_code(const struct req *r, CURLcode c, const char *msg, 
     *retry = 0;
     if (c == CURLE_WRITE_ERROR && r->overflow) return "too_large";
     if (c == CURLE_WRITE_ERROR && r->oom) return "nomem";
+    if (c == CURLE_ABORTED_BY_CALLBACK && r->refused) { *retry = 1; return "reset"; }  /* answer lost */
     switch (c) {
     case CURLE_OPERATION_TIMEDOUT: *retry = 1; return "timeout";
     case CURLE_COULDNT_CONNECT: *retry = 1; return "connect";
@@ -379,6 +430,9 @@ static void push_error(lua_State *L, struct req *r) {
     CURLcode c = r->io.result;
     const char *msg = r->errbuf[0] ? r->errbuf : curl_easy_strerror(c);
     if (r->overflow) msg = "response larger than allowed";
+    if (r->refused)
+        msg = "the connection closed before any answer; the request was sent and is not sent "
+              "again (it may have been processed)";
     int retry;
     const char *code = error_code(r, c, msg, &retry);
     lua_createtable(L, 0, 5);
@@ -394,6 +448,12 @@ static void push_error(lua_State *L, struct req *r) {
     lua_setfield(L, -2, "retryable");
     lua_pushinteger(L, (lua_Integer)c);
     lua_setfield(L, -2, "curl_code");
+    if (r->refused) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "resend_refused");
+    }
+    lua_pushinteger(L, r->sends);
+    lua_setfield(L, -2, "sends");
     luaL_setmetatable(L, ERR_MT);
 }
 
@@ -443,6 +503,15 @@ static void put_header(lua_State *L, int map, int list, const char *name, size_t
 }
 
 /* Parse the last header block into {name = value} and {{name, value}, ...}. */
+/* Is name[0..n) an RFC 9110 token?  (A name with a NUL, space or other byte would be stored
+ * under a different key than the list shows: "retry-after\0x" must not pass for Retry-After.) */
+static int token_n(const char *name, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)name[i]) || (name[i] && strchr("!#$%&'*+-.^_`|~", name[i]))))
+            return 0;
+    return n > 0;
+}
+
 static void push_headers(lua_State *L, const char *p, size_t n) {
     lua_newtable(L);
     int map = lua_gettop(L);
@@ -456,7 +525,7 @@ static void push_headers(lua_State *L, const char *p, size_t n) {
         if (!eol) eol = end;
         if (eol > line && eol[-1] == '\r') eol--;
         const char *colon = memchr(line, ':', (size_t)(eol - line));
-        if (colon && colon > line && line[0] != ' ' && line[0] != '\t') {
+        if (colon && token_n(line, (size_t)(colon - line))) {
             const char *v = colon + 1, *ve = eol;
             while (v < ve && (*v == ' ' || *v == '\t')) v++;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
@@ -485,9 +554,11 @@ static int req_result(lua_State *L) {
         push_error(L, r);
         return 2;
     }
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushinteger(L, r->status);
     lua_setfield(L, -2, "status");
+    lua_pushinteger(L, r->sends);
+    lua_setfield(L, -2, "sends");
     push_headers(L, r->hdr.p ? r->hdr.p : "", r->hdr.n);
     lua_setfield(L, -3, "header_list");
     lua_setfield(L, -2, "headers");

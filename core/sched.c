@@ -7,6 +7,7 @@
  *     coroutine.yield(YIELD, "sleep", seconds)   a timer
  *     coroutine.yield(YIELD, "io", request)      an http.c request has finished
  *     coroutine.yield(YIELD, "park")             until sched.wake(task, ...), which passes values
+ *     coroutine.yield(YIELD, "wait", w)          a sched_wait userdata (a DNS query) is done
  * Any other yield only lets the others run.  Outside a task, sched.run(x) drives the loop until
  * x — a request, a task, a number of seconds, or nil (everything) — is over.
  *
@@ -26,8 +27,10 @@
 #define TASK_MT  "t2t.sched.Task"
 #define POLL_MAX_MS 1000                 /* re-check the world at least this often */
 
-enum { T_READY, T_RUNNING, T_SLEEP, T_IO, T_PARKED, T_DEAD };
-static const char *const state_names[] = {"ready", "running", "sleeping", "io", "parked", "dead"};
+enum { T_READY, T_RUNNING, T_SLEEP, T_IO, T_PARKED, T_DEAD, T_WAIT };
+static const char *const state_names[] = {"ready", "running", "sleeping", "io", "parked", "dead",
+                                          "waiting"};
+#define POLL_FDS_MAX 64                  /* extra sockets of the sources, per poll */
 
 static const char yield_key;             /* its address is the sentinel; a constant, not state */
 
@@ -43,6 +46,7 @@ struct sched_task {
     unsigned long long seq;              /* FIFO among equal deadlines */
     unsigned long long rseq;             /* when it joined the ready list */
     struct sched_io *io;
+    struct sched_wait *wait;
     struct sched_task *rprev, *rnext;    /* ready list */
     struct sched_task *aprev, *anext;    /* every live task */
 };
@@ -54,6 +58,8 @@ struct sched {
     struct sched_task **heap;
     size_t nheap, capheap, ntasks, nios, neasy;
     struct sched_io *ios;
+    struct sched_source *sources;        /* other libraries' sockets (sched.h) */
+    size_t nwaits;                       /* sched_waits begun and not done */
     unsigned long long seq, rseq;
     struct sched_task *current;          /* the task being resumed, NULL at top level */
     lua_State *volatile running_co;      /* read by the SIGINT wake-up */
@@ -142,6 +148,10 @@ static void task_detach(struct sched *s, struct sched_task *t) {
         if (t->io) t->io->waiter = NULL;
         t->io = NULL;
         break;
+    case T_WAIT:
+        if (t->wait) t->wait->waiter = NULL;
+        t->wait = NULL;
+        break;
     default: break;
     }
 }
@@ -216,6 +226,19 @@ static void task_yielded(struct sched *s, struct sched_task *t, int nres) {
             io->waiter = t;
             t->io = io;
             t->state = T_IO;
+        } else {
+            ready_push(s, t);
+        }
+    } else if (why && strcmp(why, "wait") == 0) {
+        struct sched_wait *w = NULL;
+        if (lua_type(co, base + 2) == LUA_TUSERDATA && luaL_getmetafield(co, base + 2, "__t2t_wait")) {
+            lua_pop(co, 1);
+            w = lua_touserdata(co, base + 2);
+        }
+        if (w && !w->done && w->loop == s && w->waiter == NULL) {
+            w->waiter = t;
+            t->wait = w;
+            t->state = T_WAIT;
         } else {
             ready_push(s, t);
         }
@@ -328,6 +351,72 @@ static void on_sigint(void *ud) {
     if (co) lua_sethook(co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
 
+/* ---- other sources of events (sched.h) ---------------------------------------------------- */
+
+static void source_add(struct sched *s, struct sched_source *src) {
+    if (src->loop) return;
+    src->loop = s;
+    src->prev = NULL;
+    src->next = s->sources;
+    if (s->sources) s->sources->prev = src;
+    s->sources = src;
+}
+
+static void source_remove(struct sched_source *src) {
+    struct sched *s = src->loop;
+    if (!s) return;
+    if (src->prev) src->prev->next = src->next; else s->sources = src->next;
+    if (src->next) src->next->prev = src->prev;
+    src->prev = src->next = NULL;
+    src->loop = NULL;
+}
+
+static void wait_begin(struct sched *s, struct sched_wait *w) {
+    w->loop = s;
+    w->waiter = NULL;
+    w->done = 0;
+    s->nwaits++;
+}
+
+/* The thing waited on is over: its waiter (if any) becomes ready.  Pure C: safe in callbacks. */
+static void wait_done(struct sched_wait *w) {
+    struct sched *s = w->loop;
+    if (w->done) return;
+    w->done = 1;
+    w->loop = NULL;
+    if (!s) return;
+    s->nwaits--;
+    if (w->waiter) {
+        struct sched_task *t = w->waiter;
+        w->waiter = NULL;
+        t->wait = NULL;
+        ready_push(s, t);
+    }
+}
+
+static const struct sched_api api = {sched_get, source_add, source_remove, wait_begin, wait_done};
+
+/* Poll curl and every source's sockets at once, then let the sources process theirs. */
+static void poll_all(lua_State *L, struct sched *s, long timeout) {
+    struct curl_waitfd fds[POLL_FDS_MAX];
+    int counts[POLL_FDS_MAX], nsrc = 0, n = 0;
+    for (struct sched_source *src = s->sources; src && nsrc < POLL_FDS_MAX; src = src->next) {
+        int k = src->fds(src, fds + n, POLL_FDS_MAX - n, &timeout);
+        counts[nsrc++] = k;
+        n += k;
+    }
+    if (timeout < 0) timeout = 0;
+    curl_multi_poll(s->multi, n ? fds : NULL, (unsigned)n, (int)timeout, NULL);
+    n = 0;
+    struct sched_source *src = s->sources;
+    for (int i = 0; i < nsrc && src; i++) {
+        struct sched_source *next = src->next;     /* process may unregister src */
+        src->process(src, L, fds + n, counts[i]);
+        n += counts[i];
+        src = next;
+    }
+}
+
 /* ---- the loop ------------------------------------------------------------------------- */
 
 static int loop_gc(lua_State *L) {
@@ -341,6 +430,7 @@ static int loop_gc(lua_State *L) {
             if (io->ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, io->ref);
             io->ref = LUA_NOREF;
         }
+        while (s->sources) source_remove(s->sources);
         curl_multi_cleanup(s->multi);
         s->multi = NULL;
     }
@@ -495,14 +585,14 @@ static int l_run(lua_State *L) {
             return run_fail(L, s, top);
         }
         if (until_met(&u)) break;
-        if (!s->rhead && !s->nheap && !s->nios) {
+        if (!s->rhead && !s->nheap && !s->nios && !s->nwaits) {
             if (u.kind == U_ALL) break;
             if (u.kind != U_TIME) {
                 lua_pushliteral(L, "deadlock: waiting for something no task or request can finish");
                 return run_fail(L, s, top);
             }
         }
-        curl_multi_poll(s->multi, NULL, 0, (int)poll_timeout(s, &u), NULL);
+        poll_all(L, s, poll_timeout(s, &u));
         drain_curl(L, s);
         expire_timers(s);
     }
@@ -600,12 +690,14 @@ static int l_now(lua_State *L) {
     return 1;
 }
 
-/* sched.stats() -> {tasks, ready, timers, requests, easy}: for tests and leak checks. */
+/* sched.stats() -> {tasks, ready, timers, requests, easy, waits}: for tests and leak checks. */
 static int l_stats(lua_State *L) {
     struct sched *s = sched_get(L);
     lua_Integer ready = 0;
     for (struct sched_task *t = s->rhead; t; t = t->rnext) ready++;
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
+    lua_pushinteger(L, (lua_Integer)s->nwaits);
+    lua_setfield(L, -2, "waits");
     lua_pushinteger(L, (lua_Integer)s->ntasks);
     lua_setfield(L, -2, "tasks");
     lua_pushinteger(L, ready);
@@ -635,6 +727,8 @@ int luaopen_t2t_sched(lua_State *L) {
         lua_setfield(L, -2, "__tostring");
     }
     lua_pop(L, 1);
+    lua_pushlightuserdata(L, (void *)&api);   /* constant functions, no state */
+    lua_setfield(L, LUA_REGISTRYINDEX, SCHED_API_KEY);
     luaL_newlib(L, fns);
     lua_pushlightuserdata(L, (void *)&yield_key);
     lua_setfield(L, -2, "YIELD");

@@ -28,6 +28,37 @@ struct sched_io {
     struct sched_io *prev, *next;      /* the loop's in-flight list */
 };
 
+/* Something a task can wait on that is not a curl transfer (a DNS query).  A userdata whose
+ * metatable has the field __t2t_wait starts with this struct; a task yields
+ * (YIELD, "wait", that userdata) and the loop resumes it once the owner calls wait_done. */
+struct sched_wait {
+    struct sched *loop;                /* set by wait_begin; NULL once done */
+    struct sched_task *waiter;         /* the task parked on it, if any */
+    int done;
+};
+
+/* Sockets and timeouts of another library (c-ares) that the loop polls beside curl's.  fds()
+ * fills at most max entries and may lower *timeout_ms; process() gets the same entries back
+ * with revents set (it runs in C: no Lua calls but luaL_unref on L). */
+struct sched_source {
+    int (*fds)(struct sched_source *src, struct curl_waitfd *fds, int max, long *timeout_ms);
+    void (*process)(struct sched_source *src, lua_State *L, struct curl_waitfd *fds, int n);
+    struct sched *loop;                /* non-NULL while registered */
+    struct sched_source *prev, *next;
+};
+
+/* What a module in another plugin (loaded RTLD_LOCAL, so it cannot link these symbols) uses:
+ * a constant table of functions, found in the registry under SCHED_API_KEY once
+ * t2t.core.sched is loaded. */
+#define SCHED_API_KEY "t2t.sched.api"
+struct sched_api {
+    struct sched *(*get)(lua_State *L);
+    void (*source_add)(struct sched *s, struct sched_source *src);
+    void (*source_remove)(struct sched_source *src);
+    void (*wait_begin)(struct sched *s, struct sched_wait *w);
+    void (*wait_done)(struct sched_wait *w);
+};
+
 /* The loop of L's state, created on first use (raises on failure). */
 struct sched *sched_get(lua_State *L);
 

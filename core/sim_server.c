@@ -34,6 +34,11 @@
 
 #define SRV_MT "t2t.server.Server"
 #define SRV_MID_FILL 1024           /* body sent by abort = "mid" when the handler gave none */
+/* GnuTLS priorities: TLS 1.2 and 1.3 only, ephemeral (EC)DH key exchange only (forward secret:
+ * no static RSA key transport), AEAD ciphers only (no CBC, no SHA-1 MACs).  What Microsoft's
+ * front ends and any current client negotiate; nothing older is offered. */
+#define SRV_TLS_PRIORITIES "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:" \
+    "+ECDHE-RSA:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD"
 
 enum { REQ_NEW, REQ_READING, REQ_DELAYED };
 enum { HAVE_MU = 1, HAVE_LUA_MU = 2, HAVE_CV = 4, HAVE_TIMER = 8 };
@@ -606,6 +611,7 @@ static const char *start_daemon(struct srv *s, const struct srv_opts *o) {
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
             s->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->cert,
             MHD_OPTION_HTTPS_MEM_KEY, s->key,
+            MHD_OPTION_HTTPS_PRIORITIES, SRV_TLS_PRIORITIES,
             MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!(s->have & HAVE_TIMER)) return "cannot create the timer thread";

@@ -152,6 +152,34 @@ static void join_list(lua_State *L, int t, const char *field, const char *prefix
     lua_remove(L, list);
 }
 
+/* nameConstraints from opts.name_constraints = {"DNS:name", "IP:addr/mask", ...}: the only
+ * names the CA may certify (permitted subtrees), pushed as OpenSSL's textual value; nil when
+ * absent.  Entries are checked character by character: the text is OpenSSL's config syntax. */
+static void join_constraints(lua_State *L, int t) {
+    lua_getfield(L, t, "name_constraints");
+    if (lua_isnil(L, -1)) return;
+    if (!lua_istable(L, -1)) luaL_error(L, "create_cert: name_constraints must be a list");
+    int list = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "critical");
+    for (lua_Integer i = 1; i <= luaL_len(L, list); i++) {
+        lua_rawgeti(L, list, i);
+        const char *s = lua_tostring(L, -1);
+        const char *allowed = NULL, *v = s;
+        if (s && strncmp(s, "DNS:", 4) == 0) allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", v += 4;
+        else if (s && strncmp(s, "IP:", 3) == 0) allowed = "0123456789abcdefABCDEF:./", v += 3;
+        if (!allowed || !*v || v[strspn(v, allowed)] != '\0')
+            luaL_error(L, "create_cert: bad name_constraints entry '%s' (DNS:name or IP:addr/mask)", s ? s : "?");
+        lua_pop(L, 1);
+        luaL_addstring(&b, ",permitted;");
+        lua_rawgeti(L, list, i);             /* added from the stack slot: s stays alive */
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_remove(L, list);
+}
+
 /* Add extension nid with OpenSSL's textual value. */
 static int add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value) {
     X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, v3, nid, value);
@@ -265,7 +293,8 @@ static int set_serial(lua_State *L, t2t_scope *sc, X509 *x, const char *hex) {
 
 /* create_cert(opts) -> Cert | nil, err.  opts: key (subject public key), subject = {{f, v}..},
  * issuer_cert + issuer_key (CA-signed; else self-signed by key), serial (hex), not_before,
- * not_after (epoch) or days, san = {...}, ca, pathlen, key_usage, ext_key_usage. */
+ * not_after (epoch) or days, san = {...}, ca, pathlen, key_usage, ext_key_usage,
+ * name_constraints = {"DNS:name", "IP:addr/mask", ...} (a CA's permitted subtrees). */
 static int l_create_cert(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -304,6 +333,9 @@ static int l_create_cert(lua_State *L) {
     join_list(L, 1, "ext_key_usage", "", eku_ok);
     const char *eku = lua_tostring(L, -1);
     if (!eku && !ca) eku = "serverAuth,clientAuth";
+    join_constraints(L, 1);
+    const char *nc = lua_tostring(L, -1);
+    luaL_argcheck(L, !nc || ca, 1, "name_constraints are for a CA (ca = true)");
     char bc[64];
     if (ca && pathlen >= 0) snprintf(bc, sizeof bc, "critical,CA:TRUE,pathlen:%d", (int)pathlen);
     else snprintf(bc, sizeof bc, ca ? "critical,CA:TRUE" : "CA:FALSE");
@@ -328,6 +360,7 @@ static int l_create_cert(lua_State *L) {
     if (!X509V3_set_issuer_pkey(&v3, ikey->pkey) ||
         !add_ext(x, &v3, NID_basic_constraints, bc) || !add_ext(x, &v3, NID_key_usage, ku) ||
         (eku && !add_ext(x, &v3, NID_ext_key_usage, eku)) ||
+        (nc && !add_ext(x, &v3, NID_name_constraints, nc)) ||
         !add_ext(x, &v3, NID_subject_key_identifier, "hash") ||
         !add_ext(x, &v3, NID_authority_key_identifier, "keyid:always"))
         goto ossl;

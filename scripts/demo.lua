@@ -13,22 +13,19 @@ return runbook {
     "the migration endpoint), a --plan run that shows nothing left to change, and verify-setup on both sides.",
   needs = {},                 -- the runbooks it runs check their own
   params = {
-    { name = "users", type = "integer", default = 20, help = "mailboxes in the seeded source tenant" },
+    { name = "users", type = "integer", default = 20, min = 1, help = "mailboxes in the seeded source tenant" },
     { name = "seed", type = "integer", default = 42, help = "simulator seed" },
-    { name = "dir", type = "string", help = "where to write the hand-off and secret files (default: a temp dir)" },
+    { name = "dir", type = "string", help = "keep the hand-off and secret files here (default: a temporary directory, removed at the end)" },
   },
   run = function(ctx, p)
     local ok, sim = pcall(require, "t2t.sim")
     if not ok or not sim.start then ctx:fail("the simulator (t2t.sim) is not in this build yet") end
     local started = os.time()
-    local s = sim.start { users = p.users, seed = p.seed }
+    local s, serr = sim.start { users = p.users, seed = p.seed }
+    if not s then ctx:fail("cannot start the simulator: %s", tostring(serr)) end
     local rb = require "t2t.runbook"
-    local dir = p.dir
-    if not dir then
-      dir = os.tmpname()
-      os.remove(dir)
-      assert(require("t2t.core.fs").mkdir(dir, tonumber("700", 8)))
-    end
+    local dir = p.dir or ctx:tempdir()        -- a temporary one goes when the run ends, Ctrl-C too
+    if p.dir then assert(require("t2t.core.fs").mkdir(dir, tonumber("700", 8))) end
     local handoff, secret_file = dir .. "/handoff.json", dir .. "/client-secret"
     local failed
     local function run(name, args, extra)
@@ -37,13 +34,13 @@ return runbook {
       for k, v in pairs(extra or {}) do opts[k] = v end
       local params, err = rb.parse_args(decl, args, opts)
       if not params then ctx:fail("%s: %s", name, err) end
-      local c = require("t2t.context").new(opts, decl)
-      local code = c:execute(decl, params)
+      local code = rb.execute(decl, params, opts)
       if code ~= 0 then failed = failed or (name .. " exited " .. code) end
       return code
     end
     local okr, err = pcall(function()
       ctx:say("Simulated cloud on 127.0.0.1:%s -- source contoso (%d mailboxes), target fabrikam", tostring(s.port), p.users)
+      ctx:say("Hand-off and secret files in %s%s", dir, p.dir and "" or " (removed at the end; --dir DIR keeps them)")
       -- t2t's own identity first: an app per tenant with exactly what the runbooks need; the
       -- runbooks below then sign in as it (docs/setup.md, "t2t in a real tenant: bootstrap")
       for _, tn in ipairs({ "fabrikam", "contoso" }) do
@@ -72,6 +69,6 @@ return runbook {
     if not okr then error(err, 0) end
     if failed then ctx:fail("%s", failed) end
     ctx:summary("demo time", string.format("%d s", os.time() - started))
-    ctx:summary("files", dir)
+    ctx:summary("files", p.dir or "removed (--dir DIR keeps them)")
   end,
 }

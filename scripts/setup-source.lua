@@ -41,14 +41,14 @@ return runbook {
   },
   run = function(ctx, p)
     local s = must(ctx, session.open(ctx, "source", p.source))
-    if not s then ctx:fail("which source tenant? pass --source PROFILE (or --sim)") end
+    if not s then ctx:usage("which source tenant? pass --source PROFILE (or --sim)") end
     local h, herr = session.read_handoff(p.handoff)
     if herr then ctx:fail("%s", tostring(herr)) end
     local app_id = p.app_id or (h and h.app_id)
     local tid = p.target_tenant_id or (h and h.target_tenant_id)
     local tdom = p.target_domain or (h and h.target_domain)
     if not app_id or not tid then
-      ctx:fail("which target app? pass --handoff FILE (written by setup-target; %s not found), or --app-id and " ..
+      ctx:usage("which target app? pass --handoff FILE (written by setup-target; %s not found), or --app-id and " ..
                "--target-tenant-id", p.handoff)
     end
     if not tid:match("^%x+%-%x+%-%x+%-%x+%-%x+$") then

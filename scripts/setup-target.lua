@@ -10,7 +10,7 @@ local function source_of(ctx, p, src, prior)
   local id = p.source_tenant_id or (src and src.id) or (prior and prior.source_tenant_id)
   local dom = p.source_domain or (src and src.domain) or (prior and prior.source_domain)
   if not id or not dom then
-    ctx:fail("which source tenant? pass --source-tenant-id GUID and --source-domain NAME.onmicrosoft.com " ..
+    ctx:usage("which source tenant? pass --source-tenant-id GUID and --source-domain NAME.onmicrosoft.com " ..
              "(the source admin can read both in Entra ID > Overview), or --source PROFILE")
   end
   if not id:match("^%x+%-%x+%-%x+%-%x+%-%x+$") then
@@ -105,10 +105,13 @@ return runbook {
   },
   run = function(ctx, p)
     local t = must(ctx, session.open(ctx, "target", p.target))
-    if not t then ctx:fail("which target tenant? pass --target PROFILE (or --sim)") end
+    if not t then ctx:usage("which target tenant? pass --target PROFILE (or --sim)") end
     local src
     if p.source or session.sim(ctx) then src = must(ctx, session.open(ctx, "source", p.source)) end
     local prior = session.read_handoff(p.handoff)
+    -- checked before the first change: a run never changes the tenant and then cannot record it
+    if not ctx.opts.plan then ctx:output(p.handoff, "the hand-off file (--handoff)") end
+    if p.secret_file then ctx:output(p.secret_file, "the secret file (--secret-file)") end
     local sid, sdom = source_of(ctx, p, src, prior)
     if src and src.cloud ~= t.cloud then
       ctx:fail("the source is in the %s cloud and the target in %s: cross-cloud moves are not supported", src.cloud, t.cloud)
@@ -124,7 +127,10 @@ return runbook {
     ctx:say("\n1. Migration application (Entra ID, %s)", t.name)
     local app = must(ctx, t:ensure_app { name = p.app_name or tenant.app_name(t.name, slabel), app_id = p.app_id,
                                          invite = p.invite ~= nil })
-    if not app.planned then t:check_credentials(app, p.project_days) end
+    if not app.planned then
+      must(ctx, session.clean_pending_secret(ctx, t, app, p.secret_file))
+      t:check_credentials(app, p.project_days)
+    end
     local sp = must(ctx, t:ensure_sp(app))
     must(ctx, t:grant_consent(sp, tenant.EXO_APP_ID, "Mailbox.Migration"))
     if p.invite then must(ctx, t:grant_consent(sp, tenant.GRAPH_APP_ID, "User.Invite.All")) end
@@ -187,9 +193,10 @@ return runbook {
       if app.planned then return nil end
       local ok, why = session.can_deliver(ctx, p.secret_file)
       if not ok then ctx:fail("%s", why) end
-      local s, err = t:add_secret(app, { days = p.secret_days })
+      local journal = session.secret_journal(t, app, p.secret_file)
+      local s, err = t:add_secret(app, { days = p.secret_days, before = session.journal_writer(journal, app) })
       if not s then if err == "planned" then return nil end ctx:fail("%s", tostring(err)) end
-      must(ctx, session.deliver(ctx, s, p.secret_file))
+      must(ctx, session.deliver(ctx, s, p.secret_file, journal))
       given = s.secret
       return s.secret
     end

@@ -40,11 +40,11 @@ return runbook {
     local sim = session.sim(ctx) ~= nil
     local side = p.side or ((p.target or sim) and (p.source or sim) and "both")
                  or (p.target and "target") or (p.source and "source")
-    if not side then ctx:fail("nothing to verify: pass --target PROFILE and/or --source PROFILE (or --sim)") end
+    if not side then ctx:usage("nothing to verify: pass --target PROFILE and/or --source PROFILE (or --sim)") end
     local t = (side == "target" or side == "both") and must(ctx, session.open(ctx, "target", p.target)) or nil
     local s = (side == "source" or side == "both") and must(ctx, session.open(ctx, "source", p.source)) or nil
     local app_id = p.app_id or h.app_id
-    if not app_id then ctx:fail("which app? pass --handoff FILE or --app-id") end
+    if not app_id then ctx:usage("which app? pass --handoff FILE or --app-id") end
     local passed, warned, failed = 0, 0, 0
     local function show(title, checks)
       ctx:say("\n%s", title)
@@ -62,7 +62,7 @@ return runbook {
     if t then
       local sid = p.source_tenant_id or h.source_tenant_id or (s and s.id)
       local sdom = p.source_domain or h.source_domain or (s and s.domain)
-      if not sid or not sdom then ctx:fail("verifying the target needs the source: --handoff, or --source-tenant-id and --source-domain") end
+      if not sid or not sdom then ctx:usage("verifying the target needs the source: --handoff, or --source-tenant-id and --source-domain") end
       local checks = verify.target(t, { app_id = app_id, partner_id = sid, partner_domain = sdom,
                                         partner_domains = { sdom, s and s.domain }, partner_label = sdom,
                                         kv_url = p.keyvault_url or h.keyvault_url, window_days = p.project_days })
@@ -71,7 +71,7 @@ return runbook {
     end
     if s then
       local tid = p.target_tenant_id or h.target_tenant_id or (t and t.id)
-      if not tid then ctx:fail("verifying the source needs the target tenant id: --handoff or --target-tenant-id") end
+      if not tid then ctx:usage("verifying the source needs the target tenant id: --handoff or --target-tenant-id") end
       local checks = verify.source(s, { app_id = app_id, partner_id = tid,
                                         partner_domains = { h.target_domain, t and t.domain }, partner_label = tid })
       show(string.format("Source %s (%s)", s.name, s.id), checks)

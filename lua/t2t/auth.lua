@@ -36,15 +36,7 @@ function M.endpoints(cloud)
 end
 
 -- cloud_of_login(url) -> the cloud whose login host this is (AZURE_AUTHORITY_HOST) | nil.
-function M.cloud_of_login(url)
-  url = tostring(url or ""):gsub("/+$", ""):lower()
-  if url == "" then return nil end
-  if not url:find("://", 1, true) then url = "https://" .. url end
-  for _, name in ipairs { "global", "usgov", "china" } do
-    if M.clouds[name].login == url then return name end
-  end
-  if url == "https://login.chinacloudapi.cn" then return "china" end
-end
+M.cloud_of_login = clouds.of_login
 
 local ALIASES = { graph = "graph", exo = "exo", exchange = "exo", arm = "arm", azure = "arm",
                   management = "arm", vault = "vault", keyvault = "vault" }
@@ -149,6 +141,35 @@ M.AADSTS = {
   [9002313] = { "invalid refresh token", "the saved sign-in is not valid: sign in again with device code" },
 }
 
+-- What a token-endpoint error means for the caller (issue 9): "credentials" (wrong, expired or
+-- unusable secret or certificate), "consent" (no admin consent), "tenant" (no such tenant, or
+-- another cloud), "app" (no such app there, or disabled), "throttled", "transient" (the service
+-- failed: worth a retry), "signin" (a person must sign in again), or "other".  Only throttled
+-- and transient errors are retried: waiting does not fix a wrong secret.
+M.KIND = {
+  [7000215] = "credentials", [7000222] = "credentials", [700027] = "credentials", [50012] = "credentials",
+  [700024] = "credentials", [700021] = "credentials", [7000218] = "credentials",
+  [65001] = "consent",
+  [90002] = "tenant", [900023] = "tenant", [90038] = "tenant", [9001023] = "tenant", [500011] = "tenant",
+  [700016] = "app", [7000112] = "app",
+  [50196] = "throttled",
+  [70016] = "signin", [70018] = "signin", [70019] = "signin", [700082] = "signin", [70008] = "signin",
+  [70043] = "signin", [50076] = "signin", [50079] = "signin", [53003] = "signin", [9002313] = "signin",
+}
+local RETRIED = { throttled = true, transient = true }
+
+-- classify(aadsts_number, http_status, oauth_error) -> kind, retryable
+function M.classify(num, status, error_name)
+  local st = tonumber(status) or 0
+  local kind = num and M.KIND[math.tointeger(num) or num]
+  if not kind then
+    if st == 429 then kind = "throttled"
+    elseif st >= 500 or error_name == "temporarily_unavailable" then kind = "transient"
+    else kind = "other" end
+  end
+  return kind, RETRIED[kind] or false
+end
+
 local function fill(s, ctx)
   return (s:gsub("%%([atc])", function(k)
     local v = k == "a" and ctx.client_id or k == "t" and (ctx.tenant_id or ctx.tenant) or ctx.cloud
@@ -174,28 +195,23 @@ function M.explain(doc, status, ctx)
   if hint and first ~= "" then msg = msg .. " [Entra ID: " .. first .. "]" end
   local trace = doc.trace_id or ctx.request_id
   if trace then msg = msg .. " (trace id " .. tostring(trace) .. ")" end
-  local st = tonumber(status) or 0
+  local kind, retryable = M.classify(num, status, doc.error)
   return new_err {
     code = code, aadsts = num, error = doc.error, message = log.redact(msg), status = status,
     description = desc ~= "" and log.redact(desc) or nil, request_id = trace,
     correlation_id = doc.correlation_id, summary = hint and hint[1] or nil,
-    retryable = st >= 500 or st == 429 or doc.error == "temporarily_unavailable",
+    kind = kind, retryable = retryable,
   }
 end
 
 ---------------------------------------------------------------------------------------------
 -- Secret references: "env:NAME", "file:PATH"; anything else is the value itself (API use).
 
-local function expand_home(p)
-  if p:sub(1, 2) == "~/" then return (os.getenv("HOME") or "") .. p:sub(2) end
-  return p
-end
+-- expand_home(path), is_ref(s): what a reference looks like is the config file's business.
+local config = require "t2t.config"
+local expand_home = config.expand_home
 M.expand_home = expand_home
-
--- is_ref(s) -> true when s is an env:/file: reference.
-function M.is_ref(s)
-  return type(s) == "string" and (s:match("^env:[%w_]+$") ~= nil or s:match("^file:.+") ~= nil)
-end
+M.is_ref = config.is_ref
 
 -- read_ref(ref, what) -> value | nil, err.  The value is registered with log.secret.
 function M.read_ref(ref, what)
@@ -210,12 +226,10 @@ function M.read_ref(ref, what)
   local path = ref:match("^file:(.+)$")
   if path then
     path = expand_home(path)
-    local f, err = io.open(path, "r")
-    if not f then return nil, string.format("%s: cannot read %s (%s)", what, path, tostring(err)) end
-    local v = f:read("l")
-    f:close()
-    v = v and v:gsub("%s+$", "")
-    if not v or v == "" then return nil, string.format("%s: %s is empty (the value goes on its first line)", what, path) end
+    -- a regular file of bounded size: a FIFO or /dev/zero must not hang or exhaust memory
+    local v, err = require("t2t.files").first_line(path, what:find("passphrase", 1, true) and "passphrase" or "secret")
+    if not v then return nil, string.format("%s: %s", what, err) end
+    if v == "" then return nil, string.format("%s: %s is empty (the value goes on its first line)", what, path) end
     return log.secret(v)
   end
   return log.secret(ref)
@@ -282,7 +296,21 @@ function M.cache_update(path, changes, now)
   end
   local ok, text = pcall(cjson.encode, { version = 1, entries = entries })   -- {} stays {}
   if not ok then return nil, text end
+  M.tighten_dir(path)
   return M.write_private(path, text)
+end
+
+-- tighten_dir(path): the directory holding path becomes 0700 when it is ours and open to
+-- others (an existing ~/.cache/t2t made by hand or by an older version): tokens are secrets.
+function M.tighten_dir(path)
+  local fs = require "t2t.core.fs"
+  local dir = path:match("^(.+)/[^/]+$")
+  if not dir then return end
+  local mode, uid = fs.mode(dir)
+  if mode and uid == fs.uid() and mode & 63 ~= 0 then       -- 63 = 0077
+    local ok, err = fs.chmod(dir, 448)                      -- 448 = 0700
+    if not ok then log.warn("auth: could not make %s private: %s", dir, tostring(err)) end
+  end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -402,7 +430,9 @@ function M.credential(p, opts)
     timeout = opts.timeout or 60, login = opts.login_http,
     mem = {}, by_token = {}, locks = {}, serial = 0,
   }, Cred)
-  if opts.cache == nil then self.cache_file = M.cache_path()
+  -- a simulator's credential (connect_to) keeps its tokens in memory only: they open nothing
+  -- real and must never sit in, or be read from, the real token cache
+  if opts.cache == nil then self.cache_file = not self.connect_to and M.cache_path() or nil
   elseif opts.cache then self.cache_file = opts.cache end
   SECRETS[self] = secrets
   if kind == "refresh_token" or (kind == "device_code" and p.refresh_token) then
@@ -441,27 +471,13 @@ function M.refresh_token(p, opts)
   return M.credential(p, opts)
 end
 
--- from_env(opts) -> credential | nil, err: Azure Identity's environment variables.
+-- from_env(opts) -> credential | nil, err: Azure Identity's environment variables (the profile
+-- t2t.config.from_env reads).
 function M.from_env(opts)
-  local function env(n) local v = os.getenv(n) return v ~= "" and v or nil end
-  local tenant, client = env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")
-  if not tenant or not client then
-    return nil, "AZURE_TENANT_ID and AZURE_CLIENT_ID must be set (with AZURE_CLIENT_SECRET or " ..
-                "AZURE_CLIENT_CERTIFICATE_PATH)"
-  end
-  local p = { tenant = tenant, client_id = client, cloud = opts and opts.cloud }
-  local authority = env("AZURE_AUTHORITY_HOST")
-  if authority and not p.cloud then
-    p.cloud = M.cloud_of_login(authority)
-    if not p.cloud then return nil, "AZURE_AUTHORITY_HOST " .. authority .. " is not a known cloud's login host" end
-  end
-  if env("AZURE_CLIENT_SECRET") then
-    p.secret = "env:AZURE_CLIENT_SECRET"
-  elseif env("AZURE_CLIENT_CERTIFICATE_PATH") then
-    p.certificate = env("AZURE_CLIENT_CERTIFICATE_PATH")
-    if env("AZURE_CLIENT_CERTIFICATE_PASSWORD") then p.key_passphrase = "env:AZURE_CLIENT_CERTIFICATE_PASSWORD" end
-  else
-    return nil, "set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH"
+  local p, err = config.from_env(opts and opts.cloud)
+  if not p then
+    return nil, err or "AZURE_TENANT_ID and AZURE_CLIENT_ID must be set (with AZURE_CLIENT_SECRET or " ..
+                       "AZURE_CLIENT_CERTIFICATE_PATH)"
   end
   return M.credential(p, opts)
 end
@@ -505,14 +521,14 @@ function Cred:post(path, fields)
   if not res then
     local e = type(herr) == "table" and herr or { message = tostring(herr) }
     return nil, new_err { code = e.code or "transport", status = 0, request_id = e.request_id,
-      retryable = e.retryable ~= false,
+      retryable = e.retryable ~= false, kind = e.retryable ~= false and "transient" or "other",
       message = string.format("cannot reach %s (%s cloud): %s", self.endpoints.login, self.cloud,
                               log.redact(tostring(e.message or e.code))) }
   end
   local ok, doc = pcall(cjson.decode, res.body or "")
   if not ok or type(doc) ~= "table" then
     return nil, new_err { code = "HTTP" .. res.status, status = res.status, request_id = res.request_id,
-      retryable = res.status >= 500,
+      retryable = res.status >= 500, kind = res.status >= 500 and "transient" or "other",
       message = string.format("%s answered HTTP %d without a JSON body: is %s the right login host for " ..
                               "this cloud (%s)?", url, res.status, self.endpoints.login, self.cloud) }
   end
@@ -814,9 +830,9 @@ end
 -- Profiles selected on the command line.
 
 -- selected(opts, name) -> credential, profile | nil, err: the --sim tenant (name, else the
--- seeded source) or the --profile from the config file.  opts defaults to the CLI's.
+-- seeded source) or the --profile from the config file.  opts defaults to the run's options.
 function M.selected(opts, name, cred_opts)
-  opts = opts or (package.loaded["t2t.cli"] or {}).opts or {}
+  opts = opts or require("t2t.options").current()
   local prof, err = require("t2t.config").selected(opts, name)
   if not prof then return nil, err end
   local cred, cerr = M.credential(prof, cred_opts)

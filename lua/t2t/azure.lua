@@ -111,6 +111,13 @@ function A:_send(service, tokfn, method, url, body, opts)
     return nil, setmetatable({ service = service, code = "NoToken", method = method, path = url,
       message = "no token function for " .. service }, Err)
   end
+  local safe, why = require("t2t.http").token_target(url,
+    service == "keyvault" and { suffix = self.vault_suffix } or self.arm_root)
+  if not safe then
+    return nil, setmetatable({ service = service, code = "UnsafeUrl", method = method,
+      path = require("t2t.http").redact_url(url), message = string.format("refused to send the %s token to %s (%s)",
+      service == "keyvault" and "Key Vault" or "Azure Resource Manager", require("t2t.http").redact_url(url), why) }, Err)
+  end
   local headers = { Accept = "application/json" }
   local payload
   if body ~= nil then payload = graph.encode(body); headers["Content-Type"] = "application/json" end
@@ -207,7 +214,7 @@ function A:arm(method, path, body, opts)
     local state = type(out) == "table" and type(out.properties) == "table" and out.properties.provisioningState
     if pending or (state and not TERMINAL[state]) then return self:_wait(method, url, out, res, opts) end
   end
-  return out, nil, res
+  return out                       -- the body only: the raw response is no caller's business
 end
 
 function A:vault_url(name, path)
@@ -226,7 +233,8 @@ function A:vault(name, method, path, body, opts)
   if path:match("^https?://") and not url:find("api-version=", 1, true) then
     url = url .. (url:find("?", 1, true) and "&" or "?") .. "api-version=" .. M.API.vault_data
   end
-  return self:_send("keyvault", self.vault_token, method:upper(), url, body, opts)
+  local out, err = self:_send("keyvault", self.vault_token, method:upper(), url, body, opts)
+  return out, err
 end
 
 local function sub_of(self, opts)

@@ -56,6 +56,17 @@ function M.get(name)
   return nil, string.format("unknown cloud '%s' (one of: %s)", tostring(name), table.concat(names, ", "))
 end
 
+-- clouds.of_login(url) -> the name of the cloud whose login host url is (AZURE_AUTHORITY_HOST) | nil.
+function M.of_login(url)
+  url = tostring(url or ""):gsub("/+$", ""):lower()
+  if url == "" then return nil end
+  if not url:find("://", 1, true) then url = "https://" .. url end
+  for _, name in ipairs { "global", "usgov", "china" } do
+    if M.ALL[name].login == url then return name end
+  end
+  if url == "https://login.chinacloudapi.cn" then return "china" end
+end
+
 -- clouds.map(field) -> {cloud name or alias = that cloud's field}, e.g. map("graph").
 function M.map(field)
   local out = {}

@@ -19,12 +19,21 @@ local M = {}
 ---------------------------------------------------------------------------------------------
 -- The data-only check.
 
+-- Limits that keep a hostile or broken config cheap to refuse: tokens (each costs a small
+-- table while checking) and nesting of tables (the Lua compiler itself stops near 200 levels,
+-- with "C stack overflow").
+M.MAX_TOKENS = 200000
+M.MAX_DEPTH = 32
+
 -- tokens(src) -> list of {t = kind, v = text, line} | nil, line, message.
 -- kinds: name, string, number, and the punctuation itself ("{", "=", ...).
 local function tokens(src)
   local out, i, line, n = {}, 1, 1, #src
   local function push(t, v) out[#out + 1] = { t = t, v = v, line = line } end
   while i <= n do
+    if #out > M.MAX_TOKENS then
+      return nil, line, string.format("too large: more than %d tokens (a config file holds profiles, not data)", M.MAX_TOKENS)
+    end
     local c = src:sub(i, i)
     if c == "\n" then
       line = line + 1; i = i + 1
@@ -123,11 +132,16 @@ function M.check(src)
       "'return { ... }' of strings, numbers, booleans and tables)", want, describe(tok), extra)
   end
   local value
+  local depth = 0
   local function constructor()
-    take()                                    -- "{"
+    local open = take()                       -- "{"
+    depth = depth + 1
+    if depth > M.MAX_DEPTH then
+      return nil, open.line, string.format("tables nested more than %d deep (a config needs three or four)", M.MAX_DEPTH)
+    end
     while true do
       local t = peek()
-      if t.t == "}" then take() return true end
+      if t.t == "}" then take() depth = depth - 1 return true end
       if t.t == "[" then
         take()
         local ok, l, m = value("a key")
@@ -192,9 +206,72 @@ local function field_error(pname, k, fmt, ...)
   return nil, string.format("profile '%s', %s: " .. fmt, pname, k, ...)
 end
 
+-- expand_home(path) -> path with a leading "~/" made $HOME/.
+function M.expand_home(p)
+  if p:sub(1, 2) == "~/" then return (os.getenv("HOME") or "") .. p:sub(2) end
+  return p
+end
+
+-- is_ref(s) -> true when s is a secret reference: "env:NAME" or "file:PATH".
+function M.is_ref(s)
+  return type(s) == "string" and (s:match("^env:[%w_]+$") ~= nil or s:match("^file:.+") ~= nil)
+end
+
+-- Is host (from a connect_to entry) this machine's loopback?  IPv4 127/8, IPv6 ::1, localhost.
+local function loopback(host)
+  host = host:lower():gsub("^%[(.*)%]$", "%1")
+  if host == "localhost" or host == "::1" or host == "0:0:0:0:0:0:0:1" then return true end
+  local a, b, c, d = host:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  return a == 127 and b <= 255 and c <= 255 and d <= 255
+end
+M.loopback = loopback
+
+-- check_overrides(name, p) -> true | nil, err.  connect_to and ca_file exist for the simulator:
+-- a config that could point them elsewhere could send the profile's credential to a server its
+-- author picked.  So connect_to may only lead to loopback, and ca_file comes only with it.
+local function check_overrides(pname, p)
+  if p.ca_file ~= nil and p.connect_to == nil then
+    return field_error(pname, "ca_file", "an extra CA is only for a simulator profile (one with connect_to " ..
+      "to this machine); real profiles use the system's trusted CAs")
+  end
+  if p.connect_to == nil then return true end
+  for i, e in ipairs(p.connect_to) do
+    if type(e) ~= "string" then return field_error(pname, "connect_to", "entry %d must be a string", i) end
+    local rest = e:match("^%b[]:%d*:(.*)$") or e:match("^[^:%[]*:%d*:(.*)$")
+    local target = rest and rest:match("^(.+):%d*$")
+    if not target or not loopback(target) then
+      return field_error(pname, "connect_to", "'%s' would send this profile's requests (and its credential) " ..
+        "to another machine: connect_to may only point at a simulator on this one (127.0.0.1, ::1, localhost)", e)
+    end
+  end
+  local n = 0
+  for _ in pairs(p.connect_to) do n = n + 1 end
+  if n == 0 or n ~= #p.connect_to then
+    return field_error(pname, "connect_to", "a list of \"HOST:PORT:127.0.0.1:PORT\" strings expected")
+  end
+  return true
+end
+
+-- check_ca_file(p) -> true | nil, err: the CA a simulator profile trusts must be a file only
+-- its owner (you or root) can change: a CA another local user controls would let that user's
+-- loopback server pass for the simulator.
+function M.check_ca_file(p)
+  if not p.ca_file then return true end
+  local fs = require "t2t.core.fs"
+  local path = M.expand_home(p.ca_file)
+  local mode, uid = fs.mode(path)
+  if not mode then return nil, string.format("profile '%s': ca_file %s: %s", tostring(p.name), path, tostring(uid)) end
+  local me = fs.uid()
+  if (uid ~= me and uid ~= 0) or mode & 18 ~= 0 then            -- 18 = 0022: group/other write
+    return nil, string.format("profile '%s': ca_file %s is not safe to trust: it must belong to you or root " ..
+      "and be writable by no one else (chmod go-w, or let t2t sim write it)", tostring(p.name), path)
+  end
+  return true
+end
+
 -- check_profile(name, p) -> true | nil, err.
 function M.check_profile(pname, p)
-  local auth = require "t2t.auth"
   if type(p) ~= "table" then return nil, string.format("profile '%s' must be a table", pname) end
   for k, v in pairs(p) do
     local want = M.PROFILE_FIELDS[k]
@@ -205,7 +282,7 @@ function M.check_profile(pname, p)
       return field_error(pname, tostring(k), "unknown field (known: %s)", table.concat(known, ", "))
     end
     if want == "secret" then
-      if type(v) ~= "string" or not auth.is_ref(v) then
+      if type(v) ~= "string" or not M.is_ref(v) then
         return field_error(pname, k, "secrets are never written in the config file: use %s = \"env:NAME\" " ..
           "(an environment variable) or %s = \"file:/path\" (a file only you can read)", k, k)
       end
@@ -217,9 +294,11 @@ function M.check_profile(pname, p)
     end
   end
   if p.cloud then
-    local _, err = auth.endpoints(p.cloud)
+    local _, err = require("t2t.clouds").get(p.cloud)
     if err then return field_error(pname, "cloud", "%s", err) end
   end
+  local ook, oerr = check_overrides(pname, p)
+  if not ook then return nil, oerr end
   if not (p.tenant or p.tenant_id) then return nil, string.format("profile '%s': tenant or tenant_id is required", pname) end
   local creds = 0
   for _, k in ipairs { "secret", "client_secret", "certificate", "pfx", "device_code" } do
@@ -274,7 +353,7 @@ end
 -- path(explicit) -> the config file path: explicit, else $XDG_CONFIG_HOME/t2t/config.lua, else
 -- ~/.config/t2t/config.lua.
 function M.path(explicit)
-  if explicit and explicit ~= "" then return require("t2t.auth").expand_home(explicit) end
+  if explicit and explicit ~= "" then return M.expand_home(explicit) end
   local x = os.getenv("XDG_CONFIG_HOME")
   if x and x ~= "" then return x .. "/t2t/config.lua" end
   local home = os.getenv("HOME")
@@ -285,10 +364,14 @@ end
 function M.load(path)
   path = M.path(path)
   if not path then return nil, "no config file: set HOME or XDG_CONFIG_HOME, or pass --config FILE" end
-  local f, err = io.open(path, "r")
-  if not f then return nil, string.format("cannot read the config file %s (%s)", path, tostring(err)) end
-  local src = f:read("a")
-  f:close()
+  local src, err = require("t2t.files").read(path, "config")
+  if not src then
+    if tostring(err):find("No such file", 1, true) then
+      err = err .. ": 't2t init' writes one to fill in; or set AZURE_TENANT_ID, AZURE_CLIENT_ID and " ..
+            "AZURE_CLIENT_SECRET; or try --sim"
+    end
+    return nil, err
+  end
   return M.parse(src, path)
 end
 
@@ -307,6 +390,10 @@ function M.profile(name, path)
     if not name then return nil, cfg.path .. ": several profiles and no default: pass --profile NAME" end
   end
   local p = cfg.profiles[name]
+  if p then
+    local ok, cerr = M.check_ca_file({ name = name, ca_file = p.ca_file })
+    if not ok then return nil, cfg.path .. ": " .. cerr end
+  end
   if not p then
     local names = {}
     for n in pairs(cfg.profiles) do names[#names + 1] = n end
@@ -393,10 +480,42 @@ function M.write_profile(change)
   return require("t2t.core.fs").write_private(change.path, change.text)
 end
 
+---------------------------------------------------------------------------------------------
+-- Azure Identity's environment variables: a profile like a config file's.
+
+M.ENV_PROFILE = "env"
+
+-- from_env([cloud]) -> a profile named "env" from AZURE_TENANT_ID, AZURE_CLIENT_ID and
+-- AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD),
+-- in the cloud of AZURE_AUTHORITY_HOST | nil when AZURE_TENANT_ID/AZURE_CLIENT_ID are not set |
+-- nil, err when they are but the rest is wrong.  Secrets stay references to the variables.
+function M.from_env(cloud)
+  local function env(n) local v = os.getenv(n) return v ~= "" and v or nil end
+  local tenant, client = env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")
+  if not tenant or not client then return nil end
+  local p = { name = M.ENV_PROFILE, tenant = tenant, client_id = client, cloud = cloud }
+  local authority = env("AZURE_AUTHORITY_HOST")
+  if authority and not p.cloud then
+    p.cloud = require("t2t.clouds").of_login(authority)
+    if not p.cloud then return nil, "AZURE_AUTHORITY_HOST " .. authority .. " is not a known cloud's login host" end
+  end
+  if env("AZURE_CLIENT_SECRET") then
+    p.secret = "env:AZURE_CLIENT_SECRET"
+  elseif env("AZURE_CLIENT_CERTIFICATE_PATH") then
+    p.certificate = env("AZURE_CLIENT_CERTIFICATE_PATH")
+    if env("AZURE_CLIENT_CERTIFICATE_PASSWORD") then p.key_passphrase = "env:AZURE_CLIENT_CERTIFICATE_PASSWORD" end
+  else
+    return nil, "AZURE_TENANT_ID and AZURE_CLIENT_ID are set: set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH too"
+  end
+  return p
+end
+
 -- selected(opts, name) -> profile | nil, err: under --sim, the simulator's tenant `name` (or
--- opts.profile, or the seeded source); otherwise profile `name` (or --profile, or the
--- default) from --config / the default config file.  Simulator profiles carry connect_to and
--- ca_file, which the login client uses.
+-- opts.profile, or the seeded source); otherwise profile `name` (or --profile) from --config /
+-- the default config file, where the name "env" (or no name at all while AZURE_TENANT_ID and
+-- AZURE_CLIENT_ID are set, as Azure Identity does) is the environment's profile; with neither,
+-- the config's default.  Simulator profiles carry connect_to and ca_file, which the login
+-- client uses.
 function M.selected(opts, name)
   opts = opts or {}
   name = name or opts.profile
@@ -420,6 +539,12 @@ function M.selected(opts, name)
     out.name = name
     out.connect_to, out.ca_file = out.connect_to or s.connect_to, out.ca_file or s.ca_file
     return out
+  end
+  if name == nil or name == M.ENV_PROFILE then
+    local p, err = M.from_env()
+    if p or err then return p, err end
+    if name then return nil, "profile 'env' is the AZURE_* environment variables: set AZURE_TENANT_ID, " ..
+                             "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH" end
   end
   return M.profile(name, opts.config)
 end

@@ -1,8 +1,15 @@
 -- t2t.connect: service clients for a tenant profile — Graph, Exchange Online and Azure, sharing
 -- one credential (t2t.auth) and the profile's TLS settings (connect_to + CA under the simulator).
---   local c = require("t2t.connect").profile("contoso")     -- --profile / --sim aware
---   connect("contoso")                                       -- the same, in the REPL and -e
+--
+--   local c = connect("contoso")              -- in the REPL, -e code and runbook files alike
 --   for _, m in ipairs(assert(c.exo:invoke("Get-Mailbox", {ResultSize = 10}))) do ... end
+--   c.graph:get("/users?$filter=startswith(displayName,'A')")
+--
+-- connect(name) raises one line naming what to fix when the profile cannot be used; the library
+-- form connect.profile(name, opts) returns nil, err instead.  Profiles come from the config file,
+-- the AZURE_* environment variables, or (--sim) the simulator: see t2t.config.selected.
+local errors = require "t2t.errors"
+
 local M = {}
 
 -- Token functions (refresh -> bearer) per resource ("graph", "exo", "arm", "vault") for a
@@ -25,6 +32,16 @@ local function tokens(profile, http_client, simi)
   return function(resource) return cred:token_provider(resource) end
 end
 
+-- A connection prints as one line: it holds clients (and, under --sim, a simulated secret in its
+-- profile) that are no one's business on a screen.
+local Connection = { __name = "t2t.connection" }
+Connection.__index = Connection
+Connection.__tostring = function(c)
+  local p = c.profile or {}
+  return string.format("<connection %s: tenant %s, cloud %s -- .graph .exo .azure .profile>",
+                       tostring(p.name or "?"), tostring(p.tenant_id or p.tenant or "?"), tostring(p.cloud or "global"))
+end
+
 -- Clients for a profile {tenant_id, cloud, client_id, ...} and the http options that reach the
 -- simulator (connect_to, ca_file).  Returns {graph, exo, azure, profile} | nil, err.
 function M.clients(profile, http_opts, simi)
@@ -36,7 +53,7 @@ function M.clients(profile, http_opts, simi)
   local token_for, err = tokens(profile, client("login"), simi)
   if not token_for then return nil, err end
   local tid = profile.tenant_id or profile.tenant
-  local c = { profile = profile }
+  local c = setmetatable({ profile = profile }, Connection)
   c.graph = require("t2t.graph").new { tenant = tid, http = client("graph"), cloud = profile.cloud,
                                        token = token_for("graph") }
   c.exo = require("t2t.exo").new { tenant = tid, http = client("exo"), cloud = profile.cloud,
@@ -47,16 +64,25 @@ function M.clients(profile, http_opts, simi)
   return c
 end
 
--- connect.profile(name [, opts]) -> clients for the profile `name` (or --profile; under --sim
--- the simulator's tenant, default the seeded source) | nil, err.  opts default to the command
--- line's global options.
+-- profile(name [, opts]) -> clients for the profile `name` | nil, err.  opts: the run's global
+-- options (--profile, --config, --sim), default t2t.options.current().  A profile that cannot be
+-- found is a usage error (err.usage); one whose credential cannot be read is not.
 function M.profile(name, opts)
-  opts = opts or require("t2t.cli").opts or {}
+  opts = opts or require("t2t.options").current()
   local prof, err = require("t2t.config").selected(opts, name)
-  if not prof then return nil, err end
+  if not prof then return nil, errors.new(tostring(err), { usage = true }) end
   local simi = opts.sim_instance or (opts.sim and require("t2t.sim").current()) or nil
-  return M.clients(prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }, simi)
+  local c, cerr = M.clients(prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }, simi)
+  if not c then return nil, errors.new(string.format("profile '%s': %s", tostring(prof.name), tostring(cerr))) end
+  return c
 end
 
--- connect(name [, opts]) in the REPL and -e code is connect.profile.
-return setmetatable(M, { __call = function(_, name, opts) return M.profile(name, opts) end })
+-- open(name [, opts]) -> clients, or raises the reason as one line (what connect(name) does).
+function M.open(name, opts)
+  local c, err = M.profile(name, opts)
+  if not c then error(err, 2) end
+  return c
+end
+
+-- connect(name [, opts]) in the REPL and -e code is connect.open.
+return setmetatable(M, { __call = function(_, name, opts) return M.open(name, opts) end })

@@ -1,16 +1,12 @@
 -- t2t.context: the `ctx` a runbook's run(ctx, p) receives — output, logging, confirmation,
--- per-item results, the closing summary, and the exit code.
+-- per-item results, the closing summary, the exit code, and connect() with the run's options.
 local log = require "t2t.log"
+local errors = require "t2t.errors"
 
 local M = {}
 M.__index = M
 
 local EXIT = { ok = 0, failure = 1, usage = 2, partial = 3 }
-
--- A failure a runbook raises on purpose: printed as a message, without a traceback.
-local Failure = {}
-Failure.__index = Failure
-Failure.__tostring = function(f) return f.message end
 
 function M.new(opts, decl)
   opts = opts or {}
@@ -19,18 +15,64 @@ function M.new(opts, decl)
   self = setmetatable({
     opts = opts,
     name = decl and decl.name or "?",
+    invoked = decl and decl.invoked,
     log = log,
     summary_rows = {},
     items = { ok = 0, failed = 0, list = {} },
     json = opts.output == "json",
     decl = decl,
+    outputs = {},
   }, M)
   -- every mutation a runbook makes goes through ctx.plan (--plan: shown, not applied)
   self.plan = require("t2t.plan").new {
     dry_run = opts.plan, audit = opts.audit,
     out = function(line) self:say("%s", line) end,
+    preflight = function() return self:check_outputs() end,
   }
+  if opts.audit then self:output(opts.audit, "the audit file (--audit)") end
+  local state = M.sim_state(opts)
+  if state then self:output(state, "the simulator's state file (--sim)") end
+  -- the runbook file's connect(name) opens tenants with this run's options
+  if decl and type(decl.env) == "table" then
+    rawset(decl.env, "connect", function(name) return self:connect(name) end)
+  end
   return self
+end
+
+-- ctx:connect(name) -> {graph, exo, azure, profile} for the profile `name` (default: --profile,
+-- else the config's default; under --sim the simulated tenant, default contoso).  A profile
+-- that cannot be used stops the run with what to fix (exit 2 when it is a usage error).
+function M:connect(name)
+  local c, err = require("t2t.connect").profile(name, self.opts)
+  if c then return c end
+  if err.usage then self.code = EXIT.usage end
+  error(err, 0)
+end
+
+-- The --sim=STATE file of this run, when there is one.
+function M.sim_state(opts)
+  local s = opts.sim_instance
+  if s and s.state_file then return s.state_file end
+  if type(opts.sim) == "string" and opts.sim ~= "" then return opts.sim end
+end
+
+-- ctx:output(path, what): a file this run must write (hand-off, report, secret file).  Every
+-- one is checked before the first change is made (plan preflight), so a run never changes a
+-- tenant and then fails to record it.
+function M:output(path, what)
+  if path then self.outputs[#self.outputs + 1] = { path = path, what = what or "an output file" } end
+end
+
+-- check_outputs() -> true | nil, err: every registered output can be written.
+function M:check_outputs()
+  local fs = require "t2t.core.fs"
+  for _, o in ipairs(self.outputs) do
+    local ok, err = fs.check_write(o.path)
+    if not ok then
+      return nil, string.format("%s cannot be written: %s; give a path you can write", o.what, tostring(err))
+    end
+  end
+  return true
 end
 
 -- Print a line of the runbook's output (text mode only; redacted).
@@ -41,9 +83,41 @@ function M:say(fmt, ...)
 end
 
 -- Stop the runbook with a message a person can act on.
-function M:fail(fmt, ...)
+function M.fail(_, fmt, ...)
   local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
-  error(setmetatable({ message = s }, Failure), 0)
+  errors.raise(s)
+end
+
+-- Stop the runbook because it was called wrongly (a missing or conflicting parameter): exit 2,
+-- with a pointer to its help.
+function M:usage(fmt, ...)
+  local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
+  self.code = EXIT.usage
+  errors.raise(s .. string.format(" ('t2t help %s' lists the parameters)", self.invoked or self.name))
+end
+
+-- ctx:tempdir() -> a new private directory (0700, under $TMPDIR or /tmp) that is removed with
+-- everything in it when the run ends -- failed or interrupted (Ctrl-C) too.
+function M:tempdir()
+  local fs = require "t2t.core.fs"
+  local rnd = io.open("/dev/urandom", "rb")
+  local bytes = rnd and rnd:read(8) or tostring(os.clock()) .. tostring({})
+  if rnd then rnd:close() end
+  local base = os.getenv("TMPDIR")
+  local dir = string.format("%s/t2t-%s-%s", base ~= nil and base ~= "" and base or "/tmp", self.name,
+                            (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end)))
+  local ok, err = fs.mkdir(dir, tonumber("700", 8))
+  if not ok then self:fail("cannot make a temporary directory: %s", tostring(err)) end
+  self.tempdirs = self.tempdirs or {}
+  self.tempdirs[#self.tempdirs + 1] = dir
+  return dir
+end
+
+-- Remove path and, for a directory, what is in it.
+local function remove_tree(path)
+  if os.remove(path) then return end
+  for _, name in ipairs(require("t2t.core.fs").list(path) or {}) do remove_tree(path .. "/" .. name) end
+  os.remove(path)
 end
 
 -- Record a value for the closing summary table.
@@ -136,10 +210,30 @@ function M:preflight(role, t)
 end
 
 -- Run the declaration's `run` and turn its outcome into output and an exit code.
+-- The simulator's state, saved now under --sim=STATE when changes were made: a state that
+-- cannot be saved is a lost record, so the run fails (exit 1).  true | nil, err
+local function save_sim(self)
+  local s = self.opts.sim_instance
+  if self.plan.dry_run or not (s and s.state_file and s.save) or self.plan.applied + self.plan.failed == 0 then
+    return true
+  end
+  local ok, err = s:save()
+  if not ok then
+    return nil, string.format("the simulator's state could not be saved to %s: %s", s.state_file, tostring(err))
+  end
+  return true
+end
+
 function M:execute(decl, params)
   self.params = params
   local host = require "t2t.core.host"
   local ok, value = host.pcall(decl.run, self, params)
+  for _, dir in ipairs(self.tempdirs or {}) do remove_tree(dir) end
+  self.plan:close()
+  if ok then
+    local sok, serr = save_sim(self)
+    if not sok then ok, value = false, errors.new(serr) end
+  end
   local status, code, err
   if ok then
     if self.items.failed > 0 then
@@ -148,13 +242,10 @@ function M:execute(decl, params)
       status, code = "ok", EXIT.ok
     end
   else
-    status, code = "failed", EXIT.failure
-    if getmetatable(value) == Failure then
-      err = value.message
-    else
-      err = tostring(value)
-    end
+    status, code = "failed", self.code or EXIT.failure
+    err = errors.format(value)
     io.stderr:write(log.redact("t2t: " .. self.name .. ": " .. err), "\n")
+    err = errors.split(err)
   end
   if self.json then json_result(self, status, value, err and log.redact(err))
   else print_summary(self, status) end

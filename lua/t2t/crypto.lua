@@ -144,12 +144,9 @@ function Cert:dns_names()
   return out
 end
 
+-- Key, certificate and PFX files: regular files of bounded size only (t2t.files).
 local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
+  return require("t2t.files").read(path, "credential")
 end
 M.read_file = read_file
 

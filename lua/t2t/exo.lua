@@ -446,8 +446,21 @@ function M.new(o)
   return self
 end
 
+-- Cmdlets that only read: sending one twice is harmless, so the transport may re-send it and
+-- every failure that may pass is retried.  Any other cmdlet is retried only when it surely was
+-- not run (throttled, 503, a transient exception EXO names, no connection); a 500/502/504 or a
+-- lost answer is returned with err.unknown_outcome = true, for the caller to look first
+-- (t2t.tenant does, as for Graph) -- retrying it blindly could run it twice.
+local function reads_only(cmdlet)
+  return type(cmdlet) == "string" and (cmdlet:match("^Get%-") or cmdlet:match("^Test%-")) ~= nil
+end
+M.reads_only = reads_only
+local READ_RETRY = { [500] = true, [502] = true, [503] = true, [504] = true, [429] = true, [401] = true }
+local SAFE_CODES = { connect = true }
+
 -- One POST with the EXO retry list; returns the decoded page or nil, err.
 function Client:post(url, body, page_size, cmdlet, crid)
+  local reading = reads_only(cmdlet)
   local refreshed = false
   local attempt = 0
   while true do
@@ -464,7 +477,8 @@ function Client:post(url, body, page_size, cmdlet, crid)
     }
     if self.connection_id then headers["connection-id"] = self.connection_id end
     local resp, herr = self.http:request { method = "POST", url = url, headers = headers,
-                                           body = body, timeout = self.timeout, retry = false }
+                                           body = body, timeout = self.timeout, retry = false,
+                                           idempotent = reading }
     local err
     if not resp and type(herr) == "table" and herr.code == "decode" then
       -- libcurl could not gunzip the body: the gateway's NUL-byte 403 "declared as gzip"
@@ -486,6 +500,16 @@ function Client:post(url, body, page_size, cmdlet, crid)
       err = M.parse_error(resp, cmdlet)
       err.request_id = err.request_id or crid
     end
+    if reading then
+      err.retryable = err.retryable or READ_RETRY[err.status] or (err.status == nil and err.cause ~= nil
+                      and type(err.cause) == "table" and err.cause.retryable) or false
+    elseif err.retryable and (err.status == nil or err.status == 0) then
+      -- no answer: it may have run; only a connection never made is surely not
+      err.retryable = SAFE_CODES[err.code] or false
+      err.unknown_outcome = not err.retryable
+    elseif err.status == 500 or err.status == 502 or err.status == 504 then
+      err.retryable, err.unknown_outcome = false, true
+    end
     if err.status == 401 then
       if refreshed then err.retryable = false else refreshed = true end
     end
@@ -497,7 +521,11 @@ function Client:post(url, body, page_size, cmdlet, crid)
     if err.status == 429 and err.retry_after then
       delay = math.min(err.retry_after, self.max_retry_after)
     end
-    if err.status ~= 401 then self.sleep(delay) end
+    if err.status ~= 401 then
+      require("t2t.http").waiting(delay, "retrying " .. cmdlet .. " (Exchange Online)",
+                                  tostring(err.code or err.status))
+      self.sleep(delay)
+    end
     attempt = attempt + 1
   end
 end
@@ -528,6 +556,13 @@ function Client:run(b, body, opts)
       end
     end
     url = doc["@odata.nextLink"]
+    local safe, why = true, nil
+    if url ~= nil then safe, why = require("t2t.http").token_target(url, self.base) end
+    if not safe then
+      return nil, new_err { code = "UnsafeUrl", cmdlet = b.cmdlet, retryable = false,
+        message = string.format("%s: refused to follow @odata.nextLink to %s (%s): the token goes only " ..
+          "over HTTPS to %s", b.cmdlet, require("t2t.http").redact_url(url), why, self.base) }
+    end
   end
   return list, warnings
 end

@@ -10,7 +10,8 @@
 --
 -- opts: query = {...} (as graph.query), headers = {...}, eventual = true (ConsistencyLevel),
 -- wait_visible = seconds (retry 404 while a new object replicates; default: only for ids this
--- client created in the last minute), retry = (passed to the http client).
+-- client created in the last minute), retry = (passed to the http client), idempotent = true
+-- (a PATCH upsert that may be repeated safely: see t2t.http).
 -- Errors: {code, message, status, service = "graph", request_id, client_request_id, retryable,
 -- retry_after, method, path} with __tostring; never contain tokens or request bodies.
 local cjson = require "cjson"
@@ -162,10 +163,34 @@ function M.new(o)
   }, G)
 end
 
+-- A path as people paste it from Graph Explorer or the docs ("/users?$filter=startswith(
+-- displayName, 'A')") made a valid URL the way Graph Explorer sends it: each query value
+-- percent-encoded (spaces and other characters a URL cannot carry), what is encoded already kept.
+local function encode_value(v)
+  return (v:gsub("%%(%x%x)", "\0%1"):gsub("[^%w%-%._~$,()':/@\0]", function(c)
+    return string.format("%%%02X", c:byte())
+  end):gsub("%z(%x%x)", "%%%1"))
+end
+
+function M.encode_path(path)
+  local p, q = path:match("^([^?]*)%?(.*)$")
+  p = (p or path):gsub("[%s\"<>\\^`{|}\127-\255]", function(c) return string.format("%%%02X", c:byte()) end)
+  if not q then return p end
+  local parts = {}
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=(.*)$")
+    parts[#parts + 1] = k and (encode_value(k) .. "=" .. encode_value(v)) or encode_value(pair)
+  end
+  return p .. "?" .. table.concat(parts, "&")
+end
+
 function G:url(path)
+  if type(path) ~= "string" or path == "" then
+    error("graph: a path is needed, e.g. g:get(\"/users\") or g:get(\"/organization\")", 0)
+  end
   if path:match("^https?://") then return path end
   if path:sub(1, 1) ~= "/" then path = "/" .. path end
-  return self.base .. path
+  return self.base .. M.encode_path(path)
 end
 
 -- Is this path about an object this client created in the last minute (so a 404 is lag)?
@@ -206,6 +231,12 @@ function G:request(method, path, body, opts)
     payload = type(body) == "string" and body or M.encode(body)
     headers["Content-Type"] = "application/json"
   end
+  local safe, why = require("t2t.http").token_target(url, self.root)
+  if not safe then
+    return nil, M.parse_error(nil, { code = "UnsafeUrl", message = string.format("refused to send the Graph " ..
+      "token to %s (%s): a token goes only over HTTPS to %s", require("t2t.http").redact_url(url), why, self.root) },
+      method, path)
+  end
   local wait = opts.wait_visible
   if wait == nil and self:_recent(url) then wait = self.wait_visible end
   local deadline = wait and (self.now() + wait) or nil
@@ -218,7 +249,8 @@ function G:request(method, path, body, opts)
     end
     headers.Authorization = "Bearer " .. tok
     local res, err = self.http:request { method = method, url = url, headers = headers, body = payload,
-                                         retry = opts.retry, timeout = opts.timeout }
+                                         retry = opts.retry, timeout = opts.timeout,
+                                         idempotent = opts.idempotent }
     if not res then return nil, M.parse_error(nil, err, method, path) end
     if res.status == 401 and not refreshed then
       refreshed = true
@@ -233,7 +265,7 @@ function G:request(method, path, body, opts)
         self.created[out.id] = self.now()
         if type(out.appId) == "string" then self.created[out.appId] = self.now() end
       end
-      return out, nil, res
+      return out
     end
   end
 end

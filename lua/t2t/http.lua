@@ -16,8 +16,19 @@ local log = require "t2t.log"
 
 local M = {}
 
+-- SSLKEYLOGFILE makes libcurl (and the simulator's GnuTLS) append every TLS session key to that
+-- file, readable by whoever can read it: the run's tokens and secrets could be decrypted from
+-- a capture.  Said once, loudly, whatever the log level: it is never right by accident.
+local keylog = os.getenv("SSLKEYLOGFILE")
+if keylog and keylog ~= "" then
+  io.stderr:write("t2t: WARNING: SSLKEYLOGFILE is set: every TLS session key of this run is written to ",
+                  keylog, "; anyone who can read that file can decrypt the traffic, tokens and ",
+                  "secrets included. Unset it unless you are debugging TLS.\n")
+end
+
 -- One attempt: the response {status, headers, header_list, body, url, elapsed, http_version}
 -- or nil, err {code, message, url, retryable}.  Works inside and outside tasks.
+-- resend = false: libcurl may not re-send the request by itself (see docs/http.md).
 function M.request(opts)
   local req <close> = core.start(opts)
   t2t.await_io(req)
@@ -97,6 +108,14 @@ M.policies = {
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 
+-- idempotent(method, policy, request) -> whether sending the request twice is harmless: by its
+-- method, by the policy (retry.unsafe), or because the caller says so (request.idempotent =
+-- true, e.g. an EXO Get- cmdlet, which travels as a POST).
+function M.idempotent(method, p, o)
+  if o and o.idempotent ~= nil then return o.idempotent and true or false end
+  return IDEMPOTENT[method] or (p and p.unsafe) or false
+end
+
 local function set(list)
   local s = {}
   for _, v in ipairs(list or {}) do s[v] = true end
@@ -167,17 +186,50 @@ local function host_key(url)
 end
 M.host_key = host_key
 
+-- token_target(url, base) -> true | nil, why: may a bearer token issued for the service at
+-- base ("https://graph.microsoft.com", or {suffix = ".vault.azure.net"} for any vault) go to
+-- url?  Only over HTTPS, only to that origin, and only with a plain host[:port] authority (no
+-- user@, no odd characters a URL parser might read another way).  Paging links and
+-- long-running-operation URLs come from responses: a hostile or broken server must not be
+-- able to send our token elsewhere with them.
+function M.token_target(url, base)
+  local scheme, auth = tostring(url):match("^(%a[%w+.-]*)://([^/?#]*)")
+  if not scheme then return nil, "not an absolute URL" end
+  if scheme:lower() ~= "https" then return nil, "not HTTPS" end
+  local host = auth:lower():match("^([%w%.%-]+):?%d*$") or auth:lower():match("^(%[[%x:%.]+%]):?%d*$")
+  if not host or auth:find(":$") then return nil, "an unusual host part '" .. auth .. "'" end
+  if type(base) == "table" then
+    local suffix = base.suffix:lower()
+    if #host > #suffix and host:sub(-#suffix) == suffix and auth:lower() == host then return true end
+    return nil, "not a host under " .. suffix
+  end
+  if host_key(url) == host_key(base) then return true end
+  return nil, "not " .. host_key(base)
+end
+
 ---------------------------------------------------------------------------------------------
 -- Trace: method, URL (secret-looking query values hidden), status or error, attempt, elapsed.
 
 local SECRET_QUERY = { sig = true, code = true, access_token = true, client_secret = true,
-                       token = true, password = true, refresh_token = true, assertion = true }
+                       token = true, password = true, refresh_token = true, assertion = true,
+                       client_assertion = true, secret = true, id_token = true, device_code = true,
+                       key = true, api_key = true, ["api-key"] = true, apikey = true, pwd = true,
+                       passphrase = true, ["x-ms-signature"] = true }
+M.SECRET_QUERY = SECRET_QUERY
 
 function M.redact_url(url)
   url = url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1***@")   -- user:password@ is a credential
   return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
     if SECRET_QUERY[k:lower()] then return sep .. k .. "=***" end
   end))
+end
+
+-- waiting(delay, action, why): one line (t2t.log info) for a wait longer than 2 s -- what comes
+-- next, why, and until when -- so a long pause before a retry never looks like a hang.
+function M.waiting(delay, action, why)
+  if not delay or delay <= 2 then return end
+  log.info("waiting %.0fs (until %s) before %s: %s", delay, os.date("%H:%M:%S", os.time() + math.ceil(delay)),
+           action, why)
 end
 
 local function trace(client, ev)
@@ -224,9 +276,8 @@ function Client:limiter(url)
 end
 
 -- Seconds before the next attempt, or nil to stop.
-local function retry_delay(self, p, attempt, res, err, method, started)
+local function retry_delay(self, p, attempt, res, err, safe, started)
   if attempt >= p.max_attempts then return nil end
-  local safe = p.unsafe or IDEMPOTENT[method]
   local retry_after
   if res then
     if not (safe and p.statuses[res.status] or p.unsafe_statuses[res.status]) then return nil end
@@ -280,6 +331,9 @@ function Client:_request(o)
     timeout = o.timeout or self.timeout, connect_timeout = o.connect_timeout or self.connect_timeout,
     ca_file = self.ca_file, ca_pem = self.ca_pem, connect_to = self.connect_to,
     proxy = self.proxy, no_proxy = self.no_proxy, follow = o.follow, max_body = o.max_body,
+    -- a request that may not repeat is sent once per attempt t2t decides on: libcurl's own
+    -- re-send on a dead reused connection is refused (the answer is then a "reset")
+    resend = M.idempotent(method, p, o),
   }
   assert(type(req.url) == "string", "http client: url expected")
   local lim = self:limiter(req.url)
@@ -297,7 +351,7 @@ function Client:_request(o)
       refreshed = true
       if self.on_401(req, res) then delay = 0 end
     else
-      delay = retry_delay(self, p, attempt, res, err, method, started)
+      delay = retry_delay(self, p, attempt, res, err, req.resend, started)
     end
     if self.trace then
       trace(self, { method = method, url = shown, status = res and res.status,
@@ -314,12 +368,16 @@ function Client:_request(o)
       return res, err
     end
     stats.retries = stats.retries + 1
+    if delay > 2 then
+      M.waiting(delay, "retrying " .. method .. " " .. (shown or M.redact_url(req.url)),
+        res and ("HTTP " .. res.status .. (res.status == 429 and " (throttled)" or "")) or tostring(err.code))
+    end
     if delay > 0 then self.sleep(delay) end
   end
 end
 
 -- client:request{method, url, headers, body, timeout, connect_timeout, follow, max_body,
--- retry = false | {policy overrides}} -> response | nil, err (after the policy's retries;
+-- idempotent = bool, retry = false | {policy overrides}} -> response | nil, err (after the policy's retries;
 -- an HTTP error status is a response, not an err).  response.attempts, .request_id.
 function Client:request(o)
   assert(type(o) == "table", "client:request: options table expected")

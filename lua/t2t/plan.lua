@@ -72,7 +72,9 @@ function M.diff(before, after)
   return out
 end
 
--- plan.new{dry_run = bool, audit = path|nil, out = function(line) | nil, now = fn}
+-- plan.new{dry_run = bool, audit = path|nil, out = function(line) | nil, now = fn,
+--          preflight = function() -> true | nil, err}: preflight runs once, before the first
+--          change is applied (the run checks there that every file it must write can be).
 function M.new(opts)
   opts = opts or {}
   return setmetatable({
@@ -80,8 +82,11 @@ function M.new(opts)
     audit_path = opts.audit,
     out = opts.out or function(line) io.write(line, "\n") end,
     now = opts.now or os.time,
+    preflight = opts.preflight,
     changes = {},
     applied = 0, planned = 0, failed = 0,
+    outcome = {},          -- change key -> "ok" | "failed": each change counts once, by its last outcome
+    seq = 0,
   }, M)
 end
 
@@ -110,20 +115,65 @@ local function describe(c)
 end
 M.describe = describe
 
+-- A change's identity across its attempts (a retry of a create is the same change).
+local function key_of(c)
+  return table.concat({ tostring(c.tenant), tostring(c.operation or c.kind), c.kind, c.target }, "\0")
+end
+
+-- Count the change once, by its latest outcome ("ok" | "failed").
+function M:_count(key, result)
+  local old = self.outcome[key]
+  if old == result then return end
+  if old == "ok" then self.applied = self.applied - 1 elseif old == "failed" then self.failed = self.failed - 1 end
+  if result == "ok" then self.applied = self.applied + 1 else self.failed = self.failed + 1 end
+  self.outcome[key] = result
+end
+
+-- Append one audit line (write-ahead: the intent before the change, its outcome after); each
+-- line is written whole and synced, or not at all.  true | nil, err.
 function M:audit(entry)
   if not self.audit_path then return true end
-  local f, err = io.open(self.audit_path, "a")
-  if not f then return nil, err end
+  if not self.audit_file then
+    local f, err = require("t2t.core.fs").open_append(self.audit_path)
+    if not f then return nil, err end
+    self.audit_file = f
+  end
   local cjson = require "cjson"
-  f:write(log.redact(cjson.encode(entry)), "\n")
-  f:close()
-  return true
+  return self.audit_file:write(log.redact(cjson.encode(entry)) .. "\n")
+end
+
+-- A write that failed after changes were made: the run must end as failed (exit 1).
+local WriteFailure = { __tostring = function(e) return e.message end }
+M.WriteFailure = WriteFailure
+
+local function write_failure(fmt, ...)
+  return setmetatable({ message = string.format(fmt, ...), write_failure = true }, WriteFailure)
+end
+
+local function entry_of(self, c, phase)
+  return {
+    time = os.date("!%Y-%m-%dT%H:%M:%SZ", self.now()), seq = c.seq, phase = phase,
+    tenant = c.tenant, operation = c.operation or c.kind, kind = c.kind, target = c.target,
+  }
+end
+
+-- Run preflight once, before the first change is applied; its failure stops the run unchanged.
+function M:_preflight()
+  if self.preflight_done then return end
+  self.preflight_done = true
+  if self.preflight then
+    local ok, err = self.preflight()
+    if not ok then error(write_failure("%s (nothing was changed)", tostring(err)), 0) end
+  end
 end
 
 -- plan:change{kind = "create"|"add"|"update"|"delete"|"action", target = "application 'X'",
 --             tenant = id or name, operation = "ensure_app", before = t, after = t,
 --             note = "why", apply = function() -> result, request_id | nil, err }
 -- Returns the apply result, or nil, "planned" in plan mode, or nil, err on failure.
+-- With an audit file, an intent line is written (and synced) before apply runs and an outcome
+-- line after, so a run killed in between leaves a record of what may have happened; if either
+-- cannot be written the run stops with an error (a change is never made unrecorded).
 function M:change(c)
   assert(type(c) == "table" and c.kind and c.target, "plan:change needs kind and target")
   assert(type(c.apply) == "function", "plan:change needs an apply function")
@@ -134,35 +184,61 @@ function M:change(c)
     self.out("would " .. describe(c))
     return nil, "planned"
   end
+  self:_preflight()
+  self.seq = self.seq + 1
+  c.seq, c.key = self.seq, key_of(c)
+  local intent = entry_of(self, c, "intent")
+  if c.kind == "update" then
+    local fields = {}
+    for _, d in ipairs(M.diff(c.before, c.after)) do fields[#fields + 1] = tostring(d.field or "value") end
+    intent.fields = fields
+  end
+  local iok, ierr = self:audit(intent)
+  if not iok then
+    error(write_failure("cannot write the audit file %s: %s (stopped before: %s)", self.audit_path,
+                        tostring(ierr), c.target), 0)
+  end
   self.out(describe(c))
   local ok, result, request_id = pcall(c.apply)
   local err
   if not ok then err = result; result = nil
   elseif result == nil then err = request_id; request_id = nil end
-  if err ~= nil then
-    self.failed = self.failed + 1
-  else
-    self.applied = self.applied + 1
-  end
-  local entry = {
-    time = os.date("!%Y-%m-%dT%H:%M:%SZ", self.now()),
-    tenant = c.tenant, operation = c.operation or c.kind, kind = c.kind, target = c.target,
-    result = err == nil and "ok" or "failed",
-    error = err ~= nil and tostring(err) or nil,
-    request_id = type(request_id) == "string" and request_id or nil,
-  }
-  if c.kind == "update" then
-    local fields = {}
-    for _, d in ipairs(M.diff(c.before, c.after)) do fields[#fields + 1] = tostring(d.field or "value") end
-    entry.fields = fields
-  end
+  self:_count(c.key, err == nil and "ok" or "failed")
+  local entry = entry_of(self, c, "outcome")
+  entry.result = err == nil and "ok" or "failed"
+  entry.error = err ~= nil and tostring(err) or nil
+  entry.request_id = type(request_id) == "string" and request_id or nil
+  entry.fields = intent.fields
   local aok, aerr = self:audit(entry)
-  if not aok then log.warn("cannot write the audit file %s: %s", self.audit_path, aerr) end
+  if not aok then
+    error(write_failure("cannot write the audit file %s after '%s' (%s): its outcome (%s) is not " ..
+                        "recorded; the run stops", self.audit_path, c.target, tostring(aerr), entry.result), 0)
+  end
   if err ~= nil then
     if not ok then error(err, 0) end
     return nil, err
   end
   return result
+end
+
+-- plan:resolved(change, note): a change whose outcome was unknown (its response lost) is now
+-- known to have been made -- the object was found by re-reading it.  It counts as applied, once,
+-- and the audit file says so.
+function M:resolved(c, note)
+  if self.dry_run or not c.key then return end
+  self:_count(c.key, "ok")
+  local entry = entry_of(self, c, "outcome")
+  entry.result, entry.note = "ok", note
+  local ok, err = self:audit(entry)
+  if not ok then
+    error(write_failure("cannot write the audit file %s after '%s' (%s)", self.audit_path, c.target,
+                        tostring(err)), 0)
+  end
+end
+
+-- plan:close(): release the audit file.
+function M:close()
+  if self.audit_file then self.audit_file:close() self.audit_file = nil end
 end
 
 return M

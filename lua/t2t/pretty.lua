@@ -1,6 +1,22 @@
 -- t2t.pretty: render Lua values for people — nested tables with sorted keys, cycles marked,
--- long strings and huge tables truncated.
+-- long strings and huge tables truncated, and the values of secret-looking fields (secret,
+-- password, passphrase, *token, private_key) shown as "***" unless they are references
+-- (env:NAME, file:PATH).  Never print a secret, simulated or not.
 local M = {}
+
+local SECRET_KEYS = { "secret", "password", "passphrase", "token$", "private_key", "privatekey" }
+
+-- Is v, under key k, a secret to hide?
+local function hidden(k, v)
+  if type(k) ~= "string" or type(v) ~= "string" or v == "" then return false end
+  if v:match("^env:[%w_]+$") or v:match("^file:") then return false end
+  local lk = k:lower()
+  for _, pat in ipairs(SECRET_KEYS) do
+    if lk:find(pat) then return true end
+  end
+  return false
+end
+M.hidden = hidden
 
 local DEFAULT = { depth = 6, items = 60, string = 400, indent = "  " }
 
@@ -52,7 +68,8 @@ local function render(v, o, depth, seen, out)
   for _, k in ipairs(keys) do
     if shown >= o.items then break end
     out[#out + 1] = pad .. fmt_key(k, o) .. " = "
-    render(v[k], o, depth + 1, seen, out)
+    if hidden(k, v[k]) then out[#out + 1] = '"***"'
+    else render(v[k], o, depth + 1, seen, out) end
     out[#out + 1] = ",\n"
     shown = shown + 1
   end

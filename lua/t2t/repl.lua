@@ -1,6 +1,8 @@
 -- t2t.repl: the interactive prompt.  Every t2t module is a global that loads on first use;
 -- `return <line>` is tried before the line as a statement (as lua.c does); incomplete chunks
--- continue on the next line; results are pretty-printed; Ctrl-C cancels the running chunk.
+-- continue on the next line; results are pretty-printed (secrets masked); Ctrl-C cancels the
+-- running chunk; an error shows its message (the traceback only at --log-level debug).
+-- connect("NAME") opens a tenant with the options t2t was started with (t2t.options).
 local M = {}
 
 -- Globals the REPL and -e code get on first use (name -> module).
@@ -105,14 +107,15 @@ local function print_results(n, ...)
   local pretty = require "t2t.pretty"
   local parts = {}
   for i = 1, n do parts[i] = pretty.format((select(i, ...))) end
-  io.write(table.concat(parts, "\t"), "\n")
+  io.write(require("t2t.log").redact(table.concat(parts, "\t")), "\n")
 end
 
-local function evaluate(fn)
+-- Run a compiled line; print its results, or its error as the message alone.
+function M.evaluate(fn)
   local host = require "t2t.core.host"
   local function handle(ok, ...)
     if not ok then
-      io.stderr:write(tostring((...)), "\n")
+      io.stderr:write(require("t2t.log").redact(require("t2t.errors").format((...))), "\n")
       return
     end
     print_results(select("#", ...), ...)
@@ -136,18 +139,19 @@ function M.run(_)
   while true do
     local line, why = term.readline("t2t> ")
     if line == nil then io.write("\n") break end
+    if why == "interrupt" then io.write("\n") end    -- a fresh prompt on a line of its own
     if why ~= "interrupt" and line:match("%S") then
       local chunk = line
       local fn, err, more = M.compile(chunk, env)
       while more do
         local cont
         cont, why = term.readline(">> ")
-        if cont == nil or why == "interrupt" then fn, err = nil, nil break end
+        if cont == nil or why == "interrupt" then io.write("\n") fn, err = nil, nil break end
         chunk = chunk .. "\n" .. cont
         fn, err, more = M.compile(chunk, env)
       end
       term.add_history(chunk)
-      if fn then evaluate(fn)
+      if fn then M.evaluate(fn)
       elseif err then io.stderr:write(err, "\n") end
     end
   end

@@ -6,8 +6,11 @@
 --     needs = { graph = {...}, exchange = {...} },   -- what it needs in a tenant (t2t.roles.needs)
 --     run = function(ctx, p) ... end,
 --   }
--- Runbook files load in text mode, in a fresh environment with strict globals.
+-- Runbook files load in text mode, in a fresh environment with strict globals, where `runbook`
+-- declares and `connect(name)` opens a tenant with the run's options (bound by t2t.context).
+-- The command line around it (t2t run/help/list) is t2t.cli's; global options are t2t.options'.
 local host = require "t2t.core.host"
+local options = require "t2t.options"
 
 local M = {}
 
@@ -48,6 +51,9 @@ local function declare(decl, where)
     if p.type == "secret" and p.default ~= nil then
       decl_error(where, "secret param '%s' cannot have a default", p.name)
     end
+    if (p.min ~= nil or p.max ~= nil) and p.type ~= "integer" and p.type ~= "number" then
+      decl_error(where, "param '%s': min and max are for integer and number params", p.name)
+    end
   end
   decl.params = params
   decl.by_flag = seen
@@ -59,6 +65,10 @@ local function declare(decl, where)
         if not seen[(p:gsub("_", "-"))] then decl_error(where, "needs.when.%s names no parameter", p) end
       end
     end
+  end
+  -- rest = "NAME": a list param that also takes the arguments given without --NAME (files)
+  if decl.rest ~= nil and not (seen[decl.rest] and seen[decl.rest].type == "list") then
+    decl_error(where, "field 'rest' must name a list param")
   end
   return decl
 end
@@ -84,19 +94,29 @@ function M.strict_env(extra)
   })
 end
 
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read("a")
-  f:close()
-  return s
+-- Regular files of bounded size only: a FIFO or device must not hang or exhaust memory.
+local function read_file(path, kind)
+  return require("t2t.files").read(path, kind or "runbook")
+end
+
+-- Is `name` a path to a runbook file rather than a bundled runbook's name?
+function M.is_path(name)
+  return name:match("%.lua$") ~= nil or name:find("/", 1, true) ~= nil
+end
+
+-- Does this Lua source declare a runbook (a line starting "return runbook")?  Lets `t2t FILE.lua`
+-- run a runbook file as `t2t run FILE.lua` does.
+function M.declares(src)
+  return ("\n" .. src):find("\n%s*return%s+runbook%s*[{(]") ~= nil
 end
 
 -- Find a runbook's source: a path to a .lua file, the development tree, or the embedded copy.
 local function find_source(name)
-  if name:match("%.lua$") or name:find("/", 1, true) then
+  if M.is_path(name) then
     local src, err = read_file(name)
-    if not src then return nil, "cannot read runbook file: " .. err end
+    if not src then
+      return nil, tostring(err) .. " -- give a runbook .lua file, or a bundled runbook's name ('t2t list')"
+    end
     return src, "@" .. name
   end
   if host.lua_dir then
@@ -114,7 +134,8 @@ end
 function M.load(name)
   local src, chunk = find_source(name)
   if not src then return nil, chunk end
-  local env = M.strict_env { runbook = function(d) return declare(d, chunk:sub(2)) end }
+  local env = M.strict_env { runbook = function(d) return declare(d, chunk:sub(2)) end,
+                             connect = function() error("connect() is for a runbook's run function", 2) end }
   local fn, err = load(src, chunk, "t", env)
   if not fn then return nil, err end
   local ok, decl = pcall(fn)
@@ -123,6 +144,7 @@ function M.load(name)
     return nil, chunk:sub(2) .. ": a runbook file must 'return runbook{...}'"
   end
   decl.env = env
+  decl.invoked = M.is_path(name) and name or decl.name   -- what `t2t run` was given
   return decl
 end
 
@@ -152,7 +174,7 @@ local function read_secret(flag, ref)
   end
   local path = ref:match("^file:(.+)$")
   if path then
-    local s, err = read_file(path)
+    local s, err = read_file(path, "secret")
     if not s then return nil, string.format("--%s: %s", flag, err) end
     return (s:gsub("[\r\n]+$", ""))
   end
@@ -164,16 +186,26 @@ local function read_secret(flag, ref)
   return nil, string.format("--%s takes a reference, not the secret itself: %s", flag, SECRET_HELP)
 end
 
+-- A number within the declaration's min/max, or nil, message.
+local function in_range(p, v)
+  if (p.min and v < p.min) or (p.max and v > p.max) then
+    local range = p.min and p.max and string.format("from %s to %s", p.min, p.max)
+               or p.min and string.format("at least %s", p.min) or string.format("at most %s", p.max)
+    return nil, string.format("--%s must be %s, got %s", p.flag, range, tostring(v))
+  end
+  return v
+end
+
 local function convert(p, raw)
   local t = p.type
   if t == "integer" then
     local v = math.tointeger(tonumber(raw))
     if not v then return nil, string.format("--%s expects an integer, got '%s'", p.flag, raw) end
-    return v
+    return in_range(p, v)
   elseif t == "number" then
     local v = tonumber(raw)
     if not v then return nil, string.format("--%s expects a number, got '%s'", p.flag, raw) end
-    return v
+    return in_range(p, v)
   elseif t == "boolean" then
     if raw == "true" or raw == "yes" or raw == "1" then return true end
     if raw == "false" or raw == "no" or raw == "0" then return false end
@@ -192,11 +224,10 @@ end
 -- Parse `--name value`, `--name=value`, `--flag`, `--no-flag`, `--list a,b` against the
 -- declaration.  Global options are taken into `opts` on the way.  Returns params or nil, msg.
 function M.parse_args(decl, args, opts)
-  local cli = require "t2t.cli"
   local out, i = {}, 1
   while i <= #args do
     local a = args[i]
-    local nexti, gerr = cli.take_global(opts, args, i)
+    local nexti, gerr = options.take(opts, args, i)
     if nexti then
       i = nexti
       goto continue
@@ -206,6 +237,13 @@ function M.parse_args(decl, args, opts)
     do
       local name, inline = a:match("^%-%-([%w][%w%-_]*)=(.*)$")
       name = name or a:match("^%-%-([%w][%w%-_]*)$")
+      if not name and decl.rest and a:sub(1, 2) ~= "--" then   -- a positional argument
+        local key = decl.by_flag[decl.rest].key
+        out[key] = out[key] or {}
+        table.insert(out[key], a)
+        i = i + 1
+        goto continue
+      end
       if not name then
         return nil, string.format("unexpected argument '%s' (parameters are --name value)", a)
       end
@@ -264,41 +302,53 @@ end
 
 local function first_line(s) return (s:match("^[^\n]*")) end
 
-function M.cli_list()
+-- One line per runbook for `t2t list`: name and the first line of its description.
+function M.list_text()
   local names = M.names()
   local width = 0
   for _, n in ipairs(names) do width = math.max(width, #n) end
+  local out = {}
   for _, n in ipairs(names) do
     local decl, err = M.load(n)
     local desc = decl and first_line(decl.description) or ("(does not load: " .. err .. ")")
-    io.write(string.format("%-" .. width .. "s  %s\n", n, desc))
+    out[#out + 1] = string.format("%-" .. width .. "s  %s\n", n, desc)
   end
-  return EXIT.ok
+  return table.concat(out)
 end
 
+local function param_row(p)
+  local left = "--" .. p.flag
+  if p.type == "boolean" then left = left .. ", --no-" .. p.flag
+  elseif p.type == "list" then left = left .. " A,B,..."
+  else left = left .. " " .. p.type:upper() end
+  local right = p.help or ""
+  local notes = {}
+  if p.required then notes[#notes + 1] = "required" end
+  if p.min and p.max then notes[#notes + 1] = p.min .. " to " .. p.max
+  elseif p.min then notes[#notes + 1] = ">= " .. p.min
+  elseif p.max then notes[#notes + 1] = "<= " .. p.max end
+  if p.default ~= nil then
+    local d = p.default
+    if type(d) == "table" then d = table.concat(d, ",") end
+    notes[#notes + 1] = "default: " .. tostring(d)
+  end
+  if p.type == "secret" then notes[#notes + 1] = SECRET_HELP end
+  if #notes > 0 then right = right .. (right ~= "" and " " or "") .. "(" .. table.concat(notes, "; ") .. ")" end
+  return left, right
+end
+
+-- help_text(decl) -> `t2t help NAME`: the command to type (the file's path for a runbook file),
+-- the description and the parameters.
 function M.help_text(decl)
-  local lines = { string.format("t2t run %s [parameters]", decl.name), "", decl.description, "" }
+  local lines = { string.format("t2t run %s [parameters]", decl.invoked or decl.name), "", decl.description, "" }
   if #decl.params == 0 then
     lines[#lines + 1] = "This runbook takes no parameters."
   else
     lines[#lines + 1] = "parameters:"
     local rows, width = {}, 0
     for _, p in ipairs(decl.params) do
-      local left = "--" .. p.flag
-      if p.type == "boolean" then left = left .. ", --no-" .. p.flag
-      elseif p.type == "list" then left = left .. " A,B,..."
-      else left = left .. " " .. p.type:upper() end
+      local left, right = param_row(p)
       width = math.max(width, #left)
-      local right = p.help or ""
-      local notes = {}
-      if p.required then notes[#notes + 1] = "required" end
-      if p.default ~= nil then
-        local d = p.default
-        if type(d) == "table" then d = table.concat(d, ",") end
-        notes[#notes + 1] = "default: " .. tostring(d)
-      end
-      if p.type == "secret" then notes[#notes + 1] = SECRET_HELP end
-      if #notes > 0 then right = right .. (right ~= "" and " " or "") .. "(" .. table.concat(notes, "; ") .. ")" end
       rows[#rows + 1] = { left, right }
     end
     for _, r in ipairs(rows) do
@@ -310,35 +360,11 @@ function M.help_text(decl)
   return table.concat(lines, "\n") .. "\n"
 end
 
-function M.cli_help(_, name)
-  local decl, err = M.load(name)
-  if not decl then
-    io.stderr:write("t2t: ", err, "\n")
-    return EXIT.usage
-  end
-  io.write(M.help_text(decl))
-  return EXIT.ok
+-- execute(decl, params, opts) -> exit code: run a loaded runbook with parsed parameters under
+-- the run's options (a fresh ctx; its connect() and plan use them).
+function M.execute(decl, params, opts)
+  return require("t2t.context").new(opts, decl):execute(decl, params)
 end
 
-function M.cli_run(opts, name, args)
-  local decl, err = M.load(name)
-  if not decl then
-    io.stderr:write("t2t: ", err, "\n")
-    return EXIT.usage
-  end
-  for _, a in ipairs(args) do
-    if a == "-h" or a == "--help" then io.write(M.help_text(decl)) return EXIT.ok end
-  end
-  local params, perr = M.parse_args(decl, args, opts)
-  if not params then
-    io.stderr:write("t2t: ", perr, "\n")
-    return EXIT.usage
-  end
-  local guard, rc = require("t2t.cli").prepare(opts, "run")
-  if guard == false then return rc end
-  local _ <close> = guard
-  local ctx = require("t2t.context").new(opts, decl)
-  return ctx:execute(decl, params)
-end
-
-return M
+-- runbook{...} also works outside a runbook file (the REPL): it declares and validates.
+return setmetatable(M, { __call = function(_, d) return declare(d, "runbook{}") end })

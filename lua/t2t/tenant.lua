@@ -147,6 +147,14 @@ function M:glist(path)
 end
 
 function M:gpost(path, body) return need(self, "graph"):post(path, body) end
+-- Graph's upsert by alternate key: PATCH key with "Prefer: create-if-missing" -> the new object
+-- (201) or true (204: it existed and was updated).  Idempotent, so the transport may repeat it.
+function M:gupsert(key, body)
+  local r, err = need(self, "graph"):patch(key, body, { headers = { Prefer = "create-if-missing" },
+                                                        idempotent = true })
+  if r == nil and err == nil then return true end
+  return r, err
+end
 function M:gpatch(path, body)
   local r, err = need(self, "graph"):patch(path, body)
   if r == nil and err == nil then return true end
@@ -202,43 +210,57 @@ local REFUSED_CODES = {
   VaultAlreadyExists = true,   -- a name taken elsewhere: PUT on our own vault updates it instead
 }
 local function refusal(err)
+  if type(err) == "table" and err.refused then return "refused" end
   local s = type(err) == "table" and tonumber(err.status)
   if not s or s < 400 or s >= 500 or s == 408 or s == 429 then return nil end
   if s == 401 or s == 403 or s == 404 or REFUSED_CODES[err.code] then return "refused" end
   return "answered"
 end
 
--- Create through the plan, never twice: on failure, look for the object (find()) for `settle`
--- seconds; found -> the create did happen (response lost); not found -> try again (attempts),
--- unless the service's answer was definite (refusal above).
--- On success, wait until find() sees it, so the next step can use it despite replication lag.
--- Returns the object (or a placeholder in plan mode), or nil, err.
-function M:create(c, find, attempts)
+-- Change through the plan, never twice: on failure, look (find()) for `settle` seconds; found ->
+-- the change did happen (its response was lost, or a 500 came after the work was done); not
+-- found -> try again (attempts), unless the service's answer was definite (refusal above).
+-- c.kind is the plan kind (create, add, update, delete, action).  A create waits, on success,
+-- until find() sees the object, so the next step can use it despite replication lag.
+-- Returns the result (the object found, for a create) or nil, "planned" | err.
+function M:checked(c, find, attempts)
   attempts = attempts or 3
   local last
   for i = 1, attempts do
     local change = {}
     for k, v in pairs(c) do change[k] = v end
-    change.kind = "create"
     if i > 1 then change.note = (c.note and (c.note .. "; ") or "") .. "retry " .. i end
     local res, err = self.plan:change(change)
-    if err == "planned" then return nil, "planned" end
+    if err == "planned" or err == "unchanged" then return nil, err end
     if res ~= nil then
-      -- read our own write before the next step uses it (replication lag)
-      local seen = self:eventually(find)
-      return seen or res
+      if c.kind ~= "create" then return res end
+      return self:eventually(find) or res          -- read our own write (replication lag)
     end
     last = err
     local why = refusal(err)
     if why == "refused" then return nil, err end
+    if self.settle > 2 then
+      require("t2t.http").waiting(self.settle, "giving up looking for the result of: " .. c.target ..
+        " (it is tried again only if not found)", "the outcome is unknown (" ..
+        tostring(type(err) == "table" and (err.code or err.status) or err) .. ")")
+    end
     local found = self:eventually(find)
     if found then
-      self:note("  (the create's response was lost; found %s by re-reading it)", c.target)
+      self:note("  (the response was lost; found that %s was done, by re-reading)", c.target)
+      self.plan:resolved(change, "found by re-reading after the response was lost")
       return found
     end
     if why == "answered" then return nil, err end
   end
   return nil, last
+end
+
+-- Create through the plan, never twice (checked, kind "create").
+function M:create(c, find, attempts)
+  local change = {}
+  for k, v in pairs(c) do change[k] = v end
+  change.kind = "create"
+  return self:checked(change, find, attempts)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -322,30 +344,54 @@ function M:find_apps(name)
   return out
 end
 
+-- The app's uniqueName: Graph's client-chosen alternate key, which makes its create an
+-- idempotent upsert (PATCH /applications(uniqueName='...') + Prefer: create-if-missing).
+function M.app_unique_name(name)
+  return "t2t-" .. (tostring(name):lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", ""))
+end
+
+-- The existing app to use: by --app-id, else t2t's own (its uniqueName), else one named `name`
+-- (made before t2t keyed its apps, or by hand: the oldest).  -> app | nil (none) | nil, err
+function M:find_app(name, app_id)
+  if app_id then
+    local app, err = self:gget("/applications(appId='" .. app_id .. "')")
+    if not app then
+      return nil, err or failure("AppNotFound", "no application with appId %s in tenant %s " ..
+        "(--app-id must name an app registered in the target tenant)", app_id, self.name)
+    end
+    return app
+  end
+  local unique = M.app_unique_name(name)
+  local own, err = self:gget("/applications(uniqueName='" .. odata_quote(unique) .. "')")
+  if err then return nil, err end
+  local apps
+  apps, err = self:find_apps(name)
+  if not apps then return nil, err end
+  local others = {}
+  for _, a in ipairs(apps) do
+    if not (own and a.id == own.id) then others[#others + 1] = a.appId end
+  end
+  local app = own or apps[1]
+  if #others > (own and 0 or 1) then
+    self:warn("%d other application(s) are named '%s' (%s): t2t did not make them -- it keys its own " ..
+              "by uniqueName '%s' and never creates a second -- so they come from another tool or a " ..
+              "person; t2t uses appId %s; remove the others in Entra ID > App registrations if unused",
+              own and #others or #others - 1, name, table.concat(others, ", "), unique, app.appId)
+  end
+  return app
+end
+
 -- ensure_app{name, invite = bool, app_id = existing appId}: the multi-tenant migration app
 -- with the https://office.com redirect and Mailbox.Migration (+ User.Invite.All when invite).
 function M:ensure_app(o)
   local name = assert(o.name or o.app_id, "ensure_app: name or app_id")
   local wanted = { { M.EXO_APP_ID, M.ROLE["Mailbox.Migration"] } }
   if o.invite then wanted[2] = { M.GRAPH_APP_ID, M.ROLE["User.Invite.All"] } end
-  local app, err
-  if o.app_id then
-    app, err = self:gget("/applications(appId='" .. o.app_id .. "')")
-    if not app then
-      return nil, err or failure("AppNotFound", "no application with appId %s in tenant %s " ..
-        "(--app-id must name an app registered in the target tenant)", o.app_id, self.name)
-    end
-  else
-    local apps
-    apps, err = self:find_apps(name)
-    if not apps then return nil, err end
-    if #apps > 1 then
-      self:warn("%d applications are named '%s' (an earlier tool made duplicates); using the oldest, " ..
-                "appId %s -- remove the others in Entra ID > App registrations", #apps, name, apps[1].appId)
-    end
-    app = apps[1]
-  end
+  local app, err = self:find_app(name, o.app_id)
+  if err then return nil, err end
   if not app then
+    local unique = M.app_unique_name(name)
+    local key = "/applications(uniqueName='" .. odata_quote(unique) .. "')"
     local body = {
       displayName = name, signInAudience = "AzureADMultipleOrgs",
       web = { redirectUris = { M.REDIRECT }, homePageUrl = M.REDIRECT },
@@ -354,11 +400,10 @@ function M:ensure_app(o)
     local created
     created, err = self:create({
       target = "application '" .. name .. "'", tenant = self.name, operation = "ensure_app",
-      after = body, apply = function() return self:gpost("/applications", body) end,
-    }, function()
-      local l = self:find_apps(name)
-      return l and l[1]
-    end)
+      after = body, note = "uniqueName " .. unique .. ": created at most once, whatever is retried",
+      -- an upsert: repeating it (a lost response, a retry) updates the same app, never a second
+      apply = function() return self:gupsert(key, body) end,
+    }, function() return (self:gget(key)) end)
     if err == "planned" then
       return { planned = true, displayName = name, appId = "(new app id)", id = "(new)" }
     end
@@ -443,32 +488,56 @@ function M:check_credentials(app, window_days)
   return out
 end
 
--- add_secret(app, {name, days}): a new client secret.  Returns {secret, keyId, ends} (the secret
--- is registered with the log redactor and never printed by t2t), or nil, "planned" | err.
+-- remove_secrets(app, label, why): delete the app's client secrets named `label` (one change
+-- each).  Used for secrets whose value was lost: with a lost response, or by a killed run.
+function M:remove_secrets(app, label, why)
+  local a, err = self:gget("/applications/" .. app.id)
+  if err then return nil, err end
+  for _, c in ipairs(a and a.passwordCredentials or {}) do
+    if c.displayName == label then
+      local _, derr = self:checked({
+        kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " .. tostring(c.keyId) ..
+          ") on application '" .. tostring(app.displayName) .. "'", tenant = self.name, operation = "add_secret",
+        note = why,
+        apply = function()
+          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
+        end,
+      }, function()
+        local now = self:gget("/applications/" .. app.id)
+        for _, x in ipairs(now and now.passwordCredentials or {}) do if x.keyId == c.keyId then return nil end end
+        return true
+      end)
+      if derr and derr ~= "planned" then return nil, derr end
+    end
+  end
+  return true
+end
+
+-- add_secret(app, {name, days, before = fn(label) -> true | nil, err}): a new client secret.
+-- Returns {secret, keyId, ends, name} (the secret is registered with the log redactor and never
+-- printed by t2t), or nil, "planned" | err.  before(label) runs ahead of every request that may
+-- make one: the caller records the label durably, so a secret made by a run that is killed
+-- before its value is kept can be found and removed by the next run (remove_secrets).
 -- A secret whose response was lost can never be read again: it is removed and made anew.
 function M:add_secret(app, o)
   o = o or {}
   local days = o.days or 180
   local label = (o.name or "t2t migration") .. " " .. iso(self.now())
   local ends = iso(self.now() + days * 86400)
+  local target = "client secret '" .. label .. "' on application '" .. tostring(app.displayName) .. "'"
   if app.planned then
-    self.plan:change { kind = "add", target = "client secret '" .. label .. "' on application '" ..
-      app.displayName .. "'", tenant = self.name, operation = "add_secret",
+    self.plan:change { kind = "add", target = target, tenant = self.name, operation = "add_secret",
       after = { displayName = label, endDateTime = ends }, apply = function() end }
     return nil, "planned"
   end
-  local function ours()
-    local a = self:gget("/applications/" .. app.id)
-    local found = {}
-    for _, c in ipairs(a and a.passwordCredentials or {}) do
-      if c.displayName == label then found[#found + 1] = c end
-    end
-    return found
+  if o.before then
+    local ok, berr = o.before(label)
+    if not ok then return nil, berr end
   end
   for _ = 1, 3 do
     local res, err = self.plan:change {
-      kind = "add", target = "client secret '" .. label .. "' on application '" .. app.displayName .. "'",
-      tenant = self.name, operation = "add_secret", after = { displayName = label, endDateTime = ends },
+      kind = "add", target = target, tenant = self.name, operation = "add_secret",
+      after = { displayName = label, endDateTime = ends },
       note = "valid " .. days .. " days; the value is shown once and never logged",
       apply = function()
         return self:gpost("/applications/" .. app.id .. "/addPassword",
@@ -482,14 +551,8 @@ function M:add_secret(app, o)
     end
     -- Unknown outcome: a secret made without us seeing its value is useless; remove it.
     self.sleep(self.poll)
-    for _, c in ipairs(ours()) do
-      self.plan:change { kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " ..
-        tostring(c.keyId) .. ")", tenant = self.name, operation = "add_secret",
-        note = "its value was lost with the response",
-        apply = function()
-          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
-        end }
-    end
+    local ok, rerr = self:remove_secrets(app, label, "its value was lost with the response")
+    if not ok then return nil, rerr end
     if err and type(err) == "table" and err.retryable == false and err.status and err.status < 500 then
       return nil, err
     end

@@ -32,7 +32,7 @@ expect_rc 2 "unknown command"; expect_err "unknown command 'frobnicate'" "names 
 t2t_run --output xml list
 expect_rc 2 "bad global option value"; expect_err "'xml' is not one of json, text" "lists the choices"
 
-t2t_run --config /nonexistent/t2t.lua --profile x run doctor
+t2t_run --config /nonexistent/t2t.lua --profile x -e 'print(1)'
 expect_rc 2 "--profile with no config file"; expect_err "cannot read the config file /nonexistent/t2t.lua" "never silently ignored"
 
 t2t_run -e 'error("boom")'

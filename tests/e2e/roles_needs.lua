@@ -103,6 +103,26 @@ S["bootstrap"] = function()
                                            "b-x", "--app-name", "t2t exact bootstrap" } end, code = 0 } },
   }
 end
+-- DKIM and mail authentication (the simulator's DNS server is Knot: skipped without it)
+local function knot() return os.execute("command -v knotd >/dev/null 2>&1 || test -x /usr/sbin/knotd") end
+S["mail-auth"] = function()
+  if not knot() then return "knot is not installed" end
+  return { principals = { { tenant = "fabrikam", as = "target", pname = "fab-x" },
+                          { tenant = "contoso", as = "source", pname = "con-x" } },
+           steps = { { args = { "--target", "fab-x", "--source", "con-x" }, code = 3 } } }
+end
+S["dkim-setup"] = function()
+  if not knot() then return "knot is not installed" end
+  return { principals = { { tenant = "fabrikam", pname = "fab-x" } },
+           steps = { { args = { "--tenant", "fab-x", "--domain", "fabrikam.com" }, code = 0 } } }
+end
+-- no tenant: a signed message and public DNS (here none: the signature's key is not found)
+S["dkim-verify"] = function(D)
+  local f = assert(io.open(D .. "/m.eml", "w"))
+  f:write("From: a@example.org\r\nTo: b@example.org\r\nSubject: x\r\n\r\nhello\r\n")
+  f:close()
+  return { principals = {}, steps = { { args = { "--file", D .. "/m.eml" }, code = nil } } }
+end
 S["demo"] = "composes"       -- it runs the others as their own principals; its needs must be empty
 
 
@@ -194,6 +214,11 @@ local function scenario(name, decl)
   L.start { users = 4, seed = 21 }
   L.keep_admins()
   local sc = S[name](D)
+  if type(sc) == "string" then
+    print("ok - roles: " .. name .. ": runs with exactly its needs # SKIP " .. sc)
+    L.s:stop()
+    return
+  end
   if sc.prepare then sc.prepare() end
   local principals = sc.principals or {}
   for _, pr in ipairs(principals) do
@@ -207,7 +232,9 @@ local function scenario(name, decl)
     else
       local mark = L.log_mark()
       local c, out = L.run(name, args_of(step))
-      L.ok(c == step.code, string.format("%s: runs with exactly its needs (step %d, exit %d, wanted %d)", name, i, c, step.code), out)
+      local want = step.code
+      L.ok(want == nil and not L.contains(out, "preflight in") or c == want, string.format(
+        "%s: runs with exactly its needs (step %d, exit %d, wanted %s)", name, i, c, tostring(want or "no preflight failure")), out)
       for _, e in ipairs((L.log_since(mark))) do entries[#entries + 1] = e end
     end
   end

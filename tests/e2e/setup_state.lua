@@ -30,8 +30,8 @@ for _, t in pairs(state.tenants or {}) do
   for id, o in pairs(t.dir and t.dir.objects or {}) do
     local ty = o["@odata.type"]
     if ty == "#microsoft.graph.application" and not o.displayName:find("admin", 1, true) then
-      count(string.format("application %s audience=%s redirect=%s", o.displayName, n(o.signInAudience),
-        list(o.web and o.web.redirectUris)))
+      count(string.format("application %s audience=%s redirect=%s secrets=%d", o.displayName, n(o.signInAudience),
+        list(o.web and o.web.redirectUris), #(o.passwordCredentials or {})))
     elseif ty == "#microsoft.graph.servicePrincipal" then
       sp_app[id] = app_name[o.appId] or o.appId
       if app_name[o.appId] and not app_name[o.appId]:find("admin", 1, true) then

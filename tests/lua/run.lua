@@ -1,6 +1,9 @@
 -- Run every tests/lua/test_*.lua with LuaUnit inside the t2t binary.
 --   build/t2t tests/lua/run.lua [PATTERN]      (PATTERN filters file names)
 -- Prints TAP lines that tests/run.sh counts.
+-- the helper modules (tests.lua.handlers.*) live in the source tree; t2t searches no module in
+-- the current directory unless told, so say it here
+package.path = "./?.lua;" .. package.path
 local lu = require "luaunit"
 local pattern = arg and arg[1]
 local dir = "tests/lua"

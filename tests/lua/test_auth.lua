@@ -156,6 +156,25 @@ function TestAuth.test_cache_file_0600_dir_0700_atomic_merge()
   lu.assertEquals(auth.cache_read(tmp("nope.json")), {})
 end
 
+-- Token-endpoint errors are classified; only throttled and transient ones are worth a retry.
+function TestAuth.test_token_errors_are_classified()
+  local cases = {
+    { { error = "invalid_client", error_codes = { 7000215 } }, 401, "credentials", false },
+    { { error = "invalid_client", error_codes = { 7000222 } }, 401, "credentials", false },
+    { { error = "invalid_grant", error_codes = { 65001 } }, 400, "consent", false },
+    { { error = "invalid_request", error_codes = { 90002 } }, 400, "tenant", false },
+    { { error = "unauthorized_client", error_codes = { 700016 } }, 400, "app", false },
+    { { error = "temporarily_unavailable" }, 503, "transient", true },
+    { { error = "server_error" }, 500, "transient", true },
+    { {}, 429, "throttled", true },
+  }
+  for _, c in ipairs(cases) do
+    local e = auth.explain(c[1], c[2], { client_id = "app", tenant = "t" })
+    lu.assertEquals(e.kind, c[3], tostring(e))
+    lu.assertEquals(e.retryable, c[4], tostring(e))
+  end
+end
+
 function TestAuth.test_aadsts_messages_say_what_to_fix()
   local ctx = { client_id = "APPID", tenant = "contoso.onmicrosoft.com", cloud = "global" }
   local cases = {

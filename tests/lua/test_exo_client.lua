@@ -171,8 +171,8 @@ end
 
 function TestExoInvoke.test_result_size_caps_pages()
   local ex, http = client({
-    json(200, { value = { { Name = "a" }, { Name = "b" } }, ["@odata.nextLink"] = "https://x/n" }),
-    json(200, { value = { { Name = "c" }, { Name = "d" } }, ["@odata.nextLink"] = "https://x/n2" }),
+    json(200, { value = { { Name = "a" }, { Name = "b" } }, ["@odata.nextLink"] = "https://outlook.office365.com/n" }),
+    json(200, { value = { { Name = "c" }, { Name = "d" } }, ["@odata.nextLink"] = "https://outlook.office365.com/n2" }),
   }, { page_size = 2 })
   local list = assert(ex.cmd["Get-Mailbox"] { ResultSize = 3 })
   lu.assertEquals(#list, 3)
@@ -349,4 +349,36 @@ function TestExoEncode.test_securestring_sealed_or_refused()
   lu.assertEquals(err.code, "SecureStringKey")
   lu.assertStrContains(err.message, path)
   lu.assertNil(crypto.rsa_from_xml("<RSAKeyValue><Modulus>AQAB</Modulus></RSAKeyValue>"))
+end
+
+-- A cmdlet that changes something is never sent again blindly after an unknown outcome (HTTP
+-- 500/502/504, a lost answer): the caller looks first.  A Get- cmdlet is retried, and may be
+-- re-sent by the transport (idempotent = true).  Issue 9, defect 5.
+TestExoUnknownOutcome = {}
+
+function TestExoUnknownOutcome.test_changing_cmdlet_500_is_returned_as_unknown()
+  for _, status in ipairs { 500, 502, 504 } do
+    local ex, http = client({ json(status, { error = { code = "InternalServerError", message = "boom" } }) })
+    local r, err = ex:invoke("Add-DistributionGroupMember", { Identity = "g", Member = "a@x" })
+    lu.assertNil(r)
+    lu.assertTrue(err.unknown_outcome, tostring(status))
+    lu.assertEquals(#http.requests, 1)
+    lu.assertFalse(http.requests[1].idempotent)
+  end
+  local ex, http = client({ { transport = { code = "reset", message = "lost", retryable = true } } })
+  local _, err = ex:invoke("Set-Mailbox", { Identity = "a", HiddenFromAddressListsEnabled = true })
+  lu.assertTrue(err.unknown_outcome)
+  lu.assertEquals(#http.requests, 1)
+end
+
+function TestExoUnknownOutcome.test_reading_cmdlet_is_retried()
+  local ex, http, sleeps = client({
+    json(500, { error = { code = "InternalServerError", message = "boom" } }),
+    { transport = { code = "reset", message = "lost", retryable = true } },
+    json(200, { value = { { Name = "g" } } }) })
+  local r = assert(ex:invoke("Get-DistributionGroup", { Identity = "g" }))
+  lu.assertEquals(r[1].Name, "g")
+  lu.assertEquals(#http.requests, 3)
+  lu.assertEquals(#sleeps, 2)
+  lu.assertTrue(http.requests[1].idempotent)
 end

@@ -27,9 +27,13 @@ router.MODULES.fake = "t2t.sim.test_fake"
 router.HOSTS["fake.example"] = "fake"
 context.SERVICES.fake = true
 
+local KEY = string.rep("k", 64)              -- the control API's key in these tests
+
 local function req(method, host, path, body, headers)
   local h = headers or {}
   h.host = host
+  if path:sub(1, 6) == "/_sim/" and h["x-t2t-sim-control"] == nil then h["x-t2t-sim-control"] = KEY end
+  if h["x-t2t-sim-control"] == false then h["x-t2t-sim-control"] = nil end
   if body and not h["content-type"] then h["content-type"] = "application/json" end
   local q = path:match("%?(.*)$") or ""
   local args = {}
@@ -45,7 +49,7 @@ local function call(...)
   return r, ok and decoded or nil
 end
 
-local sim = handler.init { users = 12, seed = 5, log_errors = false }
+local sim = handler.init { users = 12, seed = 5, log_errors = false, control_key = KEY }
 
 TestSimCore = {}
 
@@ -154,7 +158,7 @@ function TestSimCore.test_faults_are_seeded_and_reproducible()
   for _, v in ipairs(a) do counts[v] = (counts[v] or 0) + 1 end
   lu.assertTrue((counts["429"] or 0) > 5 and (counts["503"] or 0) > 3 and (counts.reset or 0) >= 1)
   lu.assertTrue((counts["200"] or 0) > 10)
-  sim = handler.init { users = 12, seed = 5, log_errors = false }
+  sim = handler.init { users = 12, seed = 5, log_errors = false, control_key = KEY }
 end
 
 function TestSimCore.test_scoped_fault_hits_only_that_service()
@@ -244,7 +248,7 @@ function TestSimCore.test_control_profile()
 end
 
 function TestSimCore.test_control_state_round_trip_and_save()
-  local r = call("GET", "sim.t2t.test", "/_sim/state")
+  local r = call("GET", "sim.t2t.test", "/_sim/state?secrets=true")
   lu.assertEquals(r.status, 200)
   local text = r.body
   local src = sim.state.pair.source
@@ -253,13 +257,21 @@ function TestSimCore.test_control_state_round_trip_and_save()
   lu.assertEquals(r.status, 204)
   lu.assertEquals(sim.state.tenants[src].display_name, "Contoso Ltd")
   lu.assertEquals(call("PUT", "sim.t2t.test", "/_sim/state", "{nope").status, 400)
-  local path = os.tmpname()
+  lu.assertEquals(call("POST", "sim.t2t.test", "/_sim/save", {}).status, 400)   -- no --state
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(require("t2t.core.fs").mkdir(dir))
+  sim.options.state = dir .. "/state.json"
+  local path = dir .. "/copy.json"
   local _, b = call("POST", "sim.t2t.test", "/_sim/save", { path = path })
   lu.assertEquals(b.path, path)
   local st = assert(model.load(path))
-  os.remove(path)
   lu.assertEquals(st.pair.source, src)
-  lu.assertEquals(call("POST", "sim.t2t.test", "/_sim/save", {}).status, 400)   -- no --state
+  lu.assertEquals(require("t2t.core.fs").mode(path), tonumber("600", 8))   -- it holds secrets
+  _, b = call("POST", "sim.t2t.test", "/_sim/save", { path = "plain.json" })  -- a bare name: that dir
+  lu.assertEquals(b.path, dir .. "/plain.json")
+  sim.options.state = nil
+  os.execute("rm -rf '" .. dir .. "'")
 end
 
 function TestSimCore.test_control_faults_log_and_errors()
@@ -313,11 +325,12 @@ function TestSimStart.test_start_profile_connect_to_and_state_file()
   lu.assertStrContains(c.client_secret, "8Q~")
   lu.assertEquals(p.port, s.port)
   -- a real host name, mapped to the simulator, TLS verified against the sim's CA
+  local key = { ["x-t2t-sim-control"] = s:control_header():match(": (.*)$") }
   local r = assert(http.request { url = "https://graph.microsoft.com/_sim/clock", ca_file = s.ca_file,
-                                  connect_to = s.connect_to })
+                                  connect_to = s.connect_to, headers = key })
   lu.assertEquals(r.status, 200)
   r = assert(http.request { url = "https://kv1.vault.azure.net/_sim/clock", ca_file = s.ca_file,
-                            connect_to = s.connect_to })
+                            connect_to = s.connect_to, headers = key })
   lu.assertEquals(r.status, 200)
   local log = assert(s:control("GET", "/_sim/log"))
   lu.assertEquals(log.value[#log.value].host, "kv1.vault.azure.net")

@@ -555,3 +555,41 @@ function TestSimGraph.test_add_key_checks_the_proof()
   -- the new certificate now signs proofs too
   lu.assertEquals((call(sim, "POST", path, { keyCredential = kc(cert("three", k1)), proof = proof(k2) })), 200)
 end
+
+-- Graph's upsert by the uniqueName alternate key (application-upsert, group-upsert): without
+-- "Prefer: create-if-missing" a missing key is 404; with it, 201 and the new object; once it
+-- exists, 204 and an update — never a second object.
+function TestSimGraph.test_upsert_by_unique_name()
+  local sim = world()
+  local T = sim.state.tenants[T1]
+  local function count(kind, unique)
+    local n = 0
+    for _, o in pairs(T.dir.objects) do
+      if o["@odata.type"] == "#microsoft.graph." .. kind and o.uniqueName == unique then n = n + 1 end
+    end
+    return n
+  end
+  local prefer = { prefer = "create-if-missing" }
+  local st = call(sim, "PATCH", "/v1.0/applications(uniqueName='u-1')", { displayName = "A" })
+  lu.assertEquals(st, 404)
+  local st2, body = call(sim, "PATCH", "/v1.0/applications(uniqueName='u-1')", { displayName = "A" }, prefer)
+  lu.assertEquals(st2, 201)
+  lu.assertEquals(body.uniqueName, "u-1")
+  lu.assertEquals(body.displayName, "A")
+  local st3 = call(sim, "PATCH", "/v1.0/applications(uniqueName='u-1')", { displayName = "B" }, prefer)
+  lu.assertEquals(st3, 204)
+  lu.assertEquals(count("application", "u-1"), 1)
+  local st4, got = call(sim, "GET", "/v1.0/applications(uniqueName='u-1')")
+  lu.assertEquals(st4, 200)
+  lu.assertEquals(got.displayName, "B")
+  lu.assertEquals(got.appId, body.appId)
+  lu.assertEquals((call(sim, "PATCH", "/v1.0/applications(uniqueName='u-1')",
+                        { displayName = "B", uniqueName = "u-2" }, prefer)), 400)
+  lu.assertEquals((call(sim, "PATCH", "/v1.0/applications(uniqueName='u-9')", {}, prefer)), 400,
+                  "a create needs displayName")
+  lu.assertEquals((call(sim, "POST", "/v1.0/applications", { displayName = "C", uniqueName = "u-1" })), 409)
+  local group = { displayName = "G", mailEnabled = false, securityEnabled = true, mailNickname = "g" }
+  lu.assertEquals((call(sim, "PATCH", "/v1.0/groups(uniqueName='g-1')", group, prefer)), 201)
+  lu.assertEquals((call(sim, "PATCH", "/v1.0/groups(uniqueName='g-1')", group, prefer)), 204)
+  lu.assertEquals(count("group", "g-1"), 1)
+end

@@ -19,8 +19,15 @@ local function fake_tenant(tid, domain)
     f.n = f.n + 1
     f.mutations = f.mutations + 1
     if kind == "create" then f.creates = f.creates + 1 end
+    local e500 = f.err500 and f.err500[f.n]
+    if e500 == "before" then             -- the service failed before doing anything
+      return nil, { status = 500, code = "HTTP500", message = "HTTP 500", unknown_outcome = true }
+    end
     local r = fn()
     if f.lose[f.n] then return nil, { status = 0, code = "reset", message = "connection reset (lost)", retryable = true } end
+    if e500 == "after" then              -- ... or after doing it
+      return nil, { status = 500, code = "HTTP500", message = "HTTP 500", unknown_outcome = true }
+    end
     return r
   end
   local exo_sp = { id = id(), appId = tenant.EXO_APP_ID, displayName = "Office 365 Exchange Online",
@@ -37,6 +44,11 @@ local function fake_tenant(tid, domain)
       local out = {}
       for _, a in ipairs(f.apps) do if a.displayName == name then out[#out + 1] = a end end
       return val(out)
+    end
+    local unique = path:match("^/applications%(uniqueName='(.*)'%)$")
+    if unique then
+      for _, a in ipairs(f.apps) do if a.uniqueName == unique then return a end end
+      return nil, { status = 404, code = "Request_ResourceNotFound" }
     end
     local appid = path:match("^/applications%(appId='(.*)'%)$")
     if appid then
@@ -148,7 +160,26 @@ local function fake_tenant(tid, domain)
     end
     error("fake graph: POST " .. path)
   end
-  function g:patch(path, body)
+  function g:patch(path, body, opts)
+    local unique = path:match("^/applications%(uniqueName='(.*)'%)$")
+    if unique then                     -- Graph's upsert (Prefer: create-if-missing)
+      assert(opts and opts.headers and opts.headers.Prefer == "create-if-missing" and opts.idempotent)
+      for _, a in ipairs(f.apps) do
+        if a.uniqueName == unique then
+          return mutate("update", function()
+            for k, v in pairs(body) do a[k] = tenant.copy(v) end
+            return true
+          end)
+        end
+      end
+      return mutate("create", function()
+        local a = tenant.copy(body)
+        a.id, a.appId, a.createdDateTime = id(), id(), string.format("2026-01-01T00:00:%02dZ", f.ids % 60)
+        a.uniqueName, a.passwordCredentials, a.keyCredentials = unique, {}, {}
+        f.apps[#f.apps + 1] = a
+        return tenant.copy(a)
+      end)
+    end
     local oid = path:match("^/applications/([^/]+)$")
     return mutate("update", function()
       for _, a in ipairs(f.apps) do
@@ -227,8 +258,12 @@ local function fake_tenant(tid, domain)
     return tenant.copy(f.endpoints)
   end
   cmd["New-MigrationEndpoint"] = function(p)
+    f.endpoint_calls = (f.endpoint_calls or 0) + 1
+    if f.endpoint_error then
+      return nil, { status = 400, code = "MigrationPermanentException", message = f.endpoint_error }
+    end
     if f.source_ready == false then
-      return nil, { code = "MigrationPermanentException", message = "The OAuth setup was completed incorrectly" }
+      return nil, { status = 400, code = "MigrationPermanentException", message = "The OAuth setup was completed incorrectly" }
     end
     return mutate("create", function()
       local e = { Identity = p.Name, RemoteServer = p.RemoteServer, RemoteTenant = p.RemoteTenant,
@@ -327,6 +362,26 @@ function TestTenant.test_lost_create_responses_make_no_duplicates()
     lu.assertEquals(#f.orgrels, 1)
     lu.assertEquals(#f.endpoints, 1)
   end
+end
+
+-- The app is created by upsert on its uniqueName; apps of the same display name that t2t did
+-- not make are named in the warning, which no longer blames "an earlier tool" for t2t's own.
+function TestTenant.test_app_keyed_by_unique_name_and_others_warned_about()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, lines = new(f)
+  local app = assert(t:ensure_app { name = "fabrikam_Friends_contoso" })
+  lu.assertEquals(app.uniqueName, "t2t-fabrikam-friends-contoso")
+  lu.assertEquals(#t.warnings, 0)
+  -- someone else registers an older app of the same name: t2t keeps its own and says so
+  table.insert(f.apps, 1, { id = "other-1", appId = "other-app-1", displayName = "fabrikam_Friends_contoso",
+                            createdDateTime = "2020-01-01T00:00:00Z", passwordCredentials = {}, keyCredentials = {} })
+  local again = assert(t:ensure_app { name = "fabrikam_Friends_contoso" })
+  lu.assertEquals(again.appId, app.appId, "t2t's own app, not the oldest of the name")
+  lu.assertEquals(#f.apps, 2)
+  lu.assertEquals(#t.warnings, 1)
+  lu.assertStrContains(t.warnings[1], "other-app-1")
+  lu.assertStrContains(t.warnings[1], "t2t did not make them")
+  lu.assertNotStrContains(table.concat(lines, "\n"), "earlier tool")
 end
 
 -- t:create tries again only when the outcome is unknown; a refusal is final at once, and any
@@ -460,6 +515,48 @@ function TestTenant.test_endpoint_before_source_consent_says_what_to_do()
   lu.assertStrContains(tostring(err), "setup-source")
   lu.assertStrContains(tostring(err), "consent URL")
   lu.assertEquals(#f.endpoints, 0)
+end
+
+-- An HTTP 500 on an Exchange change is an unknown outcome: t2t looks, then retries only if it
+-- was not done, and the change counts once, by its final outcome (issue 9, defect 5).
+function TestTenant.test_exo_500_is_looked_for_then_retried_and_counted_once()
+  for _, when in ipairs { "after", "before" } do
+    local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+    local t, _, pl = new(f, { name = "contoso", id = SID, domain = "contoso.onmicrosoft.com" })
+    assert(t:ensure_scope_group("New", { create = true }))
+    f.err500 = { [f.n + 1] = when }
+    local n = f.mutations
+    assert(t:ensure_members("New", { "a@contoso.com" }))
+    lu.assertTrue(f.members.New["a@contoso.com"], when)
+    lu.assertEquals(f.mutations - n, when == "after" and 1 or 2, when .. ": retried only when not done")
+    lu.assertEquals(pl.failed, 0, when .. ": a change that succeeded is not counted as failed")
+    lu.assertEquals(pl.applied, 2, when)
+  end
+end
+
+-- A wrong client secret is said to be one, at once: not blamed on the source tenant, not
+-- retried for 41 s, and one change that failed (issue 9, defect 4).
+function TestTenant.test_endpoint_with_a_wrong_secret_fails_at_once()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  f.endpoint_error = "The OAuth setup was completed incorrectly: AADSTS7000215: Invalid client secret " ..
+                     "provided for application 'app-1'."
+  local t, _, pl = new(f)
+  local t0 = t.now()
+  local ep, err = t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1",
+                                      secret = "wrong" }
+  lu.assertNil(ep)
+  lu.assertEquals(err.code, "EndpointCredentials")
+  lu.assertStrContains(tostring(err), "--client-secret")
+  lu.assertNotStrContains(tostring(err), "not ready")
+  lu.assertEquals(f.endpoint_calls, 1, "not retried")
+  lu.assertEquals(t.now() - t0, 0, "no waiting")
+  lu.assertEquals(pl.failed, 1)
+  -- consent missing in the source is the source's readiness, as before
+  f.endpoint_error = "AADSTS65001: The user or administrator has not consented to use the application"
+  f.endpoint_calls = 0
+  ep, err = t:ensure_endpoint { name = "e", remote_tenant = "contoso.onmicrosoft.com", app_id = "app-1", secret = "x" }
+  lu.assertEquals(err.code, "EndpointVerification")
+  lu.assertEquals(f.endpoint_calls, 1)
 end
 
 function TestTenant.test_endpoint_recreated_only_when_it_differs()

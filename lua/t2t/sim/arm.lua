@@ -515,12 +515,18 @@ local function deleted_vaults(ctx, sub_id, location, name, purge)
   return response(ctx, 200, (body(name, d)))
 end
 
+-- What t2t.sim.dnszones (Azure DNS, routed from here) uses of this file.
+local H = { fail = fail, response = response, subscription = subscription, authorize = authorize,
+            rg_find = rg_find, READ = READ, WRITE = WRITE, array = util.array }
+
 local function route(ctx, path)
   local p = path:gsub("/+$", "")
   local lp = p:lower()
   local sub_id, rest = p:match("^/subscriptions/([^/]+)(.*)$")
   if not sub_id then fail(404, "NotFound", "The requested resource does not exist.") end
   local lrest = rest:lower()
+  local dz = require("t2t.sim.dnszones").route(ctx, sub_id, rest, H)
+  if dz then return dz end
   -- role assignments at any scope under the subscription
   local scope_part, ra = rest:match("^(.-)/providers/[Mm]icrosoft%.[Aa]uthorization/roleAssignments/([^/]+)$")
   if scope_part then return role_assignment(ctx, sub_id, "/subscriptions/" .. sub_id .. scope_part, ra) end

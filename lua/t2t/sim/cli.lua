@@ -6,7 +6,7 @@ local HELP = [[
 usage: t2t sim [options]
 
 Runs the simulated Microsoft cloud (Entra ID token endpoint, Graph, Exchange Online
-InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C, with a seeded tenant pair: source
+InvokeCommand, ARM, Key Vault) on loopback until Ctrl-C or SIGTERM, with a seeded tenant pair: source
 "contoso" (N mailboxes of realistic variety) and target "fabrikam".  Prints the profiles that
 make t2t (or curl, or any client) use it: every real host is mapped to the simulator with
 connect_to, and the simulator's CA file is trusted.
@@ -22,17 +22,20 @@ options:
   --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
   --write-config F    write a config file F for these tenants (profiles contoso and fabrikam),
                       their secrets beside it in F.contoso.secret etc. (mode 0600), so that
-                      t2t --config F --profile contoso ... reaches this simulator
+                      t2t --config F --profile contoso ... reaches this simulator.  F may
+                      replace only a config an earlier `t2t sim` wrote, never another file
   --json              print the profile as one line of JSON instead of the text form
+  --no-dns            do not start the DNS server (Knot) for the tenants' domains
   -h, --help          this help
 
-The control API is at https://127.0.0.1:PORT/_sim/ (profile, state, log, faults, clock);
-see docs/simulator.md.
+The control API is at https://127.0.0.1:PORT/_sim/ (profile, state, log, faults, clock).
+Every call needs this instance's key: the header line in the 0600 file printed at start
+(curl -H @FILE ...); other local users cannot use it.  See docs/simulator.md.
 ]]
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
-               ["write-config"] = "str" }
+               ["write-config"] = "str", ["no-dns"] = "flag" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -91,11 +94,14 @@ local function secret_ref(name, config_path)
   return "env:T2T_SIM_" .. name:upper() .. "_SECRET"
 end
 
+-- The first words of every config t2t sim writes: how --write-config knows a file it may replace.
+M.CONFIG_MARK = "-- t2t config for the simulator on "
+
 -- config(profile [, config_path]) -> the text of a config file for the simulator's tenants.
 function M.config(p, config_path)
   local b = {}
   local function w(...) b[#b + 1] = table.concat({ ... }) end
-  w("-- t2t config for the simulator on ", p.base_url, " (", p.source or "contoso", " -> ",
+  w(M.CONFIG_MARK, p.base_url, " (", p.source or "contoso", " -> ",
     p.target or "fabrikam", ")")
   w("return {")
   w("  default = ", lua_string(p.source or "contoso"), ",")
@@ -119,15 +125,31 @@ function M.config(p, config_path)
   return table.concat(b, "\n") .. "\n"
 end
 
+-- may_replace(path) -> true | nil, err: path does not exist, or is a regular file that an
+-- earlier `t2t sim --write-config` wrote.  Anything else (an admin's real config, a link, a
+-- directory) is left alone: simulated credentials never overwrite real ones.
+function M.may_replace(path)
+  local fs = require "t2t.core.fs"
+  local state, err = fs.check_write(path)
+  if not state then return nil, err end
+  if state == "new" then return true end
+  local head = fs.read_file(path, 64 * 1024)
+  if head and head:sub(1, #M.CONFIG_MARK) == M.CONFIG_MARK then return true end
+  return nil, string.format("%s exists and is not a config t2t sim wrote: not overwriting it " ..
+                            "(choose another path, or move the file away)", path)
+end
+
 -- write_config(profile, path) -> true | nil, err: the config file and one 0600 secret file per
--- tenant beside it.
+-- tenant beside it (all 0600; an existing file is replaced only if t2t sim wrote it).
 function M.write_config(p, path)
-  local auth = require "t2t.auth"
+  local fs = require "t2t.core.fs"
+  local ok, err = M.may_replace(path)
+  if not ok then return nil, err end
   for _, n in ipairs(sorted_tenants(p)) do
-    local ok, err = auth.write_private(path .. "." .. n .. ".secret", p.tenants[n].client_secret .. "\n")
+    ok, err = fs.write_private(path .. "." .. n .. ".secret", p.tenants[n].client_secret .. "\n")
     if not ok then return nil, err end
   end
-  return auth.write_private(path, M.config(p, path))
+  return fs.write_private(path, M.config(p, path))
 end
 
 -- text(profile [, config_path]) -> the human form: a summary, the secrets, a config file.
@@ -136,6 +158,9 @@ function M.text(p, config_path)
   local function w(...) b[#b + 1] = table.concat({ ... }) end
   w("t2t simulator on ", p.base_url, "  (Ctrl-C stops it)")
   w("CA certificate: ", p.ca_file)
+  if p.control_header_file then
+    w("control API key: ", p.control_header_file, "  (curl -H @", p.control_header_file, " ", p.base_url, "/_sim/profile)")
+  end
   w("source: ", p.source or "contoso", "   target: ", p.target or "fabrikam", "   seed: ",
     tostring(math.tointeger(p.seed) or p.seed))
   w("")
@@ -152,12 +177,34 @@ function M.text(p, config_path)
     b[#b + 1] = M.config(p)
   end
   w("")
-  w("-- curl: curl --cacert ", p.ca_file, " --connect-to ", (p.connect_to or {})[2] or "",
-    " https://graph.microsoft.com/v1.0/organization")
+  if p.dns and p.dns.address then
+    w("DNS server (Knot) for the tenants' domains: ", p.dns.address, "  -- t2t --dns ", p.dns.address, " ...")
+  elseif p.dns and p.dns.error then
+    w("no DNS server: ", p.dns.error)
+  end
+  b[#b + 1] = M.curl_lines(p, config_path)
   return table.concat(b, "\n") .. "\n"
 end
 
--- main(opts, args) -> exit code.  Serves until Ctrl-C, then stops (saving --state).
+-- curl_lines(profile [, config_path]) -> shell lines that call Graph with curl: a token from the
+-- simulated login (client credentials of the source's admin app), then a request with it.
+function M.curl_lines(p, config_path)
+  local name = p.source or "contoso"
+  local t = p.tenants[name]
+  local secret = config_path and string.format("$(cat '%s.%s.secret')", config_path, name)
+                 or "$" .. secret_ref(name):sub(5)
+  local tls = string.format("--cacert '%s' --connect-to ::127.0.0.1:%s", p.ca_file, tostring(p.port))
+  return table.concat({
+    "-- curl (or any HTTP client): a token from the simulated login, then Graph with it:",
+    string.format("TOKEN=$(curl -s %s https://login.microsoftonline.com/%s/oauth2/v2.0/token " ..
+      "-d grant_type=client_credentials -d client_id=%s --data-urlencode \"client_secret=%s\" " ..
+      "-d scope=https://graph.microsoft.com/.default | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')",
+      tls, t.tenant_id, t.client_id, secret),
+    string.format("curl -s %s -H \"Authorization: Bearer $TOKEN\" https://graph.microsoft.com/v1.0/organization", tls),
+  }, "\n")
+end
+
+-- main(opts, args) -> exit code.  Serves until Ctrl-C or SIGTERM, then stops (saving --state).
 function M.main(_, args)
   local o, err = M.parse(args or {})
   if o == "help" then io.write(HELP) return 0 end
@@ -165,10 +212,17 @@ function M.main(_, args)
     io.stderr:write("t2t: ", err, "\nTry 't2t sim --help'.\n")
     return 2
   end
+  if o.write_config then                 -- before anything is started or written
+    local ok, werr = M.may_replace(o.write_config)
+    if not ok then
+      io.stderr:write("t2t: sim: --write-config: ", tostring(werr), "\n")
+      return 1
+    end
+  end
   local sim = require "t2t.sim"
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
-                              target_users = o.target_users }
+                              target_users = o.target_users, dns = not o.no_dns }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1
@@ -183,6 +237,15 @@ function M.main(_, args)
     return 1
   end
   for _, t in pairs(s.profile.tenants or {}) do t.exo_securestring_key = key_file end
+  -- the control API's key, as a header line in a 0600 file only this user can read
+  local control_file = (o.write_config or s.ca_file) .. ".control"
+  local cok, cerr = require("t2t.core.fs").write_private(control_file, s:control_header() .. "\n")
+  if not cok then
+    io.stderr:write("t2t: sim: ", tostring(cerr), "\n")
+    s:stop()
+    return 1
+  end
+  s.profile.control_header_file = control_file
   if o.write_config then
     local ok, werr = M.write_config(s.profile, o.write_config)
     if not ok then
@@ -201,6 +264,7 @@ function M.main(_, args)
   local t2t = require "t2t"
   -- Ctrl-C is the stop signal.  It raises "interrupted!" twice: from the event loop (woken by
   -- the signal) and from host's hook at the next Lua instruction; both are caught here.
+  host.stop_on_term()                 -- SIGTERM (a service manager, kill) saves the state too
   local seen = host.interrupted()
   pcall(function()
     pcall(function()
@@ -211,6 +275,7 @@ function M.main(_, args)
     return settle
   end)
   local ok, stop_err = s:stop()
+  os.remove(control_file)                                 -- the key dies with the instance
   if not o.write_config then os.remove(key_file) end     -- it lived beside the temporary CA file
   if not ok then
     io.stderr:write("t2t: sim: could not save the state: ", tostring(stop_err), "\n")

@@ -99,10 +99,11 @@ function M.new(o)
   local faults = assert(M.parse_faults(o.faults))
   local latency = assert(M.parse_latency(o.latency))
   local seed = o.seed or (o.state and o.state.seed) or 1
+  local state = o.state or model.new_state(seed)
   local self = setmetatable({
-    state = o.state or model.new_state(seed),
+    state = state,
     model = model,
-    rng = model.rng(seed):fork("runtime"),
+    rng = model.runtime_rng(state, seed),
     faults = faults,
     latency = latency,
     clock_offset = 0,
@@ -110,13 +111,15 @@ function M.new(o)
     log_file = nil,
     hooks = {},
   }, Sim)
-  self.fault_rng = self.rng:fork("faults")
+  -- fault draws depend on the seed alone (not on how far the id stream has run), so the same
+  -- seed gives the same sequence of faults on every load of a state
+  self.fault_rng = model.rng(seed):fork("runtime"):fork("faults")
   if o.now then self.base_now = o.now end
   self.t0_wall, self.t0_mono = os.time(), mono and mono() or nil
   self.tokens = tokens.new { rng = self.rng:fork("tokens"), key = o.key, now = function() return self:now() end }
   if type(o.log) == "string" and o.log ~= "" then
-    self.log_file = assert(io.open(o.log, "a"))
-    self.log_file:setvbuf("line")
+    -- never through a link, regular files only, 0600: a planted link cannot redirect the write
+    self.log_file = assert(require("t2t.core.fs").open_append(o.log, tonumber("600", 8), false))
   end
   return self
 end
@@ -216,7 +219,7 @@ function Sim:log(e)
   self.log_ring[(n - 1) % self.log_max + 1] = e
   if self.log_file then
     local ok, line = pcall(cjson.encode, e)
-    if ok then self.log_file:write(line, "\n") end
+    if ok then self.log_file:write(line .. "\n") end
   end
 end
 

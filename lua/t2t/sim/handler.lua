@@ -85,10 +85,29 @@ end
 
 local sim
 
+-- Whether p names something (never opened here: opening a FIFO to look would block).
 local function file_exists(p)
-  local f = io.open(p, "rb")
-  if f then f:close() return true end
-  return false
+  return require("t2t.core.fs").mode(p) ~= nil
+end
+
+-- A user error for the main thread: an object whose __tostring is one line, so the server's
+-- message handler adds no traceback.
+local function user_error(pattern, ...)
+  local msg = string.format(pattern, ...)
+  error(setmetatable({}, { __tostring = function() return msg end }), 0)
+end
+
+-- load_state(path) -> state, or raises one line naming the file and what to do.
+local function load_state(path)
+  local fix = "give another file, or move it away to start from a freshly seeded state"
+  local text, rerr = require("t2t.files").read(path, "sim_state")
+  if not text then user_error("simulator state file %s: %s -- %s", path, tostring(rerr):gsub("^cannot read [^:]*: ", ""), fix) end
+  if not text:find("%S") then user_error("simulator state file %s is empty -- %s", path, fix) end
+  local state, err = model.decode_state(text)
+  if not state then
+    user_error("%s is not a simulator state file (%s) -- %s", path, tostring(err):gsub(": .*", ""), fix)
+  end
+  return state
 end
 
 -- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
@@ -98,7 +117,7 @@ function M.init(arg)
   arg = arg or {}
   local state
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state = assert(model.load(arg.state))
+    state = load_state(arg.state)
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }
@@ -108,6 +127,10 @@ function M.init(arg)
   sim.options = arg
   sim.json_encode = M.json_encode
   M.sim = sim
+  if arg.dns then            -- a real DNS server for the tenants' domains (t2t.sim.dnsworld)
+    local ok, err = require("t2t.sim.dnsworld").start(sim)
+    if not ok then sim.dns_error = err end
+  end
   return sim
 end
 
@@ -236,12 +259,28 @@ function M.handle(req)
               query = redact_query(req.query),
               status = resp.abort == "before" and 0 or (resp.status or 200), fault = fault,
               ms = math.floor((sim:now() - t_start + (resp.delay or 0)) * 1000 + 0.5),
-              error = err and tostring(err):match("^[^\n]*") or nil }
+              error = err and tostring(err):match("^[^\n]*") or nil,
+              crid = req.headers and req.headers["client-request-id"] or nil }
   if type(req.note) == "table" then           -- what the service adds (e.g. the EXO cmdlet)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
   sim:log(e)
+  M.persist(service, req, e)
   return resp
+end
+
+-- With a state file, a change is durable before it is answered, as in the real cloud: the state
+-- is saved (atomically) after every request that may have changed it -- a write that a service
+-- accepted, its response lost or not -- so a client killed after an answer never holds
+-- something (a secret, an id) that a later simulator does not know.
+function M.persist(service, req, e)
+  local path = sim.options and sim.options.state
+  if not path or path == "" or not MUTATING[req.method] or service == "control" or service == "login"
+     or e.status >= 400 then return end
+  local cmdlet = e.cmdlet
+  if type(cmdlet) == "string" and (cmdlet:match("^Get%-") or cmdlet:match("^Test%-")) then return end
+  local ok, err = model.save(sim.state, path)
+  if not ok then io.stderr:write("t2t sim: cannot save the state: ", tostring(err), "\n") end
 end
 
 return M

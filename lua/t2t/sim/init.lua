@@ -2,7 +2,7 @@
 --   local sim = require "t2t.sim"
 --   local s = assert(sim.start { users = 50, seed = 1, state = "st.json", faults = "429=0.05" })
 --   s.port, s.ca_file, s.connect_to, s.profile        -- what clients need
---   s:control("GET", "/_sim/log")                     -- the control API
+--   s:control("GET", "/_sim/log")                     -- the control API (with the key)
 --   s:stop()                                          -- saves the state file, if one was given
 -- The server runs t2t.sim.handler in its own thread and lua_State; this side talks to it over
 -- HTTPS only (the control API), exactly as any other client would.
@@ -12,12 +12,28 @@ local Instance = {}
 Instance.__index = Instance
 
 local running = {}                           -- started, not yet stopped (newest last)
+local KEYS = setmetatable({}, { __mode = "k" })  -- instance -> control key (never printed)
 
+
+-- The names the simulator's CA may ever certify: the simulated hosts (a constraint covers its
+-- subdomains: vault.azure.net covers NAME.vault.azure.net) and loopback.  A CA file someone
+-- adds to a trust store can then vouch for nothing else, even if its key were stolen.
+function M.ca_constraints(hosts)
+  local out, seen = {}, {}
+  for _, h in ipairs(hosts) do
+    local name = h:gsub("^%*%.", "")
+    if not seen[name] then seen[name] = true; out[#out + 1] = "DNS:" .. name end
+  end
+  out[#out + 1] = "IP:127.0.0.0/255.0.0.0"
+  out[#out + 1] = "IP:::1/ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+  return out
+end
 
 -- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
 -- loopback names, so both real URLs (via connect_to) and https://127.0.0.1:PORT verify.
 local function make_certs(crypto, hosts)
-  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30 }
+  local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30,
+                                     name_constraints = M.ca_constraints(hosts) }
   if not ca then return nil, "simulator CA: " .. tostring(ca_key) end
   local san = {}
   for i, h in ipairs(hosts) do san[i] = "DNS:" .. h end
@@ -55,7 +71,9 @@ local function client_profile(s, t)
   }
 end
 
--- start{users, seed, state, faults, latency, log, port, target_users} -> instance | nil, err.
+-- start{users, seed, state, faults, latency, log, port, target_users, dns} -> instance | nil, err.
+-- dns = true: serve the tenants' domains from a real DNS server at once (Knot, when
+-- installed); otherwise instance:dns() starts it on first use.
 function M.start(o)
   o = o or {}
   local okc, crypto = pcall(require, "t2t.crypto")
@@ -72,21 +90,24 @@ function M.start(o)
   if not certs then return nil, cerr end
   local ca_file = os.tmpname()
   assert(require("t2t.core.fs").write_private(ca_file, certs.ca_pem))
+  -- the control API's key: only this process (and whom it hands the key file to) has it
+  local control_key = crypto.hex_encode(crypto.random_bytes(32))
   local srv, err = server.start {
     port = o.port or 0, cert_pem = certs.cert_pem, key_pem = certs.key_pem,
     handler_module = "t2t.sim.handler", log_errors = o.log_errors,
     handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
                     latency = o.latency, log = o.log, target_users = o.target_users,
-                    log_errors = o.log_errors },
+                    log_errors = o.log_errors, control_key = control_key, dns = o.dns },
   }
   if not srv then
     os.remove(ca_file)
-    return nil, err
+    return nil, (tostring(err):gsub("\nstack traceback:.*$", ""))   -- the reason, not the server's stack
   end
   local port = srv:port()
   local self = setmetatable({ server = srv, port = port, ca_file = ca_file, ca_pem = certs.ca_pem,
                               state_file = o.state, base_url = "https://127.0.0.1:" .. port,
                               connect_to = M.connect_to(port) }, Instance)
+  KEYS[self] = control_key
   local prof, perr = self:control("GET", "/_sim/profile")
   if type(prof) ~= "table" then
     self:stop { save = false }
@@ -94,6 +115,7 @@ function M.start(o)
   end
   prof.port, prof.ca_file, prof.connect_to = port, ca_file, self.connect_to
   prof.base_url = self.base_url
+  self.dns_info = prof.dns and prof.dns.address and prof.dns or nil   -- {address, tsig} (o.dns)
   for name, t in pairs(prof.tenants or {}) do prof.tenants[name] = client_profile(self, t) end
   self.profile = prof
   running[#running + 1] = self
@@ -107,7 +129,7 @@ function Instance:control(method, path, body)
   if not self.server then return nil, "the simulator is stopped" end
   local http = require "t2t.http"
   local cjson = require "cjson"
-  local headers = { accept = "application/json" }
+  local headers = { accept = "application/json", ["x-t2t-sim-control"] = KEYS[self] }
   if type(body) == "table" then
     body = cjson.encode(body)
     headers["content-type"] = "application/json"
@@ -124,6 +146,29 @@ function Instance:control(method, path, body)
   end
   if ok then return v, r.status end
   return r.body, r.status
+end
+
+-- dns() -> {address, tsig} | nil, err: the simulator's DNS server (Knot, started on first use),
+-- serving the tenants' domains; tsig is the key RFC 2136 updates to their own zones take.
+function Instance:dns()
+  if self.dns_info then return self.dns_info end
+  local r, err = self:control("POST", "/_sim/dns", {})
+  if type(r) ~= "table" or not r.address then return nil, err end
+  self.dns_info = r
+  return r
+end
+
+-- mail{tenant, from, to, subject, body} -> raw message signed by the tenant's EXO | nil, err.
+function Instance:mail(o)
+  local r, err = self:control("POST", "/_sim/mail", o)
+  if type(r) ~= "table" then return nil, err end
+  return r.message, r
+end
+
+-- control_header() -> the header line that authorizes a control API call ("X-T2T-Sim-Control:
+-- KEY"), for handing to another process through a private file (t2t sim does).
+function Instance:control_header()
+  return "X-T2T-Sim-Control: " .. tostring(KEYS[self])
 end
 
 -- securestring_public_pem() -> the simulated Exchange Online module's SecureString public key

@@ -507,8 +507,23 @@ end
 ---------------------------------------------------------------------------------------------
 -- Serialisation.
 
--- encode_state(state) -> JSON text.
+-- The simulator's runtime stream (ids, secrets, fault draws are forks of it), continued across
+-- loads: its position is kept in the state as `ids` (16 hex digits), so a second process started
+-- on a saved state never hands out an id the first one already did, and the same seed with the
+-- same requests still gives the same ids.  runtime_rng(state, seed) -> Rng bound to the state.
+local runtime = setmetatable({}, { __mode = "k" })
+function M.runtime_rng(state, seed)
+  local r = M.rng(seed or state.seed or 0):fork("runtime")
+  local pos = type(state.ids) == "string" and state.ids:match("^%x+$") and tonumber(state.ids, 16)
+  if pos then r.s = math.tointeger(pos) or r.s end
+  runtime[state] = r
+  return r
+end
+
+-- encode_state(state) -> JSON text (with the runtime stream's position).
 function M.encode_state(state)
+  local r = runtime[state]
+  if r then state.ids = fmt("%016x", r.s) end
   return json.encode(state)
 end
 
@@ -527,25 +542,17 @@ function M.decode_state(text)
   return st
 end
 
--- save(state, path) -> true | nil, err: written to a temp file then renamed (atomic).
+-- save(state, path) -> true | nil, err: atomic and durable (a synced 0600 temporary file renamed
+-- over path: the state holds secrets and keys), so a kill leaves the old state or the new one,
+-- never a torn file; a planted link or FIFO is replaced, never written through.
 function M.save(state, path)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then return nil, err end
-  local ok, werr = f:write(M.encode_state(state))
-  f:close()
-  if not ok then os.remove(tmp) return nil, werr end
-  local rok, rerr = os.rename(tmp, path)
-  if not rok then return nil, rerr end
-  return true
+  return require("t2t.core.fs").write_private(path, M.encode_state(state))
 end
 
--- load(path) -> state | nil, err.
+-- load(path) -> state | nil, err.  A regular file of bounded size only (t2t.files).
 function M.load(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local text = f:read("a")
-  f:close()
+  local text, err = require("t2t.files").read(path, "sim_state")
+  if not text then return nil, err end
   return M.decode_state(text)
 end
 

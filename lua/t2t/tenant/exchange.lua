@@ -6,6 +6,9 @@ local failure, copy, contains_ci, exo_code = H.failure, H.copy, H.contains_ci, H
 local not_found, already_exists, lower = H.not_found, H.already_exists, H.lower
 local odata_quote = H.odata_quote
 
+-- A definite answer: nothing was made and retrying the same call cannot succeed.
+local function refused(err) err.refused = true return err end
+
 -- ensure_org_customization(): Enable-OrganizationCustomization when the tenant is dehydrated.
 function M:ensure_org_customization()
   local cfg, err = self:xo("Get-OrganizationConfig", {})
@@ -16,18 +19,23 @@ function M:ensure_org_customization()
     return true
   end
   local r
-  r, err = self.plan:change {
+  r, err = self:checked({
     kind = "update", target = "organization config", tenant = self.name,
     operation = "ensure_org_customization", before = { IsDehydrated = true }, after = { IsDehydrated = false },
     note = "the tenant is dehydrated: Enable-OrganizationCustomization",
     apply = function()
       local ok, e = self:xo("Enable-OrganizationCustomization", {})
       if ok then return true end
-      return nil, failure("Dehydrated", "the tenant %s is dehydrated and Enable-OrganizationCustomization " ..
+      local f = failure("Dehydrated", "the tenant %s is dehydrated and Enable-OrganizationCustomization " ..
         "failed (%s): it can take a while after the first call; wait a few minutes and run again", self.name,
         tostring(e))
+      f.status = type(e) == "table" and e.status or nil      -- an answer, or an unknown outcome
+      return nil, f
     end,
-  }
+  }, function()
+    local c2 = self:xo("Get-OrganizationConfig", {})
+    return c2 and c2[1] and c2[1].IsDehydrated ~= true or nil
+  end)
   if err == "planned" then return true end
   return r, err
 end
@@ -145,7 +153,7 @@ function M:ensure_org_relationship(o)
     end
     after.MailboxMovePublishedScopes = merged
   end
-  local _, uerr = self.plan:change {
+  local _, uerr = self:checked({
     kind = "update", target = "organization relationship '" .. relname(cur) .. "'", tenant = self.name,
     operation = "ensure_org_relationship", before = before, after = after,
     apply = function()
@@ -155,7 +163,16 @@ function M:ensure_org_relationship(o)
       if l then return true end
       return nil, M.explain_orgrel_error(self, e)
     end,
-  }
+  }, function()                        -- done when the relationship now holds what was asked
+    local again = self:org_relationships(o.partner_id)
+    local k = again and again.keyed
+    if not k or k.Enabled ~= true or k.MailboxMoveEnabled ~= true then return nil end
+    for _, c in ipairs(after.MailboxMoveCapability) do
+      if not contains_ci(caps_of(k.MailboxMoveCapability), c) then return nil end
+    end
+    if after.OAuthApplicationId and lower(k.OAuthApplicationId) ~= lower(after.OAuthApplicationId) then return nil end
+    return true
+  end)
   if uerr == "unchanged" then
     self:note("= organization relationship '%s' (%s) is up to date", relname(cur),
               table.concat(after.MailboxMoveCapability, ", "))
@@ -170,13 +187,13 @@ function M.explain_orgrel_error(self, e)
   local code = exo_code(e) or ""
   local msg = tostring(e)
   if msg:find("Enable%-OrganizationCustomization") or code:find("Dehydrat") then
-    return failure("Dehydrated", "tenant %s is dehydrated: run Enable-OrganizationCustomization (setup does " ..
-      "this itself unless --plan), wait a few minutes, and run again (%s)", self.name, msg)
+    return refused(failure("Dehydrated", "tenant %s is dehydrated: run Enable-OrganizationCustomization (setup " ..
+      "does this itself unless --plan), wait a few minutes, and run again (%s)", self.name, msg))
   end
   if type(e) == "table" and (e.status == 403 or e.status == 401) then
-    return failure("NoExchangeRole", "Exchange refused the organization relationship change in %s (%s): " ..
-      "the app needs the Exchange.ManageAsApp role on Office 365 Exchange Online and the Exchange " ..
-      "Administrator role (Organization Management for MailboxMoveCapability)", self.name, msg)
+    return refused(failure("NoExchangeRole", "Exchange refused the organization relationship change in %s " ..
+      "(%s): the app needs the Exchange.ManageAsApp role on Office 365 Exchange Online and the Exchange " ..
+      "Administrator role (Organization Management for MailboxMoveCapability)", self.name, msg))
   end
   return e
 end
@@ -239,22 +256,37 @@ function M:ensure_scope_group(name, o)
   return g, err
 end
 
+-- Keys by which Get-DistributionGroupMember's entries may name a mailbox.
+local MEMBER_KEYS = { "PrimarySmtpAddress", "Name", "Alias", "Identity", "ExternalDirectoryObjectId", "Guid" }
+
+local function member_set(list)
+  local have = {}
+  for _, m in ipairs(list or {}) do
+    for _, k in ipairs(MEMBER_KEYS) do
+      if type(m[k]) == "string" then have[m[k]:lower()] = true end
+    end
+  end
+  return have
+end
+
+-- is_member(group, m) -> true | nil: whether mailbox m is a member of group now.
+function M:is_member(group, m)
+  local l = self:xo("Get-DistributionGroupMember", { Identity = group, ResultSize = "Unlimited" })
+  return l and member_set(l)[m:lower()] or nil
+end
+
 -- ensure_members(group, members): add the mailboxes that are not members yet (one change each).
 function M:ensure_members(group, members, planned)
   local have = {}
   if not planned then
     local l, err = self:xo("Get-DistributionGroupMember", { Identity = group, ResultSize = "Unlimited" })
     if not l then return nil, err end
-    for _, m in ipairs(l) do
-      for _, k in ipairs { "PrimarySmtpAddress", "Name", "Alias", "Identity", "ExternalDirectoryObjectId", "Guid" } do
-        if type(m[k]) == "string" then have[m[k]:lower()] = true end
-      end
-    end
+    have = member_set(l)
   end
   local added = 0
   for _, m in ipairs(members) do
     if not have[m:lower()] then
-      local _, err = self.plan:change {
+      local _, err = self:checked({
         kind = "add", target = "member " .. m .. " to '" .. group .. "'", tenant = self.name,
         operation = "ensure_members",
         apply = function()
@@ -262,7 +294,7 @@ function M:ensure_members(group, members, planned)
           if r or (exo_code(e) or ""):find("MemberAlreadyExists", 1, true) then return true end
           return nil, e
         end,
-      }
+      }, function() return self:is_member(group, m) end)
       if err and err ~= "planned" then return nil, err end
       added = added + 1
     end
@@ -316,7 +348,7 @@ function M:ensure_endpoint(o)
   local shown = copy(params)
   if shown.Credentials then shown.Credentials = "(app id + client secret)" end
   if cur then
-    local _, derr = self.plan:change {
+    local _, derr = self:checked({
       kind = "delete", target = "migration endpoint '" .. o.name .. "'", tenant = self.name,
       operation = "ensure_endpoint", before = endpoint_view(cur),
       note = o.recreate and "recreated with the new client secret" or
@@ -326,7 +358,10 @@ function M:ensure_endpoint(o)
         if l or not_found(e) then return true end
         return nil, e
       end,
-    }
+    }, function()
+      local gone, ferr = self:find_endpoint(o.name)
+      return (gone == nil and ferr == nil) or nil
+    end)
     if derr and derr ~= "planned" then return nil, derr end
   end
   local r
@@ -347,26 +382,47 @@ function M:ensure_endpoint(o)
   return r, err
 end
 
--- A message for a failed New-MigrationEndpoint: almost always the source side is not ready.
+-- A message for a failed New-MigrationEndpoint.  Exchange signs in to the source tenant as the
+-- app, so the token endpoint's answer (AADSTS code) in its message says what is wrong: the
+-- secret (retrying does not help), no consent or no app there (the source is not ready), the
+-- tenant; only a throttled or failing service is worth another try (err.refused = false).
 function M.explain_endpoint_error(self, e, o)
   local code = exo_code(e) or ""
-  local msg = tostring(e)
+  local msg = tostring(type(e) == "table" and e.message or e)
   if code:find("MaximumConcurrentMigrationLimitExceeded") then
-    return failure("EndpointLimit", "%s: lower MaxConcurrentMigrations on the existing endpoints, then re-run " ..
-      "with --max-concurrent-migrations N", msg)
+    return refused(failure("EndpointLimit", "%s: lower MaxConcurrentMigrations on the existing endpoints, " ..
+      "then re-run with --max-concurrent-migrations N", msg))
   end
   if type(e) == "table" and (e.status == 403 or e.status == 401) then
-    return failure("NoExchangeRole", "Exchange refused New-MigrationEndpoint in %s (%s): the app needs " ..
-      "Exchange.ManageAsApp and the Exchange Administrator role", self.name, msg)
+    return refused(failure("NoExchangeRole", "Exchange refused New-MigrationEndpoint in %s (%s): the app needs " ..
+      "Exchange.ManageAsApp and the Exchange Administrator role", self.name, msg))
   end
-  if type(e) == "table" and e.status and e.status >= 500 then return e end
-  return failure("EndpointVerification", "creating migration endpoint '%s' failed: %s\n" ..
+  local st = type(e) == "table" and tonumber(e.status) or 0
+  if st == 0 or st >= 500 or st == 429 or (type(e) == "table" and e.retryable) then
+    return e                                    -- no answer, or a failing service: outcome unknown
+  end
+  local num = tonumber(msg:match("AADSTS(%d+)"))
+  local kind, retry = require("t2t.auth").classify(num, num and 400 or nil)
+  if num and retry then return e end
+  if kind == "credentials" then
+    return refused(failure("EndpointCredentials", "creating migration endpoint '%s' failed: Exchange could not " ..
+      "sign in to the source tenant %s as app %s with the client secret it was given (%s). The secret is " ..
+      "wrong or expired -- waiting will not help: pass the app's current secret with --client-secret " ..
+      "(env:NAME, file:PATH or -), fix --secret-file, or make a new one with --new-secret",
+      o.name, tostring(o.remote_tenant), tostring(o.app_id), msg))
+  end
+  if kind == "tenant" then
+    return refused(failure("EndpointTenant", "creating migration endpoint '%s' failed: %s -- check " ..
+      "--source-domain (%s): it must be the source tenant's initial domain, NAME.onmicrosoft.com, in the " ..
+      "same cloud", o.name, msg, tostring(o.remote_tenant)))
+  end
+  return refused(failure("EndpointVerification", "creating migration endpoint '%s' failed: %s\n" ..
     "  Exchange checks the endpoint end to end, so this usually means the SOURCE tenant (%s) is not " ..
     "ready yet. The source admin must (1) open the consent URL and accept (admin consent for app %s) and " ..
     "(2) run `t2t run setup-source --handoff <file>` so that its organization relationship names this app " ..
     "(OAuthApplicationId) and the scope group. Then run setup-target again. (--skip-verification creates " ..
     "the endpoint now; test it later with Test-MigrationServerAvailability.)", o.name, msg,
-    tostring(o.remote_tenant), tostring(o.app_id))
+    tostring(o.remote_tenant), tostring(o.app_id)))
 end
 
 end

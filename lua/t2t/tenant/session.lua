@@ -8,9 +8,13 @@ local M = {}
 
 local function fail(fmt, ...) return nil, tenant.failure("Session", fmt, ...) end
 
--- must(ctx, v, err) -> v, or ends the run with err (a value and "planned" from --plan pass).
+-- must(ctx, v, err) -> v, or ends the run with err (a value and "planned" from --plan pass);
+-- a profile that cannot be found is a usage error (exit 2).
 function M.must(ctx, v, err)
-  if v == nil and err ~= nil and err ~= "planned" then ctx:fail("%s", tostring(err)) end
+  if v == nil and err ~= nil and err ~= "planned" then
+    if type(err) == "table" and err.code == "Profile" then ctx:usage("%s", tostring(err)) end
+    ctx:fail("%s", tostring(err))
+  end
   return v
 end
 
@@ -38,7 +42,7 @@ function M.profile(ctx, role, name)
     name = name or (role == "source" and "contoso" or "fabrikam")
     local t = p.tenants and p.tenants[name]
     if not t then
-      return fail("the simulator has no tenant '%s' (it has the seeded pair contoso and fabrikam)", name)
+      return nil, tenant.failure("Profile", "the simulator has no tenant '%s' (it has the seeded pair contoso and fabrikam)", name)
     end
     local prof = {}
     for k, v in pairs(t) do prof[k] = v end
@@ -48,7 +52,9 @@ function M.profile(ctx, role, name)
   local config = require "t2t.config"
   if not name and not ctx.opts.profile then return nil end
   local prof, err = config.selected(ctx.opts, name)
-  if not prof then return fail("profile '%s': %s", tostring(name or ctx.opts.profile), tostring(err)) end
+  if not prof then
+    return nil, tenant.failure("Profile", "profile '%s': %s", tostring(name or ctx.opts.profile), tostring(err))
+  end
   return prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }
 end
 
@@ -90,10 +96,9 @@ end
 -- Hand-off file: what the source admin needs from the target admin (no secrets in it).
 
 function M.read_handoff(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
+  if not require("t2t.core.fs").mode(path) then return nil end          -- none yet
+  local s, err = require("t2t.files").read(path, "handoff")
+  if not s then return nil, tenant.failure("BadHandoff", "%s", err) end
   local ok, doc = pcall(require("cjson").decode, s)
   if not ok or type(doc) ~= "table" or not doc.app_id then
     return nil, tenant.failure("BadHandoff", "%s is not a t2t hand-off file (expected JSON with app_id, " ..
@@ -127,10 +132,7 @@ end
 
 -- Read a secret kept in a file (first line), or nil.
 function M.read_secret_file(path)
-  local f = path and io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("l")
-  f:close()
+  local s = path and require("t2t.core.fs").mode(path) and require("t2t.files").first_line(path, "secret")
   if s and #s > 0 then return log.secret(s) end
 end
 
@@ -151,10 +153,14 @@ function M.can_deliver(ctx, secret_file)
   return true
 end
 
-function M.deliver(ctx, s, secret_file)
+function M.deliver(ctx, s, secret_file, journal)
   if secret_file then
-    local ok, err = M.write_secret_file(secret_file, s.secret)
+    -- the second line names the secret: a later run tells this delivered secret from one whose
+    -- value was lost (see clean_pending_secret); read_secret_file reads the first line only
+    local ok, err = require("t2t.core.fs").write_private(secret_file, string.format(
+      "%s\n# t2t client secret '%s' (keyId %s), expires %s\n", s.secret, s.name, tostring(s.keyId), s.ends))
     if not ok then return nil, err end
+    if journal then os.remove(journal) end
     ctx:say("  client secret '%s' written to %s (mode 0600); it expires %s", s.name, secret_file, s.ends:sub(1, 10))
     return true
   end
@@ -162,6 +168,59 @@ function M.deliver(ctx, s, secret_file)
   io.write("\n  NEW CLIENT SECRET (shown once; store it in your vault now, t2t does not keep it):\n    ",
            s.secret, "\n  expires ", s.ends:sub(1, 10), "\n\n")
   io.flush()
+  if journal then os.remove(journal) end
+  return true
+end
+
+---------------------------------------------------------------------------------------------
+-- Secrets a killed run made: the label of a secret about to be made is recorded first (a
+-- journal file), and removed once its value is delivered.  A journal still there at the next
+-- run names a secret whose value nobody has: it is removed from the app, never left live.
+
+-- secret_journal(t, app, secret_file) -> the journal's path: beside the secret file, or in the
+-- state directory ($XDG_STATE_HOME/t2t, ~/.local/state/t2t) for a secret shown on the terminal.
+function M.secret_journal(t, app, secret_file)
+  if secret_file then return secret_file .. ".pending" end
+  local base = os.getenv("XDG_STATE_HOME")
+  if not base or base == "" then base = (os.getenv("HOME") or ".") .. "/.local/state" end
+  return string.format("%s/t2t/pending-secret-%s-%s.json", base, tostring(t.id or t.name), tostring(app.id))
+end
+
+-- journal_writer(path, app) -> function(label) for tenant:add_secret's `before`.
+function M.journal_writer(path, app)
+  return function(label)
+    local ok, err = require("t2t.core.fs").write_private(path, require("cjson").encode {
+      app_object_id = app.id, app_id = app.appId, label = label })
+    if not ok then return nil, tenant.failure("Journal", "cannot record the secret about to be made in %s: %s " ..
+      "(nothing was made)", path, tostring(err)) end
+    return true
+  end
+end
+
+-- The label named on a secret file's second line, or nil.
+local function delivered_label(secret_file)
+  local data = secret_file and require("t2t.core.fs").read_file(secret_file, 64 * 1024)
+  return data and data:match("\n# t2t client secret '([^'\n]*)'")
+end
+
+-- clean_pending_secret(ctx, t, app, secret_file): remove the secret an interrupted run made but
+-- never delivered (its journal is still there); a delivered one is kept.  true | nil, err
+function M.clean_pending_secret(ctx, t, app, secret_file)
+  if app.planned then return true end
+  local path = M.secret_journal(t, app, secret_file)
+  local text = require("t2t.core.fs").read_file(path, 64 * 1024)
+  if not text then return true end
+  local ok, doc = pcall(require("cjson").decode, text)
+  if not ok or type(doc) ~= "table" or doc.app_object_id ~= app.id or type(doc.label) ~= "string" then
+    return true                              -- another app's, or not ours: leave it
+  end
+  if delivered_label(secret_file) ~= doc.label then
+    ctx:say("  an earlier run was interrupted after asking for client secret '%s' and before keeping its " ..
+            "value: it is removed", doc.label)
+    local rok, rerr = t:remove_secrets(app, doc.label, "made by an interrupted run; its value was never kept")
+    if not rok then return nil, rerr end
+  end
+  if not ctx.opts.plan then os.remove(path) end
   return true
 end
 

@@ -5,6 +5,9 @@
 --   /delay?s=SECONDS             200 after SECONDS (latency)
 --   /flaky?key=K&n=N&status=S[&after=RA]   the first N hits of K answer S (with Retry-After RA)
 --   /reset?key=K&n=N             the first N hits of K abort in the middle of the body
+--   /lost?key=K&n=N              the first N hits of K are served, then the connection closes
+--                                before the answer (a response lost after the server acted)
+--   /redirect?to=PATH            302 to PATH
 --   /auth                        401 unless "Authorization: Bearer good"
 --   /limit?max=M&s=SECONDS       at most M in flight (each lasts SECONDS); beyond: 429
 --   /hits?key=K                  JSON {n, at = {monotonic arrival times}, ids = {client-request-ids}}
@@ -55,6 +58,16 @@ routes["/reset"] = function(req)
     return { abort = "mid", body = string.rep("x", 20000) }
   end
   return { body = "ok after " .. h.n }
+end
+
+routes["/lost"] = function(req)
+  local h = hit(req)
+  if h.n <= (tonumber(req.args.n) or 1) then return { abort = "before" } end
+  return { body = "ok after " .. h.n }
+end
+
+routes["/redirect"] = function(req)
+  return { status = 302, headers = { location = req.args.to or "/ok" }, body = "" }
 end
 
 routes["/auth"] = function(req)

@@ -67,11 +67,15 @@ end
 store.list_route(route, "applications", "application")
 
 -- POST /applications (wire.md §3.2) → 201
-route("POST", "applications", function(ctx)
-  local body = ctx.json or {}
+-- A new application from a POST body (or an upsert's, with its uniqueName) -> 201.
+local function create_app(ctx, body)
   types.check_body("application", body)
   if type(body.displayName) ~= "string" or body.displayName == "" then
     util.bad("Property 'displayName' is required.", "Request_BadRequest")
+  end
+  if body.uniqueName ~= nil and store.by_unique_name(ctx, "application", tostring(body.uniqueName)) then
+    util.fail(409, "Request_MultipleObjectsWithSameKeyValue", "Another object with the same value for " ..
+      "property uniqueName already exists.")
   end
   local app = util.copy(body)
   for k in pairs(app) do if k:find("@", 1, true) then app[k] = nil end end
@@ -90,6 +94,10 @@ route("POST", "applications", function(ctx)
   app.web = app.web or { redirectUris = {} }
   store.add(ctx, app)
   return app_entity(ctx, app, 201)
+end
+
+route("POST", "applications", function(ctx)
+  return create_app(ctx, ctx.json or {})
 end)
 
 route("GET", "applications/:id", function(ctx, p)
@@ -97,9 +105,16 @@ route("GET", "applications/:id", function(ctx, p)
 end)
 
 -- PATCH /applications/{id} → 204; keyCredentials/passwordCredentials collections are replaced.
+-- PATCH /applications(uniqueName='x') with "Prefer: create-if-missing" creates it (201) when no
+-- application has that uniqueName: Graph's idempotent create (upsert).
 route("PATCH", "applications/:id", function(ctx, p)
-  local app = store.must_resolve(ctx, "application", p.id)
+  local app, unique = store.upsert_target(ctx, "application", p.id)
   local body = ctx.json or {}
+  if not app then
+    body = util.copy(body)
+    body.uniqueName = unique
+    return create_app(ctx, body)
+  end
   types.check_body("application", body)
   if body.passwordCredentials ~= nil then
     util.bad("Updates to passwordCredentials are not supported; use addPassword and removePassword.")

@@ -260,9 +260,13 @@ route("GET", "groups/$count", function(ctx)
 end)
 
 -- POST /groups (wire.md §3.8) → 201; mail-enabled security / distribution → 400.
-route("POST", "groups", function(ctx)
-  local body = ctx.json or {}
+-- A new group from a POST body (or an upsert's, with its uniqueName) -> 201.
+local function create_group(ctx, body)
   types.check_body("group", body)
+  if body.uniqueName ~= nil and store.by_unique_name(ctx, "group", tostring(body.uniqueName)) then
+    util.fail(409, "Request_MultipleObjectsWithSameKeyValue", "Another object with the same value for " ..
+      "property uniqueName already exists.")
+  end
   for _, k in ipairs({ "displayName", "mailEnabled", "mailNickname", "securityEnabled" }) do
     if body[k] == nil then util.bad("Property '" .. k .. "' is required.") end
   end
@@ -303,15 +307,23 @@ route("POST", "groups", function(ctx)
   for _, id in ipairs(member_ids) do store.add_member(ctx, g.id, id) end
   if #owner_ids > 0 then g._owners = owner_ids end
   return store.entity(ctx, "group", "groups", g, 201)
-end)
+end
+
+route("POST", "groups", function(ctx) return create_group(ctx, ctx.json or {}) end)
 
 route("GET", "groups/:id", function(ctx, p)
   return store.entity(ctx, "group", "groups", store.must_resolve(ctx, "group", p.id))
 end)
 
+-- PATCH /groups(uniqueName='x') with "Prefer: create-if-missing" is Graph's upsert (201 on create).
 route("PATCH", "groups/:id", function(ctx, p)
-  local g = store.must_resolve(ctx, "group", p.id)
+  local g, unique = store.upsert_target(ctx, "group", p.id)
   local body = ctx.json or {}
+  if not g then
+    body = util.copy(body)
+    body.uniqueName = unique
+    return create_group(ctx, body)
+  end
   types.check_body("group", body)
   if exchange_mastered(g) then util.bad(CANNOT_UPDATE) end
   if body.isAssignableToRole ~= nil then

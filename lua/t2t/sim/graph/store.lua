@@ -138,12 +138,64 @@ function M.resolve(ctx, kind, key)
       return nil
     elseif alt == "userPrincipalName" and kind == "user" then
       return M.user_by_upn(ctx, val)
+    elseif alt == "uniqueName" and (kind == "application" or kind == "group") then
+      local o = M.by_unique_name(ctx, kind, val)
+      return M.visible(ctx, o) and o or nil
     end
     util.bad(string.format("The alternate key '%s' is not supported on this entity set.", alt))
   end
   local obj = M.get(ctx, key, kind)
   if not obj and kind == "user" and key:find("@", 1, true) then obj = M.user_by_upn(ctx, key) end
   return obj
+end
+
+-- The object of `kind` whose uniqueName is `name` (case-insensitive), replicated or not:
+-- the key is unique at write time, whatever a read may still see.
+function M.by_unique_name(ctx, kind, name)
+  local want, lname = "#microsoft.graph." .. kind, name:lower()
+  for _, o in pairs(ctx.tenant.dir.objects) do
+    if o["@odata.type"] == want and type(o.uniqueName) == "string" and o.uniqueName:lower() == lname then
+      return o
+    end
+  end
+end
+
+-- Whether the request carries "Prefer: <token>" (a list of preferences, any case).
+function M.prefers(ctx, token)
+  for k, v in pairs(ctx.req_headers or {}) do
+    if type(k) == "string" and k:lower() == "prefer" then
+      for item in tostring(v):gmatch("[^,]+") do
+        if item:match("^%s*(.-)%s*$"):lower() == token then return true end
+      end
+    end
+  end
+  return false
+end
+
+-- upsert_target(ctx, kind, key) for PATCH /{set}/{key}: the object to update; or, for
+-- (uniqueName='x') naming nothing, nil and x when "Prefer: create-if-missing" asks to create it
+-- (Graph's upsert: 201 with the new object), else 404 as for any missing key.  A uniqueName in
+-- the body must match (it is set once, at creation).
+function M.upsert_target(ctx, kind, key)
+  local alt, val = key:match("^(%w+)=(.*)$")
+  local body = ctx.json or {}
+  if alt ~= "uniqueName" then
+    local obj = M.must_resolve(ctx, kind, key)
+    if body.uniqueName ~= nil and body.uniqueName ~= obj.uniqueName then
+      util.bad("Property 'uniqueName' is read-only and cannot be changed.")
+    end
+    return obj
+  end
+  if kind ~= "application" and kind ~= "group" then
+    util.bad(string.format("The alternate key '%s' is not supported on this entity set.", alt))
+  end
+  if body.uniqueName ~= nil and tostring(body.uniqueName):lower() ~= val:lower() then
+    util.bad("Property 'uniqueName' in the body does not match the key.")
+  end
+  local obj = M.by_unique_name(ctx, kind, val)
+  if obj then return obj end
+  if not M.prefers(ctx, "create-if-missing") then util.not_found(val) end
+  return nil, val
 end
 
 function M.must_resolve(ctx, kind, key)
