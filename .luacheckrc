@@ -12,9 +12,3 @@ stds.t2t_runbook = { read_globals = { "runbook", "connect" } }
 files["scripts/"] = { std = "lua54+t2t_runbook" }
 files["examples/"] = { std = "lua54+t2t_runbook" }
 
--- Findings in files other branches are editing now, left for the sweep after they merge.
--- TEMPORARY: the last lint commit of issue 15 removes these lines and fixes the code.
-files["lua/t2t/exo.lua"] = { ignore = { "212/name" } }
-files["lua/t2t/http.lua"] = { ignore = { "212/v", "211/slot" } }
-files["lua/t2t/init.lua"] = { ignore = { "211/guard" } }
-files["lua/t2t/sim/"] = { ignore = { "212/ctx", "542", "211/fmt" } }

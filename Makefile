@@ -158,7 +158,7 @@ fuzz-targets: $(FUZZ_BIN)
 # make fuzz: every target FUZZ_TIME seconds (default 600) from its corpus in tests/fuzz/corpus.
 fuzz:
 	$(Q)sh tools/deps.sh fuzz
-	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzz-targets
+	$(Q)$(MAKE) --no-print-directory -s FUZZ=1 fuzz-targets
 	$(Q)FUZZ_BUILD=build/fuzz sh tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 test: $(B)/t2t $(PLUGIN_SO) $(CTESTS)

@@ -31,6 +31,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "host.h"
@@ -100,16 +101,10 @@ static int msg_signatures(lua_State *L) {
         lua_createtable(L, 0, 12);
         lua_pushinteger(L, (lua_Integer)g->field + 1);
         lua_setfield(L, -2, "field");
-        struct taglist tl;
-        struct span v = field_value(m, g->field);
-        if (!taglist_parse(v.p, v.n, &tl, 0)) {
-            static const char *const show[] = {"a", "c", "d", "s", "i", "l", "t", "x", "q", NULL};
-            for (int j = 0; show[j]; j++) {
-                const struct span *t = tag_get(&tl, show[j]);
-                if (t) { push_span(L, *t); lua_setfield(L, -2, show[j]); }
-            }
-            const struct span *h = tag_get(&tl, "h");
-            if (h) { push_span(L, *h); lua_setfield(L, -2, "h"); }
+        for (int j = 0; j < 10; j++) {
+            if (!g->shown[j].p) continue;
+            push_span(L, g->shown[j]);
+            lua_setfield(L, -2, SIG_SHOWN[j]);
         }
         if (g->error) { lua_pushstring(L, g->error); lua_setfield(L, -2, "error"); }
         lua_rawseti(L, -2, k + 1);
@@ -132,6 +127,19 @@ static int msg_headers(lua_State *L) {
     return 1;
 }
 
+/* m:from() -> the number of From fields, the first one's value (the verifier's alignment and
+ * its "several From" warning, without building every header). */
+static int msg_from(lua_State *L) {
+    struct message *m = check_msg(L, 1);
+    lua_Integer n = 0;
+    size_t first = 0;
+    for (size_t k = 0; k < m->nf; k++)
+        if (span_ieq(field_name(m, k), "from") && n++ == 0) first = k;
+    lua_pushinteger(L, n);
+    if (n) push_span(L, field_value(m, first)); else lua_pushnil(L);
+    return 2;
+}
+
 static int msg_body(lua_State *L) {
     struct message *m = check_msg(L, 1);
     lua_pushlstring(L, m->buf + m->body, m->len - m->body);
@@ -142,11 +150,17 @@ static int msg_body(lua_State *L) {
 
 struct key {
     EVP_PKEY *pkey;                      /* NULL when closed or revoked */
+    EVP_PKEY_CTX *vctx;                  /* RSA: set up once for PKCS#1 v1.5 + SHA-256 (lazy) */
+    EVP_MD_CTX *ectx;                    /* Ed25519: initialized once, copied per verification */
     int ed25519, testing, strict, sha256_ok, bits;
 };
 
 static int key_gc(lua_State *L) {
     struct key *k = luaL_checkudata(L, 1, KEY_MT);
+    EVP_PKEY_CTX_free(k->vctx);
+    k->vctx = NULL;
+    EVP_MD_CTX_free(k->ectx);
+    k->ectx = NULL;
     EVP_PKEY_free(k->pkey);
     k->pkey = NULL;
     return 0;
@@ -241,20 +255,44 @@ static int key_info(lua_State *L) {
 
 /* ---- verification (RFC 6376 §6.1) ------------------------------------------------------------ */
 
-static int crypto_verify(EVP_PKEY *pk, int ed25519, const unsigned char *sig, size_t siglen,
+/* SHA-256 fetched once per state (an implicit fetch per call costs OpenSSL 3 more than the
+ * hashing), held by a userdata that the Message methods keep as their upvalue. */
+struct md_holder { EVP_MD *md; };
+
+static int md_gc(lua_State *L) {
+    struct md_holder *h = lua_touserdata(L, 1);
+    EVP_MD_free(h->md);
+    h->md = NULL;
+    return 0;
+}
+
+/* The header hash's check: RSA PKCS#1 v1.5 over the SHA-256 digest (a context kept in the key),
+ * Ed25519 over the digest itself (RFC 8463 §3).  1 verified, 0 not, -1 out of memory. */
+static int crypto_verify(struct key *k, const EVP_MD *md, const unsigned char *sig, size_t siglen,
                          const unsigned char *data, size_t n) {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char dg[32];
     int ok = 0;
-    if (!ctx) return -1;
-    if (ed25519) {
-        if (EVP_Digest(data, n, dg, NULL, EVP_sha256(), NULL) &&
-            EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk) == 1)
+    if (!EVP_Digest(data, n, dg, NULL, md, NULL)) return -1;
+    if (k->ed25519) {                    /* an init fetches the algorithm: copy one made once */
+        if (!k->ectx && (k->ectx = EVP_MD_CTX_new()) != NULL &&
+            EVP_DigestVerifyInit(k->ectx, NULL, NULL, NULL, k->pkey) != 1) {
+            EVP_MD_CTX_free(k->ectx);
+            k->ectx = NULL;
+        }
+        EVP_MD_CTX *ctx = k->ectx ? EVP_MD_CTX_new() : NULL;
+        if (!ctx) return -1;
+        if (EVP_MD_CTX_copy_ex(ctx, k->ectx) == 1)
             ok = EVP_DigestVerify(ctx, sig, siglen, dg, sizeof dg) == 1;
-    } else if (EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pk) == 1) {
-        ok = EVP_DigestVerify(ctx, sig, siglen, data, n) == 1;
+        EVP_MD_CTX_free(ctx);
+    } else {
+        if (!k->vctx) {
+            EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k->pkey, NULL);
+            if (c && EVP_PKEY_verify_init(c) == 1 && EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1 &&
+                EVP_PKEY_CTX_set_signature_md(c, md) == 1) k->vctx = c;
+            else EVP_PKEY_CTX_free(c);
+        }
+        ok = k->vctx ? EVP_PKEY_verify(k->vctx, sig, siglen, dg, sizeof dg) == 1 : -1;
     }
-    EVP_MD_CTX_free(ctx);
     ERR_clear_error();
     return ok;
 }
@@ -270,7 +308,7 @@ static const char *key_fits(const struct sig *g, const struct key *k, long long 
     return NULL;
 }
 
-static void verify_body(struct message *m, const struct sig *g, struct vres *r) {
+static void verify_body(struct message *m, const struct sig *g, const EVP_MD *md, struct vres *r) {
     const struct dbuf *cb = canonical_body(m, g->brelaxed);
     unsigned char bh[32];
     if (!cb) { r->result = "temperror"; r->reason = "out of memory"; return; }
@@ -281,19 +319,19 @@ static void verify_body(struct message *m, const struct sig *g, struct vres *r) 
         r->has_l = 1;
         n = (size_t)g->l;
     }
-    if (!EVP_Digest(cb->p ? cb->p : "", n, bh, NULL, EVP_sha256(), NULL) || memcmp(bh, g->bh, 32) != 0) {
+    if (!EVP_Digest(cb->p ? cb->p : "", n, bh, NULL, md, NULL) || memcmp(bh, g->bh, 32) != 0) {
         r->result = "fail";
         r->reason = "body hash did not verify";
     }
 }
 
-static void verify_one(struct message *m, const struct sig *g, const struct key *k, long long now,
-                       int min_bits, struct vres *r) {
+static void verify_one(struct message *m, const struct sig *g, struct key *k, const EVP_MD *md,
+                       long long now, int min_bits, struct vres *r) {
     r->result = "pass";
     r->reason = NULL;
     if (g->error) { r->result = "permerror"; r->reason = g->error; return; }
     if ((r->reason = key_fits(g, k, now, min_bits))) { r->result = "permerror"; return; }
-    verify_body(m, g, r);
+    verify_body(m, g, md, r);
     if (strcmp(r->result, "pass") != 0) return;
     struct dbuf o = {NULL, 0, 0, 1};
     const struct field *f = &m->f[g->field];
@@ -301,8 +339,7 @@ static void verify_one(struct message *m, const struct sig *g, const struct key 
     add_without_b(&sf, m->buf + f->off, f->len, f->name_len);
     if (add_selected(m, g->h, g->nh, g->field, g->hrelaxed, &o) && sf.ok)
         add_sig_field(&o, sf.p, sf.n, f->name_len, g->hrelaxed);
-    int ok = o.ok && sf.ok ? crypto_verify(k->pkey, k->ed25519, g->b, g->blen,
-                                           (const unsigned char *)o.p, o.n) : -1;
+    int ok = o.ok && sf.ok ? crypto_verify(k, md, g->b, g->blen, (const unsigned char *)o.p, o.n) : -1;
     free(o.p);
     free(sf.p);
     if (ok < 0) { r->result = "temperror"; r->reason = "out of memory"; }
@@ -328,7 +365,8 @@ static int msg_verify(lua_State *L) {
     if (min_bits < 1024) min_bits = 1024;            /* RFC 8301 §3.2: never below */
     const struct sig *g = &m->sigs[n - 1];
     struct vres r = {NULL, NULL, 0, 0};
-    verify_one(m, g, k, now, (int)min_bits, &r);
+    const struct md_holder *h = lua_touserdata(L, lua_upvalueindex(1));
+    verify_one(m, g, k, h->md, now, (int)min_bits, &r);
     lua_createtable(L, 0, 8);
     lua_pushstring(L, r.result);
     lua_setfield(L, -2, "result");
@@ -344,12 +382,20 @@ static int msg_verify(lua_State *L) {
 int luaopen_t2t_dkim(lua_State *L) {
     static const luaL_Reg msg_methods[] = {
         {"signatures", msg_signatures}, {"verify", msg_verify}, {"headers", msg_headers},
-        {"body", msg_body}, {NULL, NULL}};
+        {"body", msg_body}, {"from", msg_from}, {NULL, NULL}};
     static const luaL_Reg key_methods[] = {{"info", key_info}, {NULL, NULL}};
     static const luaL_Reg fns[] = {
         {"taglist", l_taglist}, {"message", l_message}, {"key", l_key}, {NULL, NULL}};
     if (luaL_newmetatable(L, MSG_MT)) {
-        luaL_newlib(L, msg_methods);
+        luaL_newlibtable(L, msg_methods);
+        struct md_holder *h = lua_newuserdatauv(L, sizeof *h, 0);
+        h->md = NULL;
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, md_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        if (!(h->md = EVP_MD_fetch(NULL, "SHA256", NULL))) return luaL_error(L, "OpenSSL has no SHA-256");
+        luaL_setfuncs(L, msg_methods, 1);  /* each method keeps the holder as its upvalue */
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, msg_gc);
         lua_setfield(L, -2, "__gc");

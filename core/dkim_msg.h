@@ -26,7 +26,11 @@ struct sig {
     size_t blen, nh;
     struct span h[HNAMES_MAX];           /* into buf */
     struct span d, s, i;                 /* into buf (i: the domain part, or d) */
+    struct span shown[10];               /* SIG_SHOWN's tags as written (p == NULL: absent) */
 };
+
+/* The tags m:signatures() reports as written, in this order. */
+static const char *const SIG_SHOWN[10] = {"a", "c", "d", "s", "i", "l", "t", "x", "q", "h"};
 
 struct message {
     char *buf;                           /* CRLF text; NULL when closed */
@@ -220,6 +224,10 @@ static inline const char *sig_parse(struct sig *g, const struct span value) {
     struct taglist tl;
     const char *why = taglist_parse(value.p, value.n, &tl, 0);
     if (why) return why;
+    for (int k = 0; k < 10; k++) {
+        const struct span *t = tag_get(&tl, SIG_SHOWN[k]);
+        if (t) g->shown[k] = *t;
+    }
     static const char *const need[] = {"v", "a", "b", "bh", "d", "h", "s", NULL};
     for (int k = 0; need[k]; k++)
         if (!tag_get(&tl, need[k])) return "a required tag (v a b bh d h s) is missing";

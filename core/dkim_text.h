@@ -41,7 +41,7 @@ static inline int span_eq(struct span a, const char *b) {
 struct dbuf { char *p; size_t n, cap; int ok; };
 
 static inline void db_add(struct dbuf *b, const void *p, size_t n) {
-    if (!b->ok) return;
+    if (!b->ok || n == 0) return;        /* nothing to add (and NULL + 0 is undefined in C) */
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;

@@ -116,6 +116,31 @@ static inline void push_headers(lua_State *L, const struct srv_kv *kv, size_t nk
     }
 }
 
+/* Push the request table the handler receives: method, path and query (split at the first
+ * '?' of the raw target), args (the query decoded), headers, body, peer, version. */
+static inline void push_request(lua_State *L, const char *method, const char *target,
+                                const struct srv_kv *kv, size_t nkv, const char *body,
+                                size_t len, const char *peer, const char *version) {
+    lua_createtable(L, 0, 9);
+    lua_pushstring(L, method);
+    lua_setfield(L, -2, "method");
+    const char *q = strchr(target, '?');
+    lua_pushlstring(L, target, q ? (size_t)(q - target) : strlen(target));
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, q ? q + 1 : "");
+    lua_setfield(L, -2, "query");
+    push_args(L, q ? q + 1 : NULL);
+    lua_setfield(L, -2, "args");
+    push_headers(L, kv, nkv);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, body ? body : "", len);
+    lua_setfield(L, -2, "body");
+    lua_pushstring(L, peer);
+    lua_setfield(L, -2, "peer");
+    lua_pushstring(L, version);
+    lua_setfield(L, -2, "version");
+}
+
 static inline char *dup_lstring(lua_State *L, int idx, size_t *len) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);

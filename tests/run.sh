@@ -48,7 +48,7 @@ done
 for t in tests/lua/test_*.lua; do                 # one layer per file: progress, and isolation
   [ -f "$t" ] && layer "lua/$(basename "$t" .lua)" "$T2T" tests/lua/run.lua "$t"
 done
-for t in tests/cli/test_*.sh tests/e2e/test_*.sh; do
+for t in tests/cli/test_*.sh tests/e2e/test_*.sh tests/compat/test_*.sh; do
   [ -f "$t" ] && layer "${t#tests/}" sh "$t"
 done
 

@@ -17,7 +17,10 @@
 #   `make test` runs briefly and `make fuzz` at length),
 #   knot (the authoritative DNS server the simulator and the DNS tests start on loopback),
 #   python3-dkim, opendkim and opendkim-tools (the reference DKIM verifiers of the differential
-#   test), publicsuffix (the Public Suffix List, for RFC 7489's Organizational Domain).
+#   test), publicsuffix (the Public Suffix List, for RFC 7489's Organizational Domain); and only
+#   when no `node` is on the PATH, nodejs + npm (tests/compat runs Microsoft's own Node client
+#   libraries against the simulator; a Node.js installed from elsewhere, with its own npm, is
+#   left alone, since Debian's npm would pull Debian's nodejs over it).
 # bench: lua5.4 (the start-up benchmark's baseline), perl (its fork+exec timer), knot and
 #   python3-dkim (the DKIM verification benchmark: keys from a local DNS server, dkimpy as the baseline).
 # lint: lua-check (luacheck, the Lua lint), cppcheck (the C lint).
@@ -36,6 +39,9 @@ case "${1:-build}" in
   fuzz) PKGS="$BUILD $FUZZ" ;;
   all) PKGS="$BUILD $TEST $BENCH" ;;
   *) echo "usage: sh tools/deps.sh build|test|bench|lint|fuzz|all" >&2; exit 2 ;;
+esac
+case "${1:-build}" in
+  test|all) command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm" ;;
 esac
 [ -n "$list" ] && { echo $PKGS; exit 0; }
 missing=""

@@ -191,6 +191,7 @@ M.PROFILE_FIELDS = {
   pfx = "string", key_passphrase = "secret", refresh_token = "secret", device_code = "boolean",
   alg = "string", subscription = "string", admin_user = "string", domains = "table",
   ca_file = "string", connect_to = "table", exo_securestring_key = "string",
+  exo_concurrency = "number",
 }
 local TOP_FIELDS = { profiles = true, default = true, version = true }
 

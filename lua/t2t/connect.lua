@@ -32,6 +32,8 @@ local function tokens(profile, http_client, simi)
   return function(resource) return cred:token_provider(resource) end
 end
 
+M.EXO_CONCURRENCY = 3       -- requests in flight per tenant; profile.exo_concurrency overrides
+
 -- A connection prints as one line: it holds clients (and, under --sim, a simulated secret in its
 -- profile) that are no one's business on a screen.
 local Connection = { __name = "t2t.connection" }
@@ -47,8 +49,9 @@ end
 function M.clients(profile, http_opts, simi)
   local http = require "t2t.http"
   local o = http_opts or {}
-  local function client(service)
-    return http.client { service = service, ca_file = o.ca_file, connect_to = o.connect_to }
+  local function client(service, concurrency)
+    return http.client { service = service, ca_file = o.ca_file, connect_to = o.connect_to,
+                         concurrency = concurrency }
   end
   local token_for, err = tokens(profile, client("login"), simi)
   if not token_for then return nil, err end
@@ -56,7 +59,11 @@ function M.clients(profile, http_opts, simi)
   local c = setmetatable({ profile = profile }, Connection)
   c.graph = require("t2t.graph").new { tenant = tid, http = client("graph"), cloud = profile.cloud,
                                        token = token_for("graph") }
-  c.exo = require("t2t.exo").new { tenant = tid, http = client("exo"), cloud = profile.cloud,
+  -- Exchange Online allows a few requests in flight per tenant (more get the "maximum number of
+  -- concurrent requests per tenant" 429): start there, halve on a 429, grow back (t2t.http).
+  local exo_n = math.max(1, math.tointeger(profile.exo_concurrency) or M.EXO_CONCURRENCY)
+  local exo_http = client("exo", { initial = exo_n, max = exo_n, slow_start = false })
+  c.exo = require("t2t.exo").new { tenant = tid, http = exo_http, cloud = profile.cloud,
                                    token = token_for("exo"), secure_string_key = profile.exo_securestring_key }
   c.azure = require("t2t.azure").new { tenant = tid, http = client("arm"), vault_http = client("keyvault"),
                                        cloud = profile.cloud, token = token_for("arm"),

@@ -120,7 +120,7 @@ end
 
 -- Check one value against its parameter's type and valid values; returns the value to send
 -- (enum values in their canonical case) or nil, why.
-local function check_value(name, d, v, prefix)
+local function check_value(_name, d, v, prefix)
   local t = d.t
   if t == "SwitchParameter" or t == "Boolean" then
     if type(v) ~= "boolean" then return nil, "expects true or false" end
@@ -400,12 +400,13 @@ function M.parse_error(resp, cmdlet)
   return e
 end
 
--- Copy of obj without annotation keys (anything containing '@').
+-- Copy of obj without annotation keys (anything containing '@') and without null properties:
+-- Exchange sends every property of the object type, null when unset; they read as absent.
 local function strip(obj)
   if type(obj) ~= "table" then return obj end
   local out = {}
   for k, v in pairs(obj) do
-    if type(k) ~= "string" or not k:find("@", 1, true) then out[k] = v end
+    if (type(k) ~= "string" or not k:find("@", 1, true)) and v ~= cjson.null then out[k] = v end
   end
   return out
 end
@@ -549,7 +550,8 @@ function Client:run(b, body, opts)
     if not doc then return nil, err end
     for _, w in ipairs(ci(doc, "@adminapi.warnings") or {}) do warnings[#warnings + 1] = w end
     for _, obj in ipairs(doc.value or {}) do
-      list[#list + 1] = opts.raw and obj or strip(obj)
+      obj = opts.raw and obj or strip(obj)
+      if opts.each then opts.each(obj) else list[#list + 1] = obj end
       if remaining then
         remaining = remaining - 1
         if remaining == 0 then return list, warnings end
@@ -569,7 +571,9 @@ end
 
 -- Run a cmdlet: list of objects (annotation keys stripped) and warnings, or nil, err.
 -- opts: select (properties), wait_visible (seconds to retry ManagementObjectNotFound: replication
--- lag after a create), unchecked (skip local binding), raw (keep annotations), client_request_id.
+-- lag after a create), unchecked (skip local binding), raw (keep annotations), client_request_id,
+-- each (function(obj) called per object as pages arrive; the list returned is then empty, so a
+-- listing of 100k mailboxes need not be held in memory at once).
 -- The key SecureString values are encrypted with: opts.secure_string_key given to exo.new, a
 -- Key, a PEM or RSAKeyValue XML text, a file path, or a function returning one of those.
 function Client:securestring_key()

@@ -219,7 +219,7 @@ M.SECRET_QUERY = SECRET_QUERY
 
 function M.redact_url(url)
   url = url:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1***@")   -- user:password@ is a credential
-  return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, v)
+  return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, k, _v)
     if SECRET_QUERY[k:lower()] then return sep .. k .. "=***" end
   end))
 end
@@ -298,7 +298,7 @@ end
 -- a cancelled task included).  Returns res, err, throttled.
 local function attempt_once(lim, req)
   lim.sem:acquire()
-  local slot <close> = lim.sem
+  local _ <close> = lim.sem
   local started = t2t.now()
   local res, err = M.request(req)
   local throttled = res and (res.status == 429 or res.status == 503)

@@ -178,7 +178,7 @@ function Sem:acquire()
   self.q[pos] = w
   self.nwait = self.nwait + 1
   local taken = false
-  local guard <close> = setmetatable({}, { __close = function()
+  local _ <close> = setmetatable({}, { __close = function()
     if taken then return end
     if w.granted then
       self:release()
@@ -228,7 +228,7 @@ function M.parallel(items, fn, opts)
   return M.run(function()
     local nexti, done, progress_err = 1, 0, nil
     local workers = {}
-    local guard <close> = setmetatable({}, { __close = function()
+    local _ <close> = setmetatable({}, { __close = function()
       for _, w in ipairs(workers) do if not w.done then w:cancel() end end
     end })
     local function worker()

@@ -458,8 +458,8 @@ end
 M.parse_iso = parse_iso
 
 -- Credentials of the app that expire within `window_days` (or already did): list of
--- {kind, name, ends (epoch), expired}.  Warns for each.
-function M:check_credentials(app, window_days)
+-- {kind, name, ends (epoch), expired}.
+function M:expiring(app, window_days)
   local now = self.now()
   local out = {}
   local function one(kind, c)
@@ -474,13 +474,19 @@ function M:check_credentials(app, window_days)
   end
   for _, c in ipairs(app.passwordCredentials or {}) do one("secret", c) end
   for _, c in ipairs(app.keyCredentials or {}) do one("certificate", c) end
+  return out
+end
+
+-- check_credentials(app, window_days): expiring(), with a warning for each.
+function M:check_credentials(app, window_days)
+  local out = self:expiring(app, window_days)
   for _, c in ipairs(out) do
     if c.expired then
       self:warn("the app's %s '%s' expired on %s: an endpoint using it fails to authenticate " ..
                 "(AADSTS7000222); add a new one (setup-target --new-secret) and update the endpoint",
                 c.kind, c.name, iso(c.ends):sub(1, 10))
     else
-      self:warn("the app's %s '%s' expires on %s, within the project window of %d days: " ..
+      self:warn("the app's %s '%s' expires on %s, within %d days (--warn-expiry): " ..
                 "plan a rotation (setup-target --new-secret) before then", c.kind, c.name,
                 iso(c.ends):sub(1, 10), window_days)
     end
@@ -499,8 +505,10 @@ function M:remove_secrets(app, label, why)
         kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " .. tostring(c.keyId) ..
           ") on application '" .. tostring(app.displayName) .. "'", tenant = self.name, operation = "add_secret",
         note = why,
-        apply = function()
-          return self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId }) or true
+        apply = function()   -- 204, no body: success is "no error"
+          local r, e = self:gpost("/applications/" .. app.id .. "/removePassword", { keyId = c.keyId })
+          if r == nil and e ~= nil then return nil, e end
+          return true
         end,
       }, function()
         local now = self:gget("/applications/" .. app.id)

@@ -115,3 +115,37 @@ if command -v curl >/dev/null; then
 fi
 kill -INT $SIM; wait $SIM; SIM=
 if [ -e "$KEYF" ]; then notok "the key file goes when the simulator stops"; else ok "the key file goes when the simulator stops"; fi
+
+# 4. Writes never follow a planted link: the hand-off, audit, secret and state files of a run.
+# (The state link dangles: a file it would create is the harm; one it points at is read.)
+mkdir -p "$D/links"
+for f in handoff.json audit.jsonl secret; do
+  echo "root-only $f" > "$D/victim-$f"
+  ln -s "$D/victim-$f" "$D/links/$f"
+done
+ln -s "$D/victim-state.json" "$D/links/state.json"
+t2t_limited --sim="$D/links/state.json" --audit "$D/links/audit.jsonl" run setup-target --skip-endpoint \
+  --secret-file "$D/links/secret" --handoff "$D/links/handoff.json" --yes
+intact=1
+for f in handoff.json audit.jsonl secret; do
+  [ "$(cat "$D/victim-$f")" = "root-only $f" ] || { intact=0; echo "# $f was written through its link"; }
+done
+[ -e "$D/victim-state.json" ] && { intact=0; echo "# the state was written through its link"; }
+if [ $intact = 1 ]; then ok "a run with planted links writes through none of them (exit $RC)"
+else notok "a run with planted links writes through none of them"; fi
+expect_err "symbolic link" "and says the link is refused"
+for f in handoff.json audit.jsonl; do
+  rm -f "$D/links/$f"; ln -s "$D/victim-$f" "$D/links/$f"
+  t2t_limited --sim="$D/links/state2.json" --audit "$D/links/audit.jsonl" run setup-target --skip-endpoint \
+    --handoff "$D/links/handoff.json" --yes
+  [ "$(cat "$D/victim-$f")" = "root-only $f" ] && ok "a link as $f alone is not written through" ||
+    notok "a link as $f alone is not written through"
+  rm -f "$D/links/$f"
+done
+mkdir -p "$D/plain"
+t2t_limited --sim="$D/plain/state.json" --audit "$D/plain/audit.jsonl" run setup-target --skip-endpoint \
+  --handoff "$D/plain/handoff.json" --yes
+expect_rc 0 "the same run without links"
+modes=$(stat -c %a "$D/plain/state.json" "$D/plain/audit.jsonl" 2>/dev/null | tr '\n' ' ')
+if [ "$modes" = "600 600 " ]; then ok "writes its state and audit files 0600"
+else notok "writes its state and audit files 0600 (got $modes)"; fi

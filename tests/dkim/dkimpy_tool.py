@@ -4,8 +4,9 @@
 #   dkimpy_tool.py sign MANIFEST           each line: path selector domain keyfile alg hcanon bcanon length identity
 #                                          (identity "-" for none); the file gets the signature prepended
 #   dkimpy_tool.py verify KEYFILE LIST     prints "path<TAB>verdict verdict ..." per file of LIST
-#   dkimpy_tool.py bench SERVER:PORT LIST  verifies every file with keys from that DNS server (cached
-#                                          per name, as t2t's verifier caches them); prints count and seconds
+#   dkimpy_tool.py bench SERVER:PORT LIST [PASSES]  verifies every file with keys from that DNS server (cached
+#                                          per name, as t2t's verifier caches them); prints the count,
+#                                          the passes, wall seconds and CPU seconds of the best pass
 import sys, time, base64
 import dkim
 
@@ -54,7 +55,8 @@ def verify(keyfile, listfile):
     for path in open(listfile, encoding="utf-8").read().split():
         print("%s\t%s" % (path, " ".join(verdicts(open(path, "rb").read(), dnsfunc))))
 
-def bench(server, listfile):
+def bench(server, listfile, passes=1):
+    passes = int(passes)
     import dns.resolver
     host, _, port = server.partition(":")
     res = dns.resolver.Resolver(configure=False)
@@ -67,10 +69,14 @@ def bench(server, listfile):
             cache[name] = b"".join(b"".join(r.strings) for r in ans[:1])
         return cache[name]
     msgs = [open(p, "rb").read() for p in open(listfile, encoding="utf-8").read().split()]
-    t0 = time.monotonic()
-    ok = sum(1 for m in msgs if dkim.DKIM(m, minkey=1024).verify(dnsfunc=dnsfunc))
-    print("%d %d %.6f" % (len(msgs), ok, time.monotonic() - t0))
+    best = None
+    for _ in range(passes):          # the best pass, as t2t's side takes it
+        t0, c0 = time.monotonic(), time.process_time()
+        ok = sum(1 for m in msgs if dkim.DKIM(m, minkey=1024).verify(dnsfunc=dnsfunc))
+        t = (time.monotonic() - t0, time.process_time() - c0)
+        best = t if best is None or t[1] < best[1] else best
+    print("%d %d %.6f %.6f" % (len(msgs), ok, best[0], best[1]))
 
 if __name__ == "__main__":
     {"sign": lambda a: sign(a[0]), "verify": lambda a: verify(a[0], a[1]),
-     "bench": lambda a: bench(a[0], a[1])}[sys.argv[1]](sys.argv[2:])
+     "bench": lambda a: bench(*a)}[sys.argv[1]](sys.argv[2:])

@@ -107,4 +107,42 @@ L.ok(cr == 0 and ctr.plan.applied == 1, "manageasapp: bootstrap again grants jus
 local cs, os_ = L.run("setup-target", tr)
 L.ok(cs == 0, "manageasapp: then setup-target succeeds", os_)
 
+-- bootstrap --plan on a fresh tenant: every change listed, none made, no key file ------------
+local pargs = { "--tenant", "fabrikam", "--profile-name", "fab-plan", "--app-name", "t2t plan", "--runbooks", "verify-setup",
+                "--as", "target", "--config-path", D .. "/plan/config.lua" }
+require("t2t.core.fs").mkdir(D .. "/plan", tonumber("700", 8))
+local cp, op, ctp = L.run("bootstrap", pargs, { plan = true })
+L.ok(cp == 0 and ctp.plan.applied == 0 and ctp.plan.planned > 3 and L.contains(op, "would + create application 't2t plan'"),
+     "bootstrap --plan: lists the changes, makes none", op)
+L.ok(io.open(D .. "/plan/fab-plan.key") == nil and io.open(D .. "/plan/config.lua") == nil,
+     "bootstrap --plan: writes no key and no config file")
+
+-- bootstrap --via-group: the Entra role held through a role-assignable group -------------------
+local vargs = { "--tenant", "fabrikam", "--profile-name", "fab-group", "--app-name", "t2t via group", "--runbooks",
+                "verify-setup", "--as", "target", "--via-group", "t2t Exchange admins" }
+local cv, ov = L.run("bootstrap", vargs)
+L.ok(cv == 0, "bootstrap --via-group: succeeds", ov)
+local vt = L.admin("fabrikam")
+local vsp = assert(vt:find_sp(s.profile.tenants["fab-group"].client_id))
+local via
+for _, h in ipairs(assert(roles.holders(vt, "Exchange Administrator"))) do
+  if h.principal.id == vsp.id then via = h end
+end
+L.ok(via and via.how == "group" and via.group.name == "t2t Exchange admins",
+     "bootstrap --via-group: the app holds Exchange Administrator through the group (" .. tostring(via and roles.describe(via)) .. ")")
+local cv2, ov2, ctv2 = L.run("bootstrap", vargs)
+L.ok(cv2 == 0 and ctv2.plan.applied == 0, "bootstrap --via-group: a second run changes nothing", ov2)
+local cvs, ovs = L.run("verify-setup", { "--target", "fab-group", "--source", "contoso-admin", "--handoff", H })
+L.ok(not L.contains(ovs, "preflight in"), "bootstrap --via-group: the app passes verify-setup's preflight", ovs)
+
+-- roles --output json and access-check --principal -------------------------------------------
+local cj, oj = L.run("roles", { "--tenant", "contoso-admin" }, { output = "json" })
+local okj, doc = pcall(require("cjson").decode, (oj:match("[^\n]*{\"[^\n]*") or ""))
+L.ok(cj == 3 and okj and doc.status == "partial" and type(doc.result.checks) == "table" and #doc.result.checks >= 12
+     and doc.result.roles["Global Administrator"][1].principal == "admin@contoso.onmicrosoft.com",
+     "roles --output json: one document with the holders and the checks, exit 3", oj)
+local cpa, opa = L.run("access-check", { "--tenant", "contoso-admin", "--principal", pat.userPrincipalName })
+L.ok(cpa == 3 and L.contains(opa, "Exchange Administrator") and L.contains(opa, "via group PIM Exchange admins"),
+     "access-check --principal: another principal's runbooks and roles, from the role data", opa)
+
 L.finish()

@@ -123,6 +123,46 @@ S["dkim-verify"] = function(D)
   f:close()
   return { principals = {}, steps = { { args = { "--file", D .. "/m.eml" }, code = nil } } }
 end
+-- users: the source exports, the target prepares and validates (the demo's parameters)
+local function exported(D)
+  return L.run("export-users", { "--source", "contoso-admin", "--all", "--out", D .. "/users.jsonl" })
+end
+local MAP = "contoso.com=fabrikam.com,contoso.net=fabrikam.com,contoso-eu.com=fabrikam.com"
+S["export-users"] = function(D)
+  return { principals = { { tenant = "contoso", pname = "con-x", with = "add-to-scope" } },
+           params = { add_to_scope = true },
+           prepare = function()       -- the scope group the relationship names
+             L.run("setup-target", { "--target", "fabrikam-admin", "--source", "contoso-admin", "--handoff", D .. "/h.json",
+                                     "--secret-file", D .. "/sec", "--skip-endpoint" })
+             return L.run("setup-source", { "--source", "contoso-admin", "--handoff", D .. "/h.json", "--consent",
+                                            "--create-scope-group" })
+           end,
+           steps = { { args = { "--source", "con-x", "--all", "--add-to-scope", "--out", D .. "/u.jsonl" }, code = 0 } } }
+end
+S["prepare-users"] = function(D)
+  return { principals = { { tenant = "fabrikam", as = "target", pname = "fab-x", with = "license" } },
+           params = { license = true },
+           prepare = function() return exported(D) end,
+           steps = { { args = { "--target", "fab-x", "--from", D .. "/users.jsonl", "--domain-map", MAP,
+                                "--license", "ctudm" }, code = nil } } }
+end
+S["validate-users"] = function(D)
+  return { principals = { { tenant = "fabrikam", as = "target", pname = "fab-x", with = "test-move" } },
+           params = { test_move = true },
+           prepare = function()
+             local base = { "--target", "fabrikam-admin", "--source", "contoso-admin", "--handoff", D .. "/h.json",
+                            "--secret-file", D .. "/sec" }
+             L.run("setup-target", plus(base, "--skip-endpoint"))
+             L.run("setup-source", { "--source", "contoso-admin", "--handoff", D .. "/h.json", "--consent",
+                                     "--create-scope-group" })
+             L.run("setup-target", base)
+             exported(D)
+             return L.run("prepare-users", { "--target", "fabrikam-admin", "--from", D .. "/users.jsonl",
+                                             "--domain-map", MAP, "--license", "ctudm" })
+           end,
+           steps = { { args = { "--target", "fab-x", "--from", D .. "/users.jsonl", "--domain-map", MAP,
+                                "--test-move" }, code = nil } } }
+end
 S["demo"] = "composes"       -- it runs the others as their own principals; its needs must be empty
 
 

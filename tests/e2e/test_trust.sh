@@ -90,3 +90,28 @@ while [ $i -le "${TRUST_SEEDS:-10}" ]; do
   esac
   i=$((i + 1))
 done
+
+# --- a credential expiring within --warn-expiry is named with its date ----------------------------
+cp "$D/clean.json" "$D/x.json"
+"$T2T" -e "
+  local model = require 't2t.sim.model'
+  local st = assert(model.load('$D/x.json'))
+  local soon = os.date('!%Y-%m-%dT%H:%M:%SZ', os.time() + 10 * 86400)
+  for _, t in pairs(st.tenants) do
+    local admin = t.seeded and t.seeded.admin_app and t.dir.objects[t.seeded.admin_app.object_id]
+    if admin then admin.passwordCredentials[1].endDateTime = soon end
+    for _, o in pairs(t.dir.objects) do
+      if o.displayName == 'fabrikam_Friends_contoso' and o['@odata.type'] == '#microsoft.graph.application' then
+        o.passwordCredentials[1].endDateTime = soon
+      end
+    end
+  end
+  assert(model.save(st, '$D/x.json'))"
+SOON=$("$T2T" -e "print(os.date('!%Y-%m-%d', os.time() + 10 * 86400))")
+t2t_run --sim="$D/x.json" run verify-setup --handoff "$D/clean.h"
+expect_out "expires on $SOON" "verify-setup names the app's secret expiring within 30 days, with its date"
+t2t_run --sim="$D/x.json" run setup-source --handoff "$D/clean.h" --consent --create-scope-group
+expect_rc 0 "setup-source runs"
+expect_out "which profile 'contoso' signs in with, expires on $SOON" "setup-source names its profile's expiring secret at the start"
+t2t_run --sim="$D/x.json" run setup-source --handoff "$D/clean.h" --consent --create-scope-group --warn-expiry 5
+expect_no "expires on $SOON" "--warn-expiry 5: a secret expiring in 10 days is not named"

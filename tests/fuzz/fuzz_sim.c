@@ -54,32 +54,15 @@ static const char *SETUP =
     "  return r\n"
     "end\n";
 
-/* Protected: build the request table as srv_call does, run fuzz_handle, copy the response
- * back into C as srv_call does (resp_from_lua validates it). */
+/* Protected, as srv_call: the request table (push_request), fuzz_handle, the response copied
+ * back into C (resp_from_lua validates it). */
 struct call { const char *method, *host, *target, *body; size_t blen; struct srv_kv *kv; size_t nkv;
               struct srv_resp resp; };
 
 static int call(lua_State *S) {
     struct call *c = lua_touserdata(S, 1);
     lua_getglobal(S, "fuzz_handle");
-    lua_createtable(S, 0, 9);
-    lua_pushstring(S, c->method);
-    lua_setfield(S, -2, "method");
-    const char *q = strchr(c->target, '?');
-    lua_pushlstring(S, c->target, q ? (size_t)(q - c->target) : strlen(c->target));
-    lua_setfield(S, -2, "path");
-    lua_pushstring(S, q ? q + 1 : "");
-    lua_setfield(S, -2, "query");
-    push_args(S, q ? q + 1 : NULL);
-    lua_setfield(S, -2, "args");
-    push_headers(S, c->kv, c->nkv);
-    lua_setfield(S, -2, "headers");
-    lua_pushlstring(S, c->body, c->blen);
-    lua_setfield(S, -2, "body");
-    lua_pushliteral(S, "127.0.0.1:40000");
-    lua_setfield(S, -2, "peer");
-    lua_pushliteral(S, "HTTP/1.1");
-    lua_setfield(S, -2, "version");
+    push_request(S, c->method, c->target, c->kv, c->nkv, c->body, c->blen, "127.0.0.1:40000", "HTTP/1.1");
     lua_call(S, 1, 1);
     resp_from_lua(S, lua_gettop(S), &c->resp);
     return 0;

@@ -232,3 +232,22 @@ function TestRolesSim.test_zz_stop()
   if S then S:stop() end
   S, T = nil, nil
 end
+
+TestRolesEnsure = {}
+
+-- The 500-group limit is checked before anything is made (a stub tenant: no service needed).
+function TestRolesEnsure.test_the_501st_role_assignable_group_is_refused()
+  local made = false
+  local t = { name = "contoso", note = function() end,
+    glist = function(_, path)
+      if path:find("displayName eq", 1, true) then return {} end
+      local l = {}
+      for i = 1, 500 do l[i] = { id = "g" .. i } end
+      return l
+    end,
+    create = function() made = true end }
+  local ok, err = roles.ensure_assignable_group(t, "one too many")
+  lu.assertNil(ok)
+  lu.assertStrContains(tostring(err), "the maximum (500)")
+  lu.assertFalse(made)
+end

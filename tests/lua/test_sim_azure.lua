@@ -274,3 +274,17 @@ function TestSimAzure.test_certificate_create_pending_completed_and_pfx()
   -- the EXO SP without a policy cannot read it
   lu.assertEquals((call(kv, sim, "GET", V .. "/secrets/mig?api-version=7.4", nil, "exo")), 403)
 end
+
+function TestSimAzure.test_rbac_scope_is_whole_segments_and_defaults_to_the_subscription()
+  lu.assertTrue(arm.in_scope("/subscriptions/S/resourceGroups/RG1/providers/x/vaults/v",
+    "/subscriptions/s/resourcegroups/rg1"))
+  lu.assertFalse(arm.in_scope("/subscriptions/S/resourceGroups/rg10", "/subscriptions/S/resourceGroups/rg1"))
+  lu.assertTrue(arm.in_scope("/subscriptions/S", "/subscriptions/S/"))
+  local seen = {}
+  for a in arm.assignments({ role_assignments = { { principalId = "p",
+      roleDefinitionId = "/x/roleDefinitions/b86a8fe4-44ce-4948-aee5-eccb2c155cd7" } } }, "S") do
+    seen[#seen + 1] = a
+  end
+  lu.assertEquals(seen[1].scope, "/subscriptions/S")
+  lu.assertEquals(seen[1].role, "b86a8fe4-44ce-4948-aee5-eccb2c155cd7")
+end

@@ -5,9 +5,6 @@ local exo = require "t2t.exo"
 local model = require "t2t.sim.model"
 local mig = require "t2t.sim.exo.migration"
 
-local MAILBOX_MIGRATION = "f7264778-fba9-422d-8e9e-2675a2c4b513"
-local EXO_APPID = "00000002-0000-0ff1-ce00-000000000000"
-local APP_ID, SECRET = "6f1c5d1e-aaaa-4bbb-8ccc-123456789abc", "sim~secret~value~0123"
 
 local env = require "tests.lua.handlers.sim_exo_env"
 local new_sim, call, detail, ok = env.new_sim, env.call, env.detail, env.ok
@@ -25,26 +22,7 @@ local function clean_mailboxes(t, n)
   return table.unpack(list, 1, n)
 end
 
--- Consented app, scope group, both organization relationships and the endpoint "ep".
-local function setup(sim)
-  local src, tgt = sim.src, sim.tgt
-  model.add_object(sim.state, tgt, { ["@odata.type"] = model.ODATA.application, id = sim.rng:guid(),
-    appId = APP_ID, displayName = "xtm", passwordCredentials = { { keyId = sim.rng:guid(),
-    _secret = SECRET, endDateTime = sim.clock + 86400 } } })
-  local sp = model.add_object(sim.state, src, { ["@odata.type"] = model.ODATA.servicePrincipal,
-    id = sim.rng:guid(), appId = APP_ID, appOwnerOrganizationId = tgt.id, appRoles = {} })
-  model.add_app_role_assignment(src, { id = sim.rng:guid(), principalId = sp.id,
-    resourceId = model.sp_by_appid(src, EXO_APPID).id, appRoleId = MAILBOX_MIGRATION })
-  ok(sim, src, "New-DistributionGroup", { Name = "MigScope", Type = "Security" })
-  ok(sim, src, "New-OrganizationRelationship", { Name = "to-fab", DomainNames = { tgt.id },
-    Enabled = true, MailboxMoveEnabled = true, MailboxMoveCapability = "RemoteOutbound",
-    OAuthApplicationId = APP_ID, MailboxMovePublishedScopes = { "MigScope" } })
-  ok(sim, tgt, "New-OrganizationRelationship", { Name = "from-con", DomainNames = { src.id },
-    Enabled = true, MailboxMoveEnabled = true, MailboxMoveCapability = "Inbound" })
-  ok(sim, tgt, "New-MigrationEndpoint", { Name = "ep", RemoteServer = "outlook.office.com",
-    RemoteTenant = src.initial_domain, Credentials = { UserName = APP_ID, Password = SECRET },
-    ExchangeRemoteMove = true, ApplicationId = APP_ID })
-end
+local setup = env.setup_cross_tenant
 
 -- Source mailbox r in scope, licensed, with its prepared target MailUser; -> target address.
 local function prepare(sim, r, no_guid)

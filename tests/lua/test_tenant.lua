@@ -534,6 +534,20 @@ function TestTenant.test_exo_500_is_looked_for_then_retried_and_counted_once()
   end
 end
 
+-- The removal of a secret whose value was lost may fail too (found by the fault matrix: its
+-- error was taken for success, and two secrets stayed live): it is looked for, then retried.
+function TestTenant.test_failed_removal_of_an_unusable_secret_is_retried()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, _, pl = new(f)
+  local app = assert(t:ensure_app { name = "a" })
+  f.lose[f.n + 1] = true                 -- addPassword: made, answer lost
+  f.err500 = { [f.n + 2] = "before" }    -- removePassword: fails before doing anything
+  local s = assert(t:add_secret(app, { days = 30 }))
+  lu.assertEquals(#f.apps[1].passwordCredentials, 1, "only the delivered secret is live")
+  lu.assertEquals(f.apps[1].passwordCredentials[1].keyId, s.keyId)
+  lu.assertEquals(pl.failed, 0)
+end
+
 -- A wrong client secret is said to be one, at once: not blamed on the source tenant, not
 -- retried for 41 s, and one change that failed (issue 9, defect 4).
 function TestTenant.test_endpoint_with_a_wrong_secret_fails_at_once()

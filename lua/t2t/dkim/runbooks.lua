@@ -14,9 +14,9 @@ function M.resolver(ctx)
   if s then
     local info, err = s:dns()
     if not info then ctx:fail("the simulator has no DNS server: %s", tostring(err)) end
-    if not M.configured then
+    if M.configured ~= info.address then
       assert(dns.configure { servers = info.address })
-      M.configured = true
+      M.configured = info.address
     end
     return dns.default(), info
   end

@@ -22,7 +22,8 @@ function M.new(o)
   o = o or {}
   return setmetatable({ resolver = o.resolver or require("t2t.dns").default(), now = o.now,
                         max = o.max_signatures or M.MAX_SIGNATURES, cache = o.cache or {},
-                        min_rsa_bits = o.min_rsa_bits, lookups = 0 }, V)
+                        min_rsa_bits = o.min_rsa_bits, lookups = 0,
+                        verify_opts = { now = o.now, min_rsa_bits = o.min_rsa_bits } }, V)
 end
 
 -- key(name) -> Key | nil, result, reason (result "permerror" or "temperror").
@@ -60,13 +61,8 @@ end
 -- verify(raw) -> {signatures = {...}, from_domain, from_count, warnings}
 function V:verify(raw)
   local m = C.message(raw)
-  local out = { signatures = {}, warnings = {}, from_count = 0 }
-  for _, h in ipairs(m:headers()) do
-    if h[1]:lower() == "from" then
-      out.from_count = out.from_count + 1
-      out.from_domain = out.from_domain or domain_of(h[2])
-    end
-  end
+  local nfrom, from = m:from()
+  local out = { signatures = {}, warnings = {}, from_count = nfrom, from_domain = from and domain_of(from) }
   if out.from_count ~= 1 then
     out.warnings[#out.warnings + 1] = string.format("the message has %d From fields (RFC 5322 requires one)", out.from_count)
   end
@@ -82,8 +78,8 @@ function V:verify(raw)
       if not k then
         r.result, r.reason = res, why
       else
-        local v = m:verify(i, k, { now = self.now, min_rsa_bits = self.min_rsa_bits })
-        for key, val in pairs(v) do r[key] = val end
+        local v = m:verify(i, k, self.verify_opts)
+        r.result, r.reason, r.bits, r.testing, r.unsigned_bytes = v.result, v.reason, v.bits, v.testing, v.unsigned_bytes
         if r.unsigned_bytes and r.unsigned_bytes > 0 then
           out.warnings[#out.warnings + 1] = string.format("signature %d (d=%s) signs only the first %s body bytes: %d bytes after them are unsigned (l=)",
                                                           i, s.d, s.l, r.unsigned_bytes)

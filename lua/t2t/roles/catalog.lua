@@ -304,8 +304,8 @@ cmdlets(RECIPIENT_READ, { "Get-Mailbox", "Get-MailUser", "Get-Recipient", "Get-U
 cmdlets({ "View-Only Recipients", "Distribution Groups", "Security Group Creation and Membership" },
   { "Get-DistributionGroup", "Get-DistributionGroupMember" })
 cmdlets({ "Mail Recipient Creation" }, { "New-MailUser", "Remove-MailUser", "New-MailContact", "Remove-MailContact" })
-cmdlets({ "Mail Recipients" }, { "Set-MailUser", "Set-Mailbox", "Set-User", "Set-MailContact", "Enable-Mailbox",
-  "Export-MailboxDiagnosticLogs" })
+cmdlets({ "Mail Recipients" }, { "Set-MailUser", "Set-Mailbox", "Set-User", "Set-MailContact", "Enable-Mailbox" })
+cmdlets({ "View-Only Recipients", "Mail Recipients" }, { "Export-MailboxDiagnosticLogs" })
 cmdlets({ "Distribution Groups", "Security Group Creation and Membership" }, { "New-DistributionGroup",
   "Set-DistributionGroup", "Remove-DistributionGroup", "Add-DistributionGroupMember", "Remove-DistributionGroupMember" })
 cmdlets(CONFIG_READ, { "Get-OrganizationConfig", "Get-TransportConfig", "Get-InboundConnector", "Get-OutboundConnector" })

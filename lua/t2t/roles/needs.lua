@@ -93,6 +93,10 @@ local function dedupe(list)
   return out
 end
 
+-- What every runbook that opens a tenant uses when it is held (t2t.tenant.session): reading its
+-- own app registration, to name a credential of the app it signs in as that expires soon.
+M.HOST_OPTIONAL = { graph = { "Application.Read.All" } }
+
 -- resolve(needs, role, params) -> {graph, exchange, entra, azure, optional = {...}}: the needs for
 -- a tenant opened as `role` ("target" | "source" | nil) with these parameters (a `when` entry
 -- counts when its parameter is set and not false).
@@ -103,13 +107,21 @@ function M.resolve(needs, role, params)
   if needs.target ~= nil or needs.source ~= nil then n = needs[role or "target"] or {} end
   merge(out, n)
   merge(out.optional, n.optional)
+  merge(out.optional, M.HOST_OPTIONAL)
   for p, sub in pairs(n.when or {}) do
     local v = params and params[(p:gsub("%-", "_"))]
     if v ~= nil and v ~= false then merge(out, sub); merge(out.optional, sub.optional) end
   end
   out.graph = catalog.minimal(dedupe(out.graph))
   for _, k in ipairs({ "exchange", "entra", "azure" }) do out[k] = dedupe(out[k]) end
-  out.optional.graph = catalog.minimal(dedupe(out.optional.graph))
+  -- an optional permission the required ones already imply is no item of its own
+  local opt = {}
+  for _, p in ipairs(catalog.minimal(dedupe(out.optional.graph))) do
+    local implied = false
+    for _, q in ipairs(out.graph) do if catalog.implies(q, p) then implied = true end end
+    if not implied then opt[#opt + 1] = p end
+  end
+  out.optional.graph = opt
   for _, k in ipairs({ "exchange", "entra", "azure" }) do out.optional[k] = dedupe(out.optional[k]) end
   return out
 end

@@ -43,20 +43,38 @@ local function subscription(ctx, sub_id)
   local sub = subs[sub_id] or subs[sub_id:lower()]
   if not sub then fail(404, "SubscriptionNotFound", "The subscription '" .. sub_id .. "' could not be found.") end
   sub.resource_groups = sub.resource_groups or {}
+  ctx.sub_id = sub_id
   return sub
+end
+
+-- in_scope(id, scope) -> true when resource id is the scope or lies under it (whole path
+-- segments, case-insensitive: /resourceGroups/rg1 does not cover /resourceGroups/rg10).
+function M.in_scope(id, scope)
+  id, scope = id:lower(), scope:lower():gsub("/+$", "")
+  return id == scope or id:sub(1, #scope + 1) == scope .. "/"
+end
+
+-- assignments(sub, sub_id) -> iterator of the subscription's RBAC role assignments, each with
+-- .scope (an assignment stored without one is at the subscription) and .role (the role GUID).
+function M.assignments(sub, sub_id)
+  local list = sub and sub.role_assignments or {}
+  local k, a
+  return function()
+    k, a = next(list, k)
+    if k == nil then return nil end
+    return { principalId = a.principalId, scope = a.scope or ("/subscriptions/" .. sub_id),
+             role = (a.roleDefinitionId or ""):match("([%x%-]+)$") or "" }
+  end
 end
 
 -- RBAC on the management plane, enforced when the subscription says so (sub.rbac_enforced):
 -- the caller needs one of `roles` at a scope that is a prefix of `scope`.  Otherwise the
 -- tenant's own principals are trusted (the seeded admin app is the subscription's Owner).
 local function authorize(ctx, sub, scope, roles, action)
-  local list = sub.role_assignments
-  if not sub.rbac_enforced or not list then return end
+  if not sub.rbac_enforced or not sub.role_assignments then return end
   local oid = ctx.claims.oid
-  scope = scope:lower()
-  for _, a in pairs(list) do
-    local def = (a.roleDefinitionId or ""):match("([%x%-]+)$")
-    if a.principalId == oid and scope:sub(1, #a.scope) == a.scope:lower() and roles[def] then return end
+  for a in M.assignments(sub, ctx.sub_id) do
+    if a.principalId == oid and roles[a.role] and M.in_scope(scope, a.scope) then return end
   end
   fail(403, "AuthorizationFailed", string.format("The client '%s' with object id '%s' does not have "
     .. "authorization to perform action '%s' over scope '%s' or the scope is invalid. If access was "
@@ -81,6 +99,60 @@ local function rg_body(sub_id, name, rg)
            properties = { provisioningState = "Succeeded" } }
 end
 
+-- Azure regions (public cloud): name -> display name.  A location outside this list is refused
+-- as ARM does (LocationNotAvailableForResourceGroup / ...ForResourceType).
+M.LOCATIONS = {
+  eastus = "East US", eastus2 = "East US 2", southcentralus = "South Central US", westus2 = "West US 2",
+  westus3 = "West US 3", australiaeast = "Australia East", southeastasia = "Southeast Asia",
+  northeurope = "North Europe", swedencentral = "Sweden Central", uksouth = "UK South",
+  westeurope = "West Europe", centralus = "Central US", southafricanorth = "South Africa North",
+  centralindia = "Central India", eastasia = "East Asia", japaneast = "Japan East",
+  koreacentral = "Korea Central", canadacentral = "Canada Central", francecentral = "France Central",
+  germanywestcentral = "Germany West Central", italynorth = "Italy North", norwayeast = "Norway East",
+  polandcentral = "Poland Central", switzerlandnorth = "Switzerland North", uaenorth = "UAE North",
+  brazilsouth = "Brazil South", northcentralus = "North Central US", westus = "West US",
+  westcentralus = "West Central US", ukwest = "UK West", japanwest = "Japan West",
+  australiasoutheast = "Australia Southeast", canadaeast = "Canada East", southindia = "South India",
+}
+
+-- location_name("West Europe") -> "westeurope" | nil (ARM takes the name or the display name).
+function M.location_name(loc)
+  if type(loc) ~= "string" then return nil end
+  local key = loc:lower():gsub("%s+", "")
+  return M.LOCATIONS[key] and key or nil
+end
+
+local function location_list()
+  local names = {}
+  for k in pairs(M.LOCATIONS) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
+local function check_location(loc, what)
+  if M.location_name(loc) then return end
+  if what == "resource group" then
+    fail(400, "LocationNotAvailableForResourceGroup", "The provided location '" .. tostring(loc)
+      .. "' is not available for resource group. List of available regions is '"
+      .. table.concat(location_list(), ",") .. "'.")
+  end
+  fail(400, "LocationNotAvailableForResourceType", "The provided location '" .. tostring(loc)
+    .. "' is not available for resource type '" .. what .. "'. List of available regions for the "
+    .. "resource type is '" .. table.concat(location_list(), ",") .. "'.")
+end
+
+-- GET /subscriptions/{sub}/locations (Subscriptions_ListLocations).
+local function locations(ctx, sub_id)
+  subscription(ctx, sub_id)
+  local list = {}
+  for _, name in ipairs(location_list()) do
+    list[#list + 1] = { id = "/subscriptions/" .. sub_id .. "/locations/" .. name, name = name,
+      type = "Region", displayName = M.LOCATIONS[name], regionalDisplayName = M.LOCATIONS[name],
+      metadata = { regionType = "Physical", regionCategory = "Recommended" } }
+  end
+  return response(ctx, 200, { value = list })
+end
+
 -- Resource groups (wire.md §4.2) -------------------------------------------------------------
 
 -- Soft delete (wire.md §4): a deleted vault keeps its name, in its subscription's
@@ -103,6 +175,7 @@ local function resource_group(ctx, sub_id, name)
     if type(body.location) ~= "string" then
       fail(400, "LocationRequired", "The location property is required for this definition.")
     end
+    check_location(body.location, "resource group")
     local rg, key = rg_find(sub, name)
     local status = 200
     if not rg then
@@ -124,6 +197,7 @@ local function resource_group(ctx, sub_id, name)
   end
   authorize(ctx, sub, scope, READ, "Microsoft.Resources/subscriptions/resourcegroups/read")
   local rg, key = rg_find(sub, name)
+  if ctx.method == "HEAD" then return response(ctx, rg and 204 or 404) end   -- CheckExistence
   if not rg then
     fail(404, "ResourceGroupNotFound", "Resource group '" .. name .. "' could not be found.")
   end
@@ -189,7 +263,7 @@ local function find_deleted(ctx, name)
   end
 end
 
-local function vault_body(ctx, v)
+local function vault_body(_ctx, v)
   local p = util.copy(v.properties)
   p.accessPolicies = util.array(p.accessPolicies)
   for _, ap in ipairs(type(p.accessPolicies) == "table" and p.accessPolicies or {}) do
@@ -326,6 +400,7 @@ local function vault(ctx, sub_id, rg_name, name, sub_path)
         or type(props.sku) ~= "table" then
       fail(400, "BadRequest", "The request must contain location, properties.tenantId and properties.sku.")
     end
+    check_location(body.location, "vaults")
     local recovered
     if not v then
       for _, other in ipairs(all_vaults(ctx.sim.state)) do
@@ -460,7 +535,7 @@ local function role_assignment(ctx, sub_id, scope, name)
     end
     for _, a in pairs(store) do
       if a.principalId == p.principalId and a.roleDefinitionId:lower() == p.roleDefinitionId:lower()
-          and a.scope:lower() == scope:lower() then
+          and (a.scope or "/subscriptions/" .. sub_id):lower() == scope:lower() then
         fail(409, "RoleAssignmentExists", "The role assignment already exists.")
       end
     end
@@ -475,6 +550,98 @@ local function role_assignment(ctx, sub_id, scope, name)
   end
   if ctx.method == "DELETE" then store[name] = nil end
   return response(ctx, 200, body_of(a))
+end
+
+-- Listings -----------------------------------------------------------------------------------
+
+local function by_id(a, b) return a.id:lower() < b.id:lower() end
+
+-- GET /subscriptions/{sub}/resourcegroups (ResourceGroups_List).
+local function list_resource_groups(ctx, sub_id)
+  local sub = subscription(ctx, sub_id)
+  authorize(ctx, sub, "/subscriptions/" .. sub_id, READ, "Microsoft.Resources/subscriptions/resourceGroups/read")
+  local list = {}
+  for name, rg in pairs(sub.resource_groups) do list[#list + 1] = rg_body(sub_id, name, rg) end
+  table.sort(list, by_id)
+  return response(ctx, 200, { value = util.array(list) })
+end
+
+-- The vaults of a subscription (rg_name nil) or of one resource group, as ARM bodies.
+local function vault_bodies(ctx, sub, rg_name)
+  local list = {}
+  for name, rg in pairs(sub.resource_groups) do
+    if not rg_name or name:lower() == rg_name:lower() then
+      for _, v in pairs(rg.vaults or {}) do list[#list + 1] = vault_body(ctx, v) end
+    end
+  end
+  table.sort(list, by_id)
+  return list
+end
+
+-- GET .../resources (Resources_List, Resources_ListByResourceGroup; what vaults.list() calls):
+-- generic resources, $filter "resourceType eq '...'" and $top with a nextLink.
+local function list_resources(ctx, sub_id, rg_name)
+  local sub = subscription(ctx, sub_id)
+  local scope = "/subscriptions/" .. sub_id .. (rg_name and ("/resourceGroups/" .. rg_name) or "")
+  authorize(ctx, sub, scope, READ, "Microsoft.Resources/subscriptions/resources/read")
+  if rg_name and not rg_find(sub, rg_name) then
+    fail(404, "ResourceGroupNotFound", "Resource group '" .. rg_name .. "' could not be found.")
+  end
+  local want = nil
+  local f = ctx.q["$filter"]
+  if f then
+    want = f:match("^%s*[Rr]esource[Tt]ype%s+eq%s+'([^']*)'%s*$")
+    if not want then
+      fail(400, "InvalidFilterInQueryString", "Invalid $filter '" .. f .. "' specified in the query "
+        .. "string. The simulator takes resourceType eq '...'.")
+    end
+  end
+  local list = {}
+  for _, v in ipairs(vault_bodies(ctx, sub, rg_name)) do
+    if not want or want:lower() == v.type:lower() then
+      list[#list + 1] = { id = v.id, name = v.name, type = v.type, location = v.location, tags = v.tags }
+    end
+  end
+  local skip = math.tointeger(tonumber(ctx.q["$skiptoken"] or "0")) or 0
+  local top = math.tointeger(tonumber(ctx.q["$top"] or "")) or #list
+  local page = {}
+  for i = skip + 1, math.min(skip + top, #list) do page[#page + 1] = list[i] end
+  local body = { value = util.array(page) }
+  if skip + top < #list then
+    local q = {}
+    for k, x in pairs(ctx.q) do q[k] = x end
+    q["$skiptoken"] = tostring(skip + top)
+    body.nextLink = ROOT .. ctx.raw_path:gsub("//+", "/") .. "?" .. util.query_string(q)
+  end
+  return response(ctx, 200, body)
+end
+
+-- POST /subscriptions/{sub}/providers/Microsoft.KeyVault/checkNameAvailability.
+local function check_name_availability(ctx, sub_id)
+  subscription(ctx, sub_id)
+  local body = ctx.json or {}
+  if type(body.name) ~= "string" or type(body.type) ~= "string"
+      or body.type:lower() ~= "microsoft.keyvault/vaults" then
+    fail(400, "BadRequest", "The request must contain name and type 'Microsoft.KeyVault/vaults'.")
+  end
+  local name = body.name
+  if not name:match("^%a[%w%-]*[%w]$") or #name < 3 or #name > 24 or name:find("--", 1, true) then
+    return response(ctx, 200, { nameAvailable = false, reason = "AccountNameInvalid",
+      message = "Vault name must be between 3-24 alphanumeric characters. The name must begin with a "
+        .. "letter, end with a letter or digit, and not contain consecutive hyphens." })
+  end
+  for _, other in ipairs(all_vaults(ctx.sim.state)) do
+    if other.name:lower() == name:lower() then
+      return response(ctx, 200, { nameAvailable = false, reason = "AlreadyExists",
+        message = "The vault name '" .. name .. "' is already in use." })
+    end
+  end
+  if find_deleted(ctx, name) then
+    return response(ctx, 200, { nameAvailable = false, reason = "AlreadyExists",
+      message = "The vault name '" .. name .. "' is already in use: a deleted vault keeps it until it "
+        .. "is purged or recovered." })
+  end
+  return response(ctx, 200, { nameAvailable = true })
 end
 
 -- Routing -------------------------------------------------------------------------------------
@@ -520,7 +687,7 @@ local H = { fail = fail, response = response, subscription = subscription, autho
             rg_find = rg_find, READ = READ, WRITE = WRITE, array = util.array }
 
 local function route(ctx, path)
-  local p = path:gsub("/+$", "")
+  local p = path:gsub("//+", "/"):gsub("/+$", "")   -- the Azure SDKs send //subscriptions/...
   local lp = p:lower()
   local sub_id, rest = p:match("^/subscriptions/([^/]+)(.*)$")
   if not sub_id then fail(404, "NotFound", "The requested resource does not exist.") end
@@ -541,12 +708,13 @@ local function route(ctx, path)
     -- Vaults_ListBySubscription
     local sub = subscription(ctx, sub_id)
     authorize(ctx, sub, "/subscriptions/" .. sub_id, READ, "Microsoft.KeyVault/vaults/read")
-    local list = {}
-    for _, rg in pairs(sub.resource_groups) do
-      for _, v in pairs(rg.vaults or {}) do list[#list + 1] = vault_body(ctx, v) end
-    end
-    table.sort(list, function(a, b) return a.id < b.id end)
-    return response(ctx, 200, { value = util.array(list) })
+    return response(ctx, 200, { value = util.array(vault_bodies(ctx, sub)) })
+  end
+  if lrest == "/resourcegroups" and ctx.method == "GET" then return list_resource_groups(ctx, sub_id) end
+  if lrest == "/locations" and ctx.method == "GET" then return locations(ctx, sub_id) end
+  if lrest == "/resources" and ctx.method == "GET" then return list_resources(ctx, sub_id) end
+  if lrest == "/providers/microsoft.keyvault/checknameavailability" and ctx.method == "POST" then
+    return check_name_availability(ctx, sub_id)
   end
   if lrest == "/providers/microsoft.keyvault/deletedvaults" and ctx.method == "GET" then
     return deleted_vaults(ctx, sub_id)
@@ -560,6 +728,17 @@ local function route(ctx, path)
   local rg, tail = rest:match("^/[Rr]esource[Gg]roups/([^/]+)(.*)$")
   if rg then
     if tail == "" then return resource_group(ctx, sub_id, rg) end
+    local ltail = tail:lower()
+    if ltail == "/resources" and ctx.method == "GET" then return list_resources(ctx, sub_id, rg) end
+    if ltail == "/providers/microsoft.keyvault/vaults" and ctx.method == "GET" then
+      local sub = subscription(ctx, sub_id)   -- Vaults_ListByResourceGroup
+      authorize(ctx, sub, "/subscriptions/" .. sub_id .. "/resourceGroups/" .. rg, READ,
+        "Microsoft.KeyVault/vaults/read")
+      if not rg_find(sub, rg) then
+        fail(404, "ResourceGroupNotFound", "Resource group '" .. rg .. "' could not be found.")
+      end
+      return response(ctx, 200, { value = util.array(vault_bodies(ctx, sub, rg)) })
+    end
     local vname, vsub = tail:match("^/providers/[Mm]icrosoft%.[Kk]ey[Vv]ault/vaults/([^/]+)/?(.*)$")
     if vname then return vault(ctx, sub_id, rg, vname, vsub ~= "" and vsub or nil) end
   end

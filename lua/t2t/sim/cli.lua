@@ -20,6 +20,14 @@ options:
                       graph_rate=600, graph.504=0.1 (one service only); shares are 0..1
   --latency MS|A-B    added latency per response, fixed or a uniform range (milliseconds)
   --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
+  --scenario FILE     after seeding, apply a population scenario (JSON: mailboxes, mail users,
+                      contacts, holds, licences, delegates ...; see docs/simulator.md)
+  --log-bodies        with --log: also each request's JSON body (EXO: the cmdlet's parameters),
+                      every secret in it masked (passwords, client secrets, assertions, tokens,
+                      SecureStrings, key material)
+  --connect-proxy N   also run an HTTP CONNECT proxy on 127.0.0.1:N (0: any free port) that
+                      tunnels the real Microsoft host names to the simulator, so any client
+                      that honours HTTPS_PROXY reaches it (trust the CA file; docs/simulator.md)
   --write-config F    write a config file F for these tenants (profiles contoso and fabrikam),
                       their secrets beside it in F.contoso.secret etc. (mode 0600), so that
                       t2t --config F --profile contoso ... reaches this simulator.  F may
@@ -35,7 +43,8 @@ Every call needs this instance's key: the header line in the 0600 file printed a
 
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
-               ["write-config"] = "str", ["no-dns"] = "flag" }
+               scenario = "str", ["write-config"] = "str", ["no-dns"] = "flag", ["log-bodies"] = "flag",
+               ["connect-proxy"] = "int" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -69,6 +78,10 @@ function M.parse(args)
     i = i + 1
   end
   if o.port and o.port > 65535 then return nil, "sim: --port must be 0..65535" end
+  if o.connect_proxy and o.connect_proxy > 65535 then
+    return nil, "sim: --connect-proxy must be 0..65535"
+  end
+  if o.log_bodies and not o.log then return nil, "sim: --log-bodies needs --log FILE" end
   return o
 end
 
@@ -183,6 +196,12 @@ function M.text(p, config_path)
     w("no DNS server: ", p.dns.error)
   end
   b[#b + 1] = M.curl_lines(p, config_path)
+  if p.proxy_url then
+    w("-- CONNECT proxy for clients that honour HTTPS_PROXY (Node: docs/simulator.md):")
+    w("--   HTTPS_PROXY=", p.proxy_url, " NODE_EXTRA_CA_CERTS=", p.ca_file, " node app.js")
+    w("--   curl --proxy ", p.proxy_url, " --cacert ", p.ca_file,
+      " https://graph.microsoft.com/v1.0/organization")
+  end
   return table.concat(b, "\n") .. "\n"
 end
 
@@ -222,7 +241,8 @@ function M.main(_, args)
   local sim = require "t2t.sim"
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
-                              target_users = o.target_users, dns = not o.no_dns }
+                              log_bodies = o.log_bodies, target_users = o.target_users,
+                              connect_proxy = o.connect_proxy, dns = not o.no_dns, scenario = o.scenario }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1

@@ -17,6 +17,8 @@
 --   POST /_sim/mail {tenant, from, to, subject, body}  a message the tenant's EXO signs (DKIM)
 --   POST /_sim/dns                the DNS server of the tenants' domains (started on first use)
 --   ANY  /_sim/svc/NAME/...       delegated to the service module's control(sim, req, rest)
+--   POST /_sim/recipients, GET|PATCH|DELETE /_sim/recipients/TENANT/IDENTITY, POST /_sim/scenario
+--                                 mailboxes, mail users, contacts (t2t.sim.population)
 local model = require "t2t.sim.model"
 local context = require "t2t.sim.context"
 local router = require "t2t.sim.router"
@@ -68,6 +70,7 @@ local function clean(r)
   return r.RecipientTypeDetails == "UserMailbox" and not r.LitigationHoldEnabled
      and not r.DelayHoldApplied and not r.DelayReleaseHoldApplied and not r.ComplianceTagHoldApplied
      and (r.InPlaceHolds == nil or #r.InPlaceHolds == 0) and (r.AuxArchiveCount or 0) <= 12
+     and not r._OrgHolds and not r._SubstrateHoldsItems
      and r.PersistedCapabilities and #r.PersistedCapabilities > 0
 end
 
@@ -274,6 +277,8 @@ function M.handle(sim, req)
   local path = req.path:gsub("/+$", "")
   local r = routes[req.method .. " " .. path]
   if r then return r(sim, req) end
+  local pop = path:match("^/_sim/(recipients.*)$") or (path == "/_sim/scenario" and "scenario")
+  if pop then return require("t2t.sim.population").control(sim, req, pop) end
   local svc, rest = path:match("^/_sim/svc/([%w_]+)(.*)$")
   if svc then
     local mod = router.MODULES[svc] and router.module(svc)

@@ -7,11 +7,13 @@ local exo = require "t2t.exo"
 local model = require "t2t.sim.model"
 local U = require "t2t.sim.exo.util"
 local authz = require "t2t.sim.authz"
+local output = require "t2t.sim.exo.output"
 
 local M = {}
 
 M.AUDIENCE = "https://outlook.office365.com"
-M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "rbac" }
+M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "permissions", "holds",
+            "contacts", "rbac" }
 M.RATE_LIMIT = 30000                       -- Rate-Limit-Limit as captured (wire.md §2.5)
 M.NUL_BODY = string.rep("\0", 20)
 
@@ -94,8 +96,10 @@ local function admit(sim, t, delay)
 end
 
 ---------------------------------------------------------------------------------------------
--- Paging: a listing is sorted once (Name, then Guid) and kept for its next pages; the skip
--- token is the offset.  A few recent listings are cached per tenant and request body.
+-- Paging.  Get-Mailbox, Get-Recipient, Get-MailUser and Get-User return lazy listings over the
+-- recipient index (O(page) per page, lazy_page below).  Other listings are sorted once (Name,
+-- then Guid) and kept for their next pages; the skip token is the offset.  A few recent
+-- listings are cached per tenant and request body.
 local snapshots = {}
 local SNAP_MAX = 8
 
@@ -146,6 +150,53 @@ local function query_value(req, key)
         return string.char(tonumber(h, 16)) end)) end
     end
   end
+end
+
+-- The number of objects a listing may return: -ResultSize (an integer, or Unlimited), else
+-- 1000 for cmdlets that take -ResultSize (the service's default, with its warning).
+local function result_limit(c, params)
+  local rs = params.ResultSize
+  if math.type(rs) == "integer" then return rs, false end
+  if c.params.ResultSize and rs == nil then return 1000, true end
+  return math.huge, false
+end
+
+-- One page of a listing the handler returned whole: sorted once per request body (kept for the
+-- next pages); the skip token is the offset.  Returns the page's objects, the next token | nil.
+local function snapshot_page(req, t, ctx, list, c, params)
+  local limit, default = result_limit(c, params)
+  limit = math.min(limit, #list)
+  if default and #list > 1000 then ctx.warnings[#ctx.warnings + 1] = exo.RESULT_SIZE_WARNING end
+  local offset = math.tointeger(tonumber(query_value(req, "$skiptoken") or "0")) or 0
+  if #list > 1 then list = snapshot(t.id .. "\0" .. (req.body or ""), list, offset == 0) end
+  local last = math.min(offset + page_size(req), limit)
+  local items = {}
+  for i = offset + 1, last do items[#items + 1] = list[i] end
+  return items, last < limit and tostring(last) or nil
+end
+
+local function hex(s) return (s:gsub(".", function(ch) return string.format("%02x", ch:byte()) end)) end
+local function unhex(s) return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)) end
+
+-- One page of a lazy listing (t2t.sim.exo.util.listing): the skip token carries how many were
+-- served and the last key, so a page costs O(page) whatever the tenant's size.
+local function lazy_page(req, ctx, listing, c, params)
+  local limit, default = result_limit(c, params)
+  local served, after = 0, nil
+  local tok = query_value(req, "$skiptoken")
+  if tok then
+    local n, k = tok:match("^(%d+)%.(%x*)$")
+    served, after = math.tointeger(tonumber(n)) or 0, k and unhex(k) or nil
+  end
+  local want = math.min(page_size(req), limit - served)
+  if want <= 0 then return {}, nil end
+  local items, last, more = listing.seek(after, want, served + want >= limit)
+  served = served + #items
+  if more and served >= limit then
+    if default then ctx.warnings[#ctx.warnings + 1] = exo.RESULT_SIZE_WARNING end
+    more = false
+  end
+  return items, (more and last) and (served .. "." .. hex(last)) or nil
 end
 
 ---------------------------------------------------------------------------------------------
@@ -207,30 +258,27 @@ local function run(sim, req, t, claims, tenant_key, rid)
     return error_response(sim, t, rid, 500, "System.Exception", "Error executing cmdlet: " .. tostring(e))
   end
   list = list or {}
-  -- ResultSize: cmdlets that take it default to 1000 objects, with the service's warning.
-  local limit = #list
-  local c = select(2, exo.cmdlet(name))
-  local rs = b.params.ResultSize
-  if c.params.ResultSize and rs == nil and #list > 1000 then
-    limit = 1000
-    ctx.warnings[#ctx.warnings + 1] = exo.RESULT_SIZE_WARNING
-  elseif math.type(rs) == "integer" then
-    limit = math.min(rs, #list)
-  end
-  local offset = math.tointeger(tonumber(query_value(req, "$skiptoken") or "0")) or 0
-  if #list > 1 then list = snapshot(t.id .. "\0" .. (req.body or ""), list, offset == 0) end
-  local size = page_size(req)
-  local last = math.min(offset + size, limit)
   local sel = query_value(req, "$select")
   local sel_list
   if sel then
     sel_list = {}
     for p in sel:gmatch("[^,%s]+") do sel_list[#sel_list + 1] = p end
   end
+  local c = select(2, exo.cmdlet(name))
+  local items, next_token
+  if list.lazy then
+    items, next_token = lazy_page(req, ctx, list, c, b.params)
+  else
+    items, next_token = snapshot_page(req, t, ctx, list, c, b.params)
+  end
   local page = {}
-  for i = offset + 1, last do
-    local o = list[i]
-    page[#page + 1] = U.select(presenter and presenter(o) or o, sel_list)
+  for i, o in ipairs(items) do
+    local bag = presenter and presenter(o)
+    if not bag then                      -- never change the stored object itself
+      bag = {}
+      for k, v in pairs(o) do bag[k] = v end
+    end
+    page[i] = U.select(output.conform(name, bag, o), sel_list)
   end
   local host = req.host or "outlook.office365.com"
   local out = {
@@ -240,9 +288,9 @@ local function run(sim, req, t, claims, tenant_key, rid)
     ["@adminapi.warnings"] = #ctx.warnings > 0 and ctx.warnings or exo.EMPTY_ARRAY_SENTINEL,
     value = #page > 0 and page or exo.EMPTY_ARRAY_SENTINEL,
   }
-  if last < limit then
+  if next_token then
     out["@odata.nextLink"] = "https://" .. host .. "/adminapi/beta/" .. tenant_key ..
-      "/InvokeCommand?" .. (sel and ("$select=" .. sel .. "&") or "") .. "$skiptoken=" .. last
+      "/InvokeCommand?" .. (sel and ("$select=" .. sel .. "&") or "") .. "$skiptoken=" .. next_token
   end
   return { status = 200, headers = headers(sim, t, rid), body = exo.json_encode(out) }
 end

@@ -22,6 +22,7 @@ register(require "t2t.sim.graph.org")
 register(require "t2t.sim.graph.roles")
 register(require "t2t.sim.graph.pim_requests")
 register(require "t2t.sim.graph.pim_policies")
+register(require "t2t.sim.graph.delta")
 
 -- Split "/v1.0/servicePrincipals(appId='x')/appRoleAssignedTo" into segments; key forms
 -- set('id') and set(alt='v') become the segments set, "id" / "alt=v".
@@ -30,7 +31,9 @@ local function segments(path)
   for raw in path:gmatch("[^/]+") do
     local s = util.path_decode(raw)
     local set, key = s:match("^([%w%$]+)%((.*)%)$")
-    if set and not s:match("^%w+%(%)$") then
+    if s:match("^%w+%(%)$") then
+      segs[#segs + 1] = s:sub(1, -3)       -- a function call: delta() is delta
+    elseif set then
       segs[#segs + 1] = set
       local alt, v = key:match("^(%w+)%s*=%s*'(.*)'$")
       if alt then segs[#segs + 1] = alt .. "=" .. v:gsub("''", "'")
@@ -50,7 +53,10 @@ local function match_route(method, segs)
       local params, ok = {}, true
       for i, p in ipairs(pat) do
         if p:sub(1, 1) == ":" then
-          if segs[i]:sub(1, 1) == "$" and segs[i] ~= "$ref" then ok = false; break end
+          -- "$count", "delta", "getByIds": a fixed segment of Graph's metadata is never an id
+          if (segs[i]:sub(1, 1) == "$" and segs[i] ~= "$ref") or types.is_literal(segs, i) then
+            ok = false; break
+          end
           params[p:sub(2)] = segs[i]
         elseif p:lower() ~= segs[i]:lower() then
           ok = false; break
@@ -78,6 +84,17 @@ local function error_response(ctx, status, code, message, headers)
   }
 end
 
+-- The headers of a Graph 429 (wire.md §3.15): Retry-After and the identity service's
+-- throttling headers (scope, information, the request's resource units).
+function M.throttle_headers(claims, wait)
+  local c = claims or {}
+  return { ["retry-after"] = tostring(wait),
+           ["x-ms-throttle-scope"] = "Tenant_Application/ReadWrite/" .. tostring(c.tid or "unknown")
+             .. "/" .. tostring(c.appid or c.azp or "unknown"),
+           ["x-ms-throttle-information"] = "ResourceUnitLimitExceeded",
+           ["x-ms-resource-unit"] = "1" }
+end
+
 -- Per (tenant, app) Graph rate limit from sim.faults.graph_rate (requests per 10 s).
 local windows = setmetatable({}, { __mode = "k" })
 local function throttled(ctx)
@@ -97,25 +114,48 @@ end
 
 -- Run one request (top-level or a $batch item) inside an authenticated context.
 -- Returns {status, headers, body(table|string)}.
+-- Is the segment the caller's own tenant (myorganization, its id or one of its domains)?
+-- Graph takes /v1.0/myorganization/users and /v1.0/{tenant id}/users for /v1.0/users.
+local function own_tenant(base, seg)
+  local s = seg:lower()
+  if s == "myorganization" or s == base.tenant.id then return true end
+  if s == base.tenant.initial_domain then return true end
+  for _, d in ipairs(base.tenant.domains or {}) do
+    if type(d.id) == "string" and d.id:lower() == s then return true end
+  end
+  return false
+end
+
+-- Query option names are case-insensitive ($Select, $FILTER): keep them as "$lower".
+local function lower_options(q)
+  local out = {}
+  for k, v in pairs(q or {}) do
+    if type(k) == "string" and k:sub(1, 1) == "$" then out[k:lower()] = v else out[k] = v end
+  end
+  return out
+end
+
 local function dispatch(base, method, path, q, headers, body)
-  local ctx = setmetatable({ method = method, q = q, req_headers = headers, json = body },
-    { __index = base })
+  local ctx = setmetatable({ method = method, q = lower_options(q), req_headers = headers,
+                             json = body }, { __index = base })
   local wait = throttled(ctx)
   if wait then
     return error_response(ctx, 429, "TooManyRequests",
-      "Too many requests. Retry after " .. wait .. " seconds.", { ["retry-after"] = tostring(wait) })
+      "Too many requests. Retry after " .. wait .. " seconds.", M.throttle_headers(ctx.claims, wait))
   end
   local segs = segments(path)
   if segs[1] ~= "v1.0" then
     return error_response(ctx, 400, "BadRequest", "Invalid version: " .. tostring(segs[1]))
   end
   table.remove(segs, 1)
-  ctx.path = "/" .. table.concat((function()
-    local raw = {}
-    for s in path:gmatch("[^/]+") do raw[#raw + 1] = s end
+  local raw = {}
+  for s in path:gmatch("[^/]+") do raw[#raw + 1] = s end
+  table.remove(raw, 1)
+  if #segs > 1 and own_tenant(base, segs[1]) then
+    table.remove(segs, 1)
     table.remove(raw, 1)
-    return raw
-  end)(), "/")
+  end
+  ctx.path = "/" .. table.concat(raw, "/")
   local cl
   for k, v in pairs(headers or {}) do
     if type(k) == "string" and k:lower() == "consistencylevel" then cl = v end
@@ -153,6 +193,22 @@ local function dispatch(base, method, path, q, headers, body)
     error(res, 0)
   end
   return res
+end
+
+-- A header name as Graph spells it inside $batch responses ("Content-Type", "OData-Version"):
+-- clients such as the Graph JS SDK look the names up with that case.
+local function canonical_header(k)
+  if k:lower() == "odata-version" then return "OData-Version" end
+  return (k:lower():gsub("^%l", string.upper):gsub("%-%l", string.upper))
+end
+
+-- A $batch item's url: relative to the version root; "/v1.0/..." and absolute Graph URLs are
+-- taken too (the Graph JS SDK sends "/v1.0/users").
+local function batch_url(url)
+  url = url:gsub("^[Hh][Tt][Tt][Pp][Ss]://[^/]+", "")
+  if url:sub(1, 1) ~= "/" then url = "/" .. url end
+  url = url:gsub("^/[Vv]1%.0/", "/")
+  return url
 end
 
 local function lower_headers(h)
@@ -207,15 +263,17 @@ local function batch(base, body)
       res = error_response(base, 424, "FailedDependency", "The request was not run because a "
         .. "request it depends on failed.")
     else
-      local url = r.url
-      if url:sub(1, 1) ~= "/" then url = "/" .. url end
-      local path, q = util.split_query({ path = "/v1.0" .. url })
+      local path, q = util.split_query({ path = "/v1.0" .. batch_url(r.url) })
       res = dispatch(base, r.method:upper(), path, q, r.headers or {}, r.body)
     end
-    local item = { id = r.id, status = res.status, headers = res.headers or {},
+    local headers = {}
+    for k, v in pairs(res.headers or {}) do headers[canonical_header(k)] = v end
+    if res.body and not headers["Content-Type"] then
+      headers["Content-Type"] = "application/json;odata.metadata=minimal;odata.streaming=true;"
+        .. "IEEE754Compatible=false;charset=utf-8"
+    end
+    local item = { id = r.id, status = res.status, headers = next(headers) and headers or nil,
                    body = res.body }
-    item.headers["content-type"] = item.headers["content-type"] or (res.body and "application/json")
-    if next(item.headers) == nil then item.headers = nil end
     results[key] = item
     state[key] = "done"
     return item
@@ -243,16 +301,47 @@ local function permissions(claims)
   return perms, all
 end
 
+-- The OData control information, in the order Graph writes it: before any property.
+local CONTROL = { "@odata.context", "@odata.type", "@odata.id", "@odata.count", "@odata.nextLink",
+                  "@odata.deltaLink" }
+
+-- JSON of a response body with its control information first (as OData JSON requires and
+-- Graph does); with odata.metadata=none, @odata.context and @odata.type are left out.
+local function encode(body, none)
+  if none then
+    body["@odata.context"], body["@odata.type"] = nil, nil
+    if type(body.value) == "table" then
+      for _, v in ipairs(body.value) do if type(v) == "table" then v["@odata.type"] = nil end end
+    end
+  end
+  local head = {}
+  for _, k in ipairs(CONTROL) do
+    local v = body[k]
+    if v ~= nil then
+      head[#head + 1] = util.encode(k) .. ":" .. util.encode(v)
+      body[k] = nil
+    end
+  end
+  local rest = util.encode(body)
+  if #head == 0 then return rest end
+  if rest == "{}" or rest == "[]" then return "{" .. table.concat(head, ",") .. "}" end
+  return "{" .. table.concat(head, ",") .. "," .. rest:sub(2)
+end
+
 local function finish(base, res)
   local h = res.headers or {}
   h["request-id"] = base.request_id
   h["client-request-id"] = base.client_request_id
+  h["odata-version"] = "4.0"
   h["x-ms-ags-diagnostic"] = h["x-ms-ags-diagnostic"] or
     '{"ServerInfo":{"DataCenter":"Simulated","Slice":"E","Ring":"5","ScaleUnit":"000"}}'
   local body = res.body
   if type(body) == "table" then
-    body = util.encode(body)
-    h["content-type"] = h["content-type"] or "application/json;odata.metadata=minimal;charset=utf-8"
+    local accept = base.req and util.header(base.req, "accept") or ""
+    local none = accept:lower():find("odata.metadata=none", 1, true) ~= nil
+    body = encode(body, none)
+    h["content-type"] = h["content-type"] or ("application/json;odata.metadata=" ..
+      (none and "none" or "minimal") .. ";odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
   end
   return { status = res.status, headers = h, body = body }
 end
@@ -319,8 +408,10 @@ function M.fault(sim, req, status)
   local base = { sim = sim, request_id = sim.rng:guid(),
                  client_request_id = util.header(req, "client-request-id") }
   base.client_request_id = base.client_request_id or base.request_id
-  local ra = tostring(math.floor(sim.faults and sim.faults.retry_after or (status == 429 and 2 or 1)))
-  return finish(base, error_response(base, status, f[1], f[2], { ["retry-after"] = ra }))
+  local ra = math.floor(sim.faults and sim.faults.retry_after or (status == 429 and 2 or 1))
+  local h = { ["retry-after"] = tostring(ra) }
+  if status == 429 then h = M.throttle_headers(sim:auth(req, AUDIENCES), ra) end
+  return finish(base, error_response(base, status, f[1], f[2], h))
 end
 
 return M

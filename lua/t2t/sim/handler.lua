@@ -110,14 +110,15 @@ local function load_state(path)
   return state
 end
 
--- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users}.
--- Loads the state file when it exists, else seeds the pair.  Raises on a bad option (the
+-- init(arg): arg = {users, seed, state = path, faults, latency, log = path, target_users,
+-- scenario = path | table}.  Loads the state file when it exists, else seeds the pair and applies
+-- the scenario.  Raises on a bad option (the
 -- server then refuses to start with the message).
 function M.init(arg)
   arg = arg or {}
-  local state
+  local state, loaded
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
-    state = load_state(arg.state)
+    state, loaded = load_state(arg.state), true
   else
     state = require("t2t.sim.seed").pair { users = arg.users or 50, seed = arg.seed or 1,
                                             target_users = arg.target_users }
@@ -127,11 +128,26 @@ function M.init(arg)
   sim.options = arg
   sim.json_encode = M.json_encode
   M.sim = sim
+  if arg.scenario and not loaded then M.scenario(arg.scenario) end
   if arg.dns then            -- a real DNS server for the tenants' domains (t2t.sim.dnsworld)
     local ok, err = require("t2t.sim.dnsworld").start(sim)
     if not ok then sim.dns_error = err end
   end
   return sim
+end
+
+-- scenario(path | table): apply a population scenario (t2t.sim.population) to a freshly seeded
+-- state; raises with the step that failed (the server then refuses to start with the message).
+function M.scenario(sc)
+  if type(sc) == "string" then
+    local text, rerr = require("t2t.files").read(sc, "data")
+    if not text then user_error("scenario: %s", tostring(rerr)) end
+    local ok, doc = pcall(cjson.decode, text)
+    if not ok then user_error("scenario %s: not JSON: %s", sc, tostring(doc)) end
+    sc = doc
+  end
+  local ok, err = require("t2t.sim.population").apply(sim, sc)
+  if not ok then user_error("scenario: %s", tostring(err)) end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -175,13 +191,84 @@ local MUTATING = { POST = true, PUT = true, PATCH = true, DELETE = true }
 
 -- Query parameters that may carry a secret are masked in the log.
 local SECRET_PARAM = { client_secret = true, client_assertion = true, password = true, code = true,
-                       refresh_token = true, access_token = true, assertion = true, sig = true }
+                       refresh_token = true, access_token = true, assertion = true, sig = true,
+                       secret = true, id_token = true, device_code = true, key = true }
 local function redact_query(q)
   if not q or q == "" then return nil end
   return (q:gsub("([^&=]+)=([^&]*)", function(k, v)
     if SECRET_PARAM[k:lower()] then return k .. "=***" end
     return k .. "=" .. v
   end))
+end
+
+---------------------------------------------------------------------------------------------
+-- --log-bodies: each request's JSON (or form) body in its log line, every secret masked, so an
+-- admin can see what a runbook sent and a checker can replay it.  A value is masked ("***")
+-- when its key names a secret (any depth), when it is an EXO parameter of a secret type
+-- (SecureString, PSCredential), or when it is the value of a Key Vault secret.
+
+local SECRET_KEY = {
+  password = true, passwordprofile = true, newpassword = true, currentpassword = true,
+  secret = true, secrettext = true, clientsecret = true, client_secret = true,
+  client_assertion = true, assertion = true, proof = true, key = true, privatekey = true,
+  cer = true, pfx = true, refresh_token = true, access_token = true, id_token = true,
+  token = true, device_code = true, code = true, credentials = true, credential = true,
+  authorization = true, sig = true, oauthcode = true, servicepassword = true,
+}
+local EXO_SECRET_TYPES = { SecureString = true, PSCredential = true }
+
+local function mask(v, extra, depth)
+  if type(v) ~= "table" then return v end
+  if depth > 20 then return "***" end
+  local out = getmetatable(v) == ARRAY_MT and model.array() or {}
+  for k, x in pairs(v) do
+    local key = type(k) == "string" and k:lower():gsub("@.*$", "")
+    if key and (SECRET_KEY[key] or (extra and extra[key])) and x ~= null then
+      out[k] = "***"
+    else
+      out[k] = mask(x, extra, depth + 1)
+    end
+  end
+  return out
+end
+
+local function parse_form(s)
+  local out = {}
+  for pair in s:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    local function dec(x)
+      return (x:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+    end
+    if k ~= "" then out[dec(k)] = dec(v) end
+  end
+  return out
+end
+
+-- The names (lower case) of an EXO cmdlet's secret-typed parameters.
+local function exo_secret_params(doc)
+  local input = type(doc) == "table" and doc.CmdletInput
+  local ok, exo = pcall(require, "t2t.exo")
+  if type(input) ~= "table" or not ok then return nil end
+  local _, spec = exo.cmdlet(tostring(input.CmdletName))
+  local out = {}
+  for name, d in pairs(spec and spec.params or {}) do
+    if EXO_SECRET_TYPES[d.t] then out[name:lower()] = true end
+  end
+  return out
+end
+
+-- logged_body(service, req) -> the request body for the log, secrets masked | nil.
+function M.logged_body(service, req)
+  local body = req.body
+  if type(body) ~= "string" or body == "" then return nil end
+  local ct = (req.headers and req.headers["content-type"] or ""):lower()
+  local v = req.json
+  if v == nil and ct:find("x-www-form-urlencoded", 1, true) then v = parse_form(body) end
+  if v == nil then return "(" .. #body .. " bytes, " .. (ct ~= "" and ct or "no content type") .. ")" end
+  local extra
+  if service == "exo" then extra = exo_secret_params(v)
+  elseif service == "keyvault" then extra = { value = true } end
+  return mask(v, extra, 0)
 end
 
 local function traceback(e)
@@ -264,6 +351,7 @@ function M.handle(req)
   if type(req.note) == "table" then           -- what the service adds (e.g. the EXO cmdlet)
     for k, v in pairs(req.note) do if e[k] == nil then e[k] = v end end
   end
+  if sim.options.log_bodies and service ~= "control" then e.body = M.logged_body(service, req) end
   sim:log(e)
   M.persist(service, req, e)
   return resp

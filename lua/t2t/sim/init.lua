@@ -71,9 +71,28 @@ local function client_profile(s, t)
   }
 end
 
--- start{users, seed, state, faults, latency, log, port, target_users, dns} -> instance | nil, err.
+-- start_proxy(self, port) -> true | nil, err: the CONNECT proxy (t2t.core.proxy) in front of
+-- the server, tunnelling CONNECT HOST:443 for the simulated hosts only (docs/simulator-server.md).
+local function start_proxy(self, port)
+  local router = require "t2t.sim.router"
+  local hosts = {}
+  for _, h in ipairs(router.CERT_HOSTS) do
+    if h ~= "localhost" then hosts[#hosts + 1] = h end
+  end
+  local p, err = require("t2t.core.proxy").start { port = port, upstream_port = self.port,
+                                                   hosts = hosts }
+  if not p then return nil, err end
+  self.proxy = p
+  self.proxy_port = p:port()
+  self.proxy_url = "http://127.0.0.1:" .. self.proxy_port
+  return true
+end
+
+-- start{users, seed, state, faults, latency, log, log_bodies, port, target_users, dns, scenario,
+--       connect_proxy = PORT (0: any)} -> instance | nil, err.
 -- dns = true: serve the tenants' domains from a real DNS server at once (Knot, when
--- installed); otherwise instance:dns() starts it on first use.
+-- installed); otherwise instance:dns() starts it on first use.  scenario: a population scenario
+-- (path of a JSON file, or a table) applied after seeding (docs/simulator.md "Population").
 function M.start(o)
   o = o or {}
   local okc, crypto = pcall(require, "t2t.crypto")
@@ -96,8 +115,10 @@ function M.start(o)
     port = o.port or 0, cert_pem = certs.cert_pem, key_pem = certs.key_pem,
     handler_module = "t2t.sim.handler", log_errors = o.log_errors,
     handler_arg = { users = o.users, seed = o.seed, state = o.state, faults = o.faults,
-                    latency = o.latency, log = o.log, target_users = o.target_users,
-                    log_errors = o.log_errors, control_key = control_key, dns = o.dns },
+                    latency = o.latency, log = o.log, log_bodies = o.log_bodies,
+                    target_users = o.target_users, log_errors = o.log_errors,
+                    control_key = control_key, dns = o.dns,
+                    scenario = o.scenario },
   }
   if not srv then
     os.remove(ca_file)
@@ -108,6 +129,13 @@ function M.start(o)
                               state_file = o.state, base_url = "https://127.0.0.1:" .. port,
                               connect_to = M.connect_to(port) }, Instance)
   KEYS[self] = control_key
+  if o.connect_proxy then
+    local ok, perr = start_proxy(self, o.connect_proxy)
+    if not ok then
+      self:stop { save = false }
+      return nil, perr
+    end
+  end
   local prof, perr = self:control("GET", "/_sim/profile")
   if type(prof) ~= "table" then
     self:stop { save = false }
@@ -115,6 +143,7 @@ function M.start(o)
   end
   prof.port, prof.ca_file, prof.connect_to = port, ca_file, self.connect_to
   prof.base_url = self.base_url
+  prof.proxy_url = self.proxy_url
   self.dns_info = prof.dns and prof.dns.address and prof.dns or nil   -- {address, tsig} (o.dns)
   for name, t in pairs(prof.tenants or {}) do prof.tenants[name] = client_profile(self, t) end
   self.profile = prof
@@ -195,6 +224,7 @@ function Instance:stop(o)
   if not self.server then return true end
   local ok, err = true, nil
   if self.state_file and not (o and o.save == false) then ok, err = self:save() end
+  if self.proxy then self.proxy:stop(); self.proxy = nil end
   self.server:stop()
   self.server = nil
   if self.ca_file then os.remove(self.ca_file) end

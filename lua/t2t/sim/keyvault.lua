@@ -19,6 +19,19 @@ local RBAC = {
   ["12338af0-0e69-4776-bea7-57ae8d297424"] = { keys = { get = true, sign = true, verify = true } },
 }
 
+-- The data action an RBAC denial names, per kind and access-policy permission.
+local DATA_ACTION = {
+  secrets = { get = "secrets/getSecret/action", set = "secrets/setSecret/action",
+              list = "secrets/readMetadata/action", delete = "secrets/delete",
+              purge = "secrets/purge/action", recover = "secrets/recover/action",
+              backup = "secrets/backup/action", restore = "secrets/restore/action",
+              update = "secrets/update/action" },
+  certificates = { get = "certificates/read", list = "certificates/read",
+                   create = "certificates/create/action", update = "certificates/update/action",
+                   delete = "certificates/delete" },
+  keys = { get = "keys/read", list = "keys/read", sign = "keys/sign/action", verify = "keys/verify/action" },
+}
+
 local KvError = {}
 local function fail(status, code, message, inner, headers)
   error(setmetatable({ status = status, code = code, message = message, inner = inner, headers = headers },
@@ -51,19 +64,20 @@ local function authorize(ctx, kind, perm)
   local v, oid = ctx.vault, ctx.claims.oid
   if v.properties.enableRbacAuthorization then
     local sub = ctx.where.tenant.azure.subscriptions[ctx.where.sub]
-    for _, a in pairs(sub and sub.role_assignments or {}) do
-      local role = RBAC[(a.roleDefinitionId or ""):match("([%x%-]+)$") or ""]
+    for a in arm.assignments(sub, ctx.where.sub) do
+      local role = RBAC[a.role]
       local grant = role and role[kind]
-      if a.principalId == oid and v.id:lower():sub(1, #a.scope) == a.scope:lower()
-          and (grant == "all" or (type(grant) == "table" and grant[perm])) then
+      if a.principalId == oid and (grant == "all" or (type(grant) == "table" and grant[perm]))
+          and arm.in_scope(v.id, a.scope) then
         return
       end
     end
     fail(403, "Forbidden", string.format("Caller is not authorized to perform action on resource.\r\n"
       .. "If role assignments, deny assignments or role definitions were changed recently, please "
       .. "observe propagation time.\r\nCaller: appid=%s;oid=%s;iss=https://sts.windows.net/%s/\r\n"
-      .. "Action: 'Microsoft.KeyVault/vaults/%s/%s'\r\nResource: '%s'", tostring(ctx.claims.appid),
-      tostring(oid), tostring(ctx.claims.tid), kind, perm, v.id:lower()), "ForbiddenByRbac")
+      .. "Action: 'Microsoft.KeyVault/vaults/%s'\r\nResource: '%s'", tostring(ctx.claims.appid),
+      tostring(oid), tostring(ctx.claims.tid),
+      (DATA_ACTION[kind] or {})[perm] or (kind .. "/" .. perm), v.id:lower()), "ForbiddenByRbac")
   end
   for _, ap in ipairs(v.properties.accessPolicies or {}) do
     if ap.objectId == oid and ap.tenantId == ctx.claims.tid then
@@ -111,53 +125,174 @@ local function put_secret(ctx, name, value, opts)
   return ver, entry.versions[ver]
 end
 
-local function secrets(ctx, name, version)
+local function not_found_secret(name, version)
+  fail(404, "SecretNotFound", string.format("A secret with (name/id) %s%s was not found in this key "
+    .. "vault. If you recently deleted this secret you may be able to recover it using the correct "
+    .. "recovery command. For help resolving this issue, please see "
+    .. "https://go.microsoft.com/fwlink/?linkid=2125182", name, version and ("/" .. version) or ""))
+end
+
+local function check_name(name)
+  if not name:match("^[%w%-]+$") or #name > 127 then
+    fail(400, "BadParameter", "The request URI contains an invalid name: " .. name)
+  end
+end
+
+-- GET /secrets: the latest version of each secret, no values.
+local function list_secrets(ctx)
+  authorize(ctx, "secrets", "list")
+  local list = {}
+  for n, e in pairs(ctx.vault.secrets) do
+    local item = secret_body(ctx, n, e.latest, e.versions[e.latest], false)
+    item.id = base(ctx) .. "/secrets/" .. n
+    list[#list + 1] = item
+  end
+  table.sort(list, function(a, b) return a.id < b.id end)
+  return response(ctx, 200, { value = util.array(list), nextLink = util.null })
+end
+
+-- GET /secrets/{name}/versions: every version, no values.
+local function list_versions(ctx, name)
+  authorize(ctx, "secrets", "list")
+  local e = ctx.vault.secrets[name]
+  if not e then not_found_secret(name) end
+  local list = {}
+  for ver, s in pairs(e.versions) do list[#list + 1] = secret_body(ctx, name, ver, s, false) end
+  table.sort(list, function(a, b) return a.attributes.created < b.attributes.created
+    or (a.attributes.created == b.attributes.created and a.id < b.id) end)
+  return response(ctx, 200, { value = util.array(list), nextLink = util.null })
+end
+
+local function set_secret(ctx, name)
+  authorize(ctx, "secrets", "set")
+  local body = ctx.json
+  if type(body) ~= "table" or type(body.value) ~= "string" then
+    fail(400, "BadParameter", "Property 'value' is required and must be a string.")
+  end
   local v = ctx.vault
-  v.secrets = v.secrets or {}
+  if v.deleted_secrets and v.deleted_secrets[name] then
+    fail(409, "Conflict", "Secret " .. name .. " is currently in a deleted but recoverable state, and "
+      .. "its name cannot be reused; in this state, the secret can only be recovered or purged.",
+      "ObjectIsDeletedButRecoverable")
+  end
+  local e = v.secrets[name]
+  if e and e.versions[e.latest].managed then
+    fail(409, "Conflict", "Secret " .. name .. " is managed by a certificate and cannot be set.")
+  end
+  local ver, s = put_secret(ctx, name, body.value, { contentType = body.contentType, tags = body.tags,
+    attributes = body.attributes })
+  return response(ctx, 200, secret_body(ctx, name, ver, s, true))
+end
+
+-- PATCH /secrets/{name}/{version}: attributes, contentType and tags (never the value).
+local function update_secret(ctx, name, version)
+  authorize(ctx, "secrets", "set")
+  local e = ctx.vault.secrets[name]
+  local ver = (version and version ~= "") and version or (e and e.latest)
+  local s = e and ver and e.versions[ver]
+  if not s then not_found_secret(name, version) end
+  local body = type(ctx.json) == "table" and ctx.json or {}
+  local a = type(body.attributes) == "table" and body.attributes or {}
+  if a.enabled ~= nil then s.enabled = a.enabled end
+  if a.exp ~= nil then s.exp = a.exp ~= util.null and a.exp or nil end
+  if a.nbf ~= nil then s.nbf = a.nbf ~= util.null and a.nbf or nil end
+  if body.contentType ~= nil then s.contentType = body.contentType ~= util.null and body.contentType or nil end
+  if body.tags ~= nil then s.tags = body.tags ~= util.null and body.tags or nil end
+  s.updated = math.floor(ctx.sim:now())
+  return response(ctx, 200, secret_body(ctx, name, ver, s, false))
+end
+
+local function get_secret(ctx, name, version)
+  authorize(ctx, "secrets", "get")
+  local e = ctx.vault.secrets[name]
+  local ver = (version and version ~= "") and version or (e and e.latest)
+  local s = e and ver and e.versions[ver]
+  if not s then not_found_secret(name, version) end
+  if s.enabled == false then fail(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled") end
+  return response(ctx, 200, secret_body(ctx, name, ver, s, true))
+end
+
+-- The deleted-secret bundle: the latest version's body plus the recovery fields.
+local function deleted_body(ctx, name, d)
+  local out = secret_body(ctx, name, d.entry.latest, d.entry.versions[d.entry.latest], false)
+  out.recoveryId = base(ctx) .. "/deletedsecrets/" .. name
+  out.deletedDate, out.scheduledPurgeDate = d.deleted, d.purge
+  return out
+end
+
+-- DELETE /secrets/{name}: into the vault's deleted secrets when soft delete is on (the default).
+local function delete_secret(ctx, name)
+  authorize(ctx, "secrets", "delete")
+  local v = ctx.vault
+  local e = v.secrets[name]
+  if not e then not_found_secret(name) end
+  if e.versions[e.latest].managed then
+    fail(403, "Forbidden", "Secret " .. name .. " is managed by a certificate; delete the certificate.")
+  end
+  v.secrets[name] = nil
+  if v.properties.enableSoftDelete == false then
+    return response(ctx, 200, secret_body(ctx, name, e.latest, e.versions[e.latest], false))
+  end
+  local now = math.floor(ctx.sim:now())
+  local d = { entry = e, deleted = now,
+              purge = now + (v.properties.softDeleteRetentionInDays or 90) * 86400 }
+  v.deleted_secrets = v.deleted_secrets or {}
+  v.deleted_secrets[name] = d
+  return response(ctx, 200, deleted_body(ctx, name, d))
+end
+
+-- /deletedsecrets[/{name}[/recover]]: list, get, purge (DELETE) and recover (POST).
+local function deleted_secrets(ctx, name, action)
+  local v = ctx.vault
+  v.deleted_secrets = v.deleted_secrets or {}
   if not name then
     if ctx.method ~= "GET" then fail(405, "MethodNotAllowed", "Method not allowed.") end
     authorize(ctx, "secrets", "list")
     local list = {}
-    for n, e in pairs(v.secrets) do
-      local s = e.versions[e.latest]
-      local item = secret_body(ctx, n, e.latest, s, false)
-      item.id = base(ctx) .. "/secrets/" .. n
-      list[#list + 1] = item
-    end
-    table.sort(list, function(a, b) return a.id < b.id end)
+    for n, d in pairs(v.deleted_secrets) do list[#list + 1] = deleted_body(ctx, n, d) end
+    table.sort(list, function(a, b) return a.recoveryId < b.recoveryId end)
     return response(ctx, 200, { value = util.array(list), nextLink = util.null })
   end
-  if not name:match("^[%w%-]+$") or #name > 127 then
-    fail(400, "BadParameter", "The request URI contains an invalid name: " .. name)
+  local d = v.deleted_secrets[name]
+  local function missing()
+    fail(404, "SecretNotFound", "Deleted Secret not found: " .. name)
   end
-  if ctx.method == "PUT" and not version then
-    authorize(ctx, "secrets", "set")
-    local body = ctx.json
-    if type(body) ~= "table" or type(body.value) ~= "string" then
-      fail(400, "BadParameter", "Property 'value' is required and must be a string.")
-    end
-    local e = v.secrets[name]
-    if e and e.versions[e.latest].managed then
-      fail(409, "Conflict", "Secret " .. name .. " is managed by a certificate and cannot be set.")
-    end
-    local ver, s = put_secret(ctx, name, body.value, { contentType = body.contentType, tags = body.tags,
-      attributes = body.attributes })
-    return response(ctx, 200, secret_body(ctx, name, ver, s, true))
+  if action == "recover" and ctx.method == "POST" then
+    authorize(ctx, "secrets", "recover")
+    if not d then missing() end
+    v.deleted_secrets[name] = nil
+    v.secrets[name] = d.entry
+    return response(ctx, 200, secret_body(ctx, name, d.entry.latest, d.entry.versions[d.entry.latest], false))
   end
+  if action then fail(405, "MethodNotAllowed", "Method not allowed.") end
   if ctx.method == "GET" then
-    authorize(ctx, "secrets", "get")
-    local e = v.secrets[name]
-    local ver = version or (e and e.latest)
-    local s = e and ver and e.versions[ver]
-    if not s then
-      fail(404, "SecretNotFound", string.format("A secret with (name/id) %s%s was not found in this key "
-        .. "vault. If you recently deleted this secret you may be able to recover it using the correct "
-        .. "recovery command. For help resolving this issue, please see "
-        .. "https://go.microsoft.com/fwlink/?linkid=2125182", name, version and ("/" .. version) or ""))
-    end
-    if s.enabled == false then fail(403, "Forbidden", "Operation get is not allowed on a disabled secret.", "SecretDisabled") end
-    return response(ctx, 200, secret_body(ctx, name, ver, s, true))
+    authorize(ctx, "secrets", "list")
+    if not d then missing() end
+    return response(ctx, 200, deleted_body(ctx, name, d))
+  elseif ctx.method == "DELETE" then
+    authorize(ctx, "secrets", "purge")
+    if not d then missing() end
+    v.deleted_secrets[name] = nil
+    return response(ctx, 204)
   end
+  fail(405, "MethodNotAllowed", "Method not allowed.")
+end
+
+-- /secrets, /secrets/{name}, /secrets/{name}/versions, /secrets/{name}/{version}.
+local function secrets(ctx, name, version)
+  local v = ctx.vault
+  v.secrets = v.secrets or {}
+  local m = ctx.method
+  if not name then
+    if m ~= "GET" then fail(405, "MethodNotAllowed", "Method not allowed.") end
+    return list_secrets(ctx)
+  end
+  check_name(name)
+  if version == "versions" and m == "GET" then return list_versions(ctx, name) end
+  if m == "PUT" and not version then return set_secret(ctx, name) end
+  if m == "PATCH" then return update_secret(ctx, name, version) end
+  if m == "DELETE" and not version then return delete_secret(ctx, name) end
+  if m == "GET" then return get_secret(ctx, name, version) end
   fail(405, "MethodNotAllowed", "The requested method is not allowed on this resource.")
 end
 
@@ -301,6 +436,7 @@ local function route(ctx, path)
   for s in path:gmatch("[^/]+") do segs[#segs + 1] = util.path_decode(s) end
   local coll = segs[1]
   if coll == "secrets" and #segs <= 3 then return secrets(ctx, segs[2], segs[3]) end
+  if coll == "deletedsecrets" and #segs <= 3 then return deleted_secrets(ctx, segs[2], segs[3]) end
   if coll == "certificates" and #segs <= 3 then return certificates(ctx, segs[2], segs[3]) end
   fail(404, "NotFound", "The requested resource does not exist on this vault: " .. path)
 end

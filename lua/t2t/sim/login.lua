@@ -162,6 +162,30 @@ local function tenant_or_error(sim, req, key, grant)
   return t
 end
 
+-- The service principal with servicePrincipalName `want` (lower case, no trailing "/"): one
+-- scan of the directory per tenant and name, then cached beside the state (a 100k-user tenant
+-- would otherwise be scanned by every token request).  A cached id is checked before use.
+local function sp_by_name(sim, t, want)
+  local cache = st(sim).spn
+  if not cache then cache = setmetatable({}, { __mode = "k" }); st(sim).spn = cache end
+  local ct = cache[t]
+  if not ct then ct = {}; cache[t] = ct end
+  local function names(o)
+    if o["@odata.type"] ~= model.ODATA.servicePrincipal then return false end
+    for _, n in ipairs(o.servicePrincipalNames or {}) do
+      if n:lower():gsub("/+$", "") == want then return true end
+    end
+    return false
+  end
+  local id = ct[want]
+  local o = id and t.dir.objects[id]
+  if o and names(o) then return o end
+  for oid, x in pairs(t.dir.objects) do
+    if names(x) then ct[want] = oid; return x end
+  end
+  return nil
+end
+
 -- scope -> resource SP, aud, the other scopes | nil, error response.  One resource only.
 local function resource_of(sim, req, t, scope, app_only)
   if not scope or scope:match("^%s*$") then
@@ -195,17 +219,7 @@ local function resource_of(sim, req, t, scope, app_only)
   end
   -- the resource principal: by appId or by one of its servicePrincipalNames
   local sp = res_uri:match(GUID) and model.sp_by_appid(t, res_uri:lower())
-  if not sp then
-    local want = res_uri:lower()
-    for _, o in pairs(t.dir.objects) do
-      if o["@odata.type"] == model.ODATA.servicePrincipal then
-        for _, n in ipairs(o.servicePrincipalNames or {}) do
-          if n:lower():gsub("/+$", "") == want then sp = o break end
-        end
-      end
-      if sp then break end
-    end
-  end
+  if not sp then sp = sp_by_name(sim, t, res_uri:lower()) end
   if not sp then
     return nil, aad(sim, req, 400, "invalid_resource", 500011,
       string.format("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", res_uri, t.display_name or t.name))
@@ -377,12 +391,30 @@ local function delegated_scp(res_sp, names)
   return table.concat(out, " ")
 end
 
+-- The claims every v1 access token carries besides the principal's (access-token claims
+-- reference): idp, the opaque aio / rh, the client's display name, the tenant's creation time.
+local function common_claims(sim, t, client_id)
+  local csp = model.sp_by_appid(t, client_id)
+  local app = csp or home_app(sim, client_id)
+  local rng = sim.tokens.rng or sim.rng        -- its own stream: ids elsewhere do not shift
+  return {
+    idp = "https://sts.windows.net/" .. t.id .. "/",
+    aio = "E2" .. rng:hex(32) .. "=",
+    rh = "0.A" .. rng:hex(32) .. ".",
+    app_displayname = app and (app.appDisplayName or app.displayName) or nil,
+    xms_tcdt = math.floor(t.created or 1500000000),
+  }
+end
+
 local function user_token(sim, t, user, client_id, res_sp, aud, names, want_rt)
-  local claims = {
+  local claims = common_claims(sim, t, client_id)
+  for k, v in pairs {
     tid = t.id, aud = aud, appid = client_id, oid = user.id, upn = user.userPrincipalName,
     unique_name = user.userPrincipalName, name = user.displayName, idtyp = "user", appidacr = "0",
     amr = { "pwd", "mfa" }, scp = delegated_scp(res_sp, names), wids = pim.wids(t, user.id, sim:now()),
-  }
+    acr = "1", given_name = user.givenName, family_name = user.surname,
+    sid = (sim.tokens.rng or sim.rng):guid(), ipaddr = "127.0.0.1",
+  } do claims[k] = v end
   local extra = { scope = claims.scp }
   if want_rt then
     extra.refresh_token = new_rt(sim, { tenant = t.id, client_id = client_id, user = user.id })
@@ -391,10 +423,12 @@ local function user_token(sim, t, user, client_id, res_sp, aud, names, want_rt)
 end
 
 local function app_token(sim, t, sp, client_id, res_sp, aud, acr)
-  return token_response(sim, {
+  local claims = common_claims(sim, t, client_id)
+  for k, v in pairs {
     tid = t.id, aud = aud, appid = client_id, oid = sp.id, idtyp = "app", appidacr = acr,
     roles = model.roles_for(t, sp.id, res_sp.appId), wids = pim.wids(t, sp.id, sim:now()),
-  })
+  } do claims[k] = v end
+  return token_response(sim, claims)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -621,7 +655,10 @@ local function grant_consent(sim, t, app)
 end
 
 local function adminconsent(sim, req, tenant_key)
-  local a = req.args or {}
+  local a = {}
+  for k, v in pairs(req.args or {}) do               -- a repeated parameter: its first value
+    a[k] = type(v) == "table" and v[1] or v
+  end
   local client_id = (a.client_id and urldecode(a.client_id) or ""):lower()
   local redir = a.redirect_uri and urldecode(a.redirect_uri)
   local state = a.state and urldecode(a.state)

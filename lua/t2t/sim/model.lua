@@ -3,6 +3,7 @@
 -- beside the state (weak-keyed side tables), never in it, so a dump is just the data and a load
 -- rebuilds them on first use.
 local cjson = require "cjson"
+local index = require "t2t.sim.index"    -- ordered listing indexes and the delta change log
 
 local M = {}
 
@@ -262,6 +263,8 @@ function M.add_object(state, t, o)
   end
   local ix = index_cache[t]
   if ix and o.userPrincipalName then ix.upn[lower(o.userPrincipalName)] = o.id end
+  index.dir_add(t, o)
+  index.changed(t, o)
   return o
 end
 
@@ -271,6 +274,8 @@ function M.remove_object(state, t, id)
   local o = dir.objects[id]
   if not o then return end
   dir.objects[id] = nil
+  index.dir_remove(t, o)
+  index.changed(t, o)
   if o["@odata.type"] == ODATA_SP and dir.by_appid_sp[o.appId] == id then
     dir.by_appid_sp[o.appId] = nil
   elseif o["@odata.type"] == ODATA_APP then
@@ -391,6 +396,7 @@ end
 -- add_recipient(tenant, r) -> r: keyed by r.Guid; kept in the identity index.
 function M.add_recipient(t, r)
   t.exo.recipients[r.Guid] = r
+  index.recip_add(t, r)
   local ix = index_cache[t]
   if ix then index_recipient(ix.recip, r) end
   return r
@@ -399,6 +405,7 @@ end
 -- update_recipient(tenant, r, changes): applies changes (a table of property = value; use
 -- cjson.null to clear) keeping the identity index current.
 function M.update_recipient(t, r, changes)
+  index.recip_remove(t, r)                 -- its listing key may change (Name)
   local ix = index_cache[t]
   if ix then
     local k = {}
@@ -409,6 +416,7 @@ function M.update_recipient(t, r, changes)
     if v == cjson.null then r[k] = nil else r[k] = v end
   end
   if ix then index_recipient(ix.recip, r) end
+  index.recip_add(t, r)
   return r
 end
 
@@ -417,6 +425,7 @@ function M.remove_recipient(t, guid)
   local r = t.exo.recipients[guid]
   if not r then return end
   t.exo.recipients[guid] = nil
+  index.recip_remove(t, r)
   local ix = index_cache[t]
   if ix then
     local k = {}

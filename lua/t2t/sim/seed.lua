@@ -9,7 +9,7 @@ local model = require "t2t.sim.model"
 
 local M = {}
 
-local fmt, lower, sub = string.format, string.lower, string.sub
+local lower, sub = string.lower, string.sub
 local add_object, add_recipient = model.add_object, model.add_recipient
 local ZERO = model.ZERO_GUID
 
@@ -384,7 +384,8 @@ local function tenant(state, rng, spec)
   t.azure.subscriptions[sub_id] = { subscriptionId = sub_id, displayName = spec.display .. " Azure",
     state = "Enabled", tenantId = t.id, resource_groups = {},
     role_assignments = { { id = rng:guid(), principalId = t.seeded.admin_app.sp_id,
-                           roleDefinitionId = M.OWNER_ROLE, roleDefinitionName = "Owner" } } }
+                           roleDefinitionId = M.OWNER_ROLE, roleDefinitionName = "Owner",
+                           scope = "/subscriptions/" .. sub_id } } }
   return t
 end
 
@@ -512,6 +513,7 @@ local function mailbox(state, t, rng, c, kind, created)
     created = created,
   })
   if rng:int(1, 50) == 1 then r.ForwardingSmtpAddress = "smtp:" .. alias .. "@example.org" end
+  return r
 end
 
 -- mailboxes(state, t, rng, n, spec): n mailboxes of mixed kinds (90 % user, 6 % shared,
@@ -519,14 +521,54 @@ end
 local function mailboxes(state, t, rng, n, spec)
   local c = mailbox_ctx(t, spec)
   local base = M.BASE_TIME - 86400
+  local list = {}
   for i = 1, n do
     local k = rng:int(1, 50)
     local kind = k <= 45 and "UserMailbox" or k <= 48 and "SharedMailbox" or
                  k == 49 and "RoomMailbox" or "EquipmentMailbox"
     if i <= 2 then kind = "UserMailbox" end      -- the first users are plain, for examples
-    mailbox(state, t, rng, c, kind, base - i)
+    list[i] = mailbox(state, t, rng, c, kind, base - i)
   end
-  return c
+  return c, list
+end
+
+-- What user preparation also reads (ms-setup-and-prep.md §3.2, §5.6), drawn from a stream of
+-- its own after every mailbox exists, so the mailboxes themselves are what they always were:
+-- delegates (shared mailboxes mostly: 80 % with 1-3 FullAccess users, 30 % SendAs; users: 4 %
+-- FullAccess, 2 % SendAs, 3 % Send on Behalf), items in 10 % of the archives' SubstrateHolds
+-- folder, and 1 % under an organization-wide retention policy (HoldTracking "ht":4).  The
+-- simulator-only keys are in docs/simulator.md.
+local function extras(rng, list)
+  local users = {}
+  for _, r in ipairs(list) do
+    if r.RecipientTypeDetails == "UserMailbox" and r.Name ~= list[1].Name and r.Name ~= list[2].Name then
+      users[#users + 1] = r.Name
+    end
+  end
+  if #users == 0 then return end
+  local function some(k, self)
+    local out, seen = {}, { [self] = true }
+    for _ = 1, k do
+      local u = users[rng:int(1, #users)]
+      if not seen[u] then seen[u] = true; out[#out + 1] = u end
+    end
+    return #out > 0 and out or nil
+  end
+  for i = 3, #list do
+    local r = list[i]
+    local kind, v = r.RecipientTypeDetails, rng:int(1, 1000)
+    if kind == "SharedMailbox" then
+      if v <= 800 then r._FullAccess = some(rng:int(1, 3), r.Name) end
+      if v <= 300 then r._SendAs = some(1, r.Name) end
+    elseif kind == "UserMailbox" then
+      if v <= 40 then r._FullAccess = some(rng:int(1, 2), r.Name)
+      elseif v <= 60 then r._SendAs = some(1, r.Name)
+      elseif v <= 90 then r.GrantSendOnBehalfTo = some(1, r.Name) end
+    end
+    local w = rng:int(1, 1000)
+    if r.ArchiveGuid ~= ZERO and w <= 100 then r._SubstrateHoldsItems = rng:int(1, 400) end
+    if w > 990 then r._OrgHolds = { "mbx" .. rng:hex(32) .. ":1" } end
+  end
 end
 
 -- A mail-enabled group (EXO recipient + Entra group) with members picked from the users.
@@ -571,7 +613,8 @@ function M.pair(o)
   local tgt = tenant(state, root:fork("tenant:fabrikam"), tgt_spec)
   state.pair = { source = src.id, target = tgt.id }
   local urng = root:fork("users:contoso")
-  local c = mailboxes(state, src, urng, n, src_spec)
+  local c, list = mailboxes(state, src, urng, n, src_spec)
+  extras(root:fork("extras:contoso"), list)
   -- some groups, including a mail-enabled security group (read-only through Graph)
   local users = {}
   for id, obj in pairs(src.dir.objects) do

@@ -75,7 +75,8 @@ function Tokens:issue(c)
   if claims.wids and #claims.wids == 0 then claims.wids = nil end
   if claims.scp == "" then claims.scp = nil end
   if M.signed then
-    return jwt.encode(claims, self.key, { alg = "RS256", header = { kid = self.kid } }), claims
+    -- v1 tokens name the key twice, as kid and x5t (access-token claims reference)
+    return jwt.encode(claims, self.key, { alg = "RS256", header = { kid = self.kid, x5t = self.kid } }), claims
   end
   local input = b64url('{"alg":"none","typ":"JWT","t2t":"sim"}') .. "." .. b64url(cjson.encode(claims))
   return input .. "." .. b64url(weak_mac(self.secret, input)), claims

@@ -58,8 +58,24 @@ function M.profile(ctx, role, name)
   return prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }
 end
 
--- open(ctx, role, name) -> tenant object (ids discovered) | nil (no profile given) | nil, err
-function M.open(ctx, role, name)
+-- The profile's own credential (the app t2t signs in as): a secret or certificate of that app
+-- expiring within `days` is named, with its date, at the start of every run that uses it.
+-- Read from the app registration when the profile may read it; silent when it may not.
+function M.warn_own_expiry(t, prof, days)
+  if not days or days <= 0 or not prof.client_id or not t.graph then return end
+  local app = t:gget("/applications(appId='" .. tostring(prof.client_id) .. "')")
+  if type(app) ~= "table" then return end
+  for _, c in ipairs(t:expiring(app, days)) do
+    t:warn("the %s '%s' of app %s, which profile '%s' signs in with, %s %s: make a new one (App registrations " ..
+           "> the app > Certificates & secrets) and update the profile before then", c.kind, c.name,
+           tostring(prof.client_id), tostring(prof.name), c.expired and "expired on" or "expires on",
+           tenant.iso(c.ends):sub(1, 10))
+  end
+end
+
+-- open(ctx, role, name, {warn_expiry = days}) -> tenant object (ids discovered) | nil (no
+-- profile given) | nil, err
+function M.open(ctx, role, name, o)
   local prof, http_opts = M.profile(ctx, role, name)
   if not prof then return nil, http_opts end
   local c, err = M.clients(prof, http_opts, M.sim(ctx))
@@ -73,6 +89,7 @@ function M.open(ctx, role, name)
   if ctx.preflight then ctx:preflight(role, t) end   -- the runbook's needs, before any change
   local ok, derr = t:discover()
   if not ok then return nil, M.explain_connect(derr, t) end
+  M.warn_own_expiry(t, prof, (o and o.warn_expiry) or 30)
   return t
 end
 
@@ -115,11 +132,8 @@ function M.write_handoff(path, doc)
   local parts = {}
   for _, k in ipairs(keys) do parts[#parts + 1] = string.format("  %s: %s", cjson.encode(k), cjson.encode(doc[k])) end
   local text = "{\n" .. table.concat(parts, ",\n") .. "\n}\n"
-  local f, err = io.open(path, "w")
-  if not f then return nil, err end
-  f:write((text:gsub("\\/", "/")))
-  f:close()
-  return true
+  -- a new file renamed into place: a link planted at path is replaced, never written through
+  return require("t2t.core.fs").write_private(path, (text:gsub("\\/", "/")))
 end
 
 ---------------------------------------------------------------------------------------------

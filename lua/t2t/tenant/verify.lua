@@ -76,7 +76,7 @@ local function check_registration(t, c, o)
       c.fail(string.format("the app's %s '%s' expired on %s", s.kind, s.name, tenant.iso(s.ends):sub(1, 10)),
         "an endpoint using it fails to authenticate: setup-target --new-secret makes a new one and recreates the endpoint")
     else
-      c.warn(string.format("the app's %s '%s' expires on %s, within the project window", s.kind, s.name,
+      c.warn(string.format("the app's %s '%s' expires on %s, within the --warn-expiry window", s.kind, s.name,
         tenant.iso(s.ends):sub(1, 10)), "rotate it before then: setup-target --new-secret")
     end
   end

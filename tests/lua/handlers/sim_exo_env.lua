@@ -56,6 +56,31 @@ local function ok(sim, t, cmdlet, params, o)
   return doc.value, doc
 end
 
+local MAILBOX_MIGRATION = "f7264778-fba9-422d-8e9e-2675a2c4b513"
+local EXO_APPID = "00000002-0000-0ff1-ce00-000000000000"
+local APP_ID, SECRET = "6f1c5d1e-aaaa-4bbb-8ccc-123456789abc", "sim~secret~value~0123"
+
+-- Consented app, scope group, both organization relationships and the endpoint "ep".
+local function setup_cross_tenant(sim)
+  local src, tgt = sim.src, sim.tgt
+  model.add_object(sim.state, tgt, { ["@odata.type"] = model.ODATA.application, id = sim.rng:guid(),
+    appId = APP_ID, displayName = "xtm", passwordCredentials = { { keyId = sim.rng:guid(),
+    _secret = SECRET, endDateTime = sim.clock + 86400 } } })
+  local sp = model.add_object(sim.state, src, { ["@odata.type"] = model.ODATA.servicePrincipal,
+    id = sim.rng:guid(), appId = APP_ID, appOwnerOrganizationId = tgt.id, appRoles = {} })
+  model.add_app_role_assignment(src, { id = sim.rng:guid(), principalId = sp.id,
+    resourceId = model.sp_by_appid(src, EXO_APPID).id, appRoleId = MAILBOX_MIGRATION })
+  ok(sim, src, "New-DistributionGroup", { Name = "MigScope", Type = "Security" })
+  ok(sim, src, "New-OrganizationRelationship", { Name = "to-fab", DomainNames = { tgt.id },
+    Enabled = true, MailboxMoveEnabled = true, MailboxMoveCapability = "RemoteOutbound",
+    OAuthApplicationId = APP_ID, MailboxMovePublishedScopes = { "MigScope" } })
+  ok(sim, tgt, "New-OrganizationRelationship", { Name = "from-con", DomainNames = { src.id },
+    Enabled = true, MailboxMoveEnabled = true, MailboxMoveCapability = "Inbound" })
+  ok(sim, tgt, "New-MigrationEndpoint", { Name = "ep", RemoteServer = "outlook.office.com",
+    RemoteTenant = src.initial_domain, Credentials = { UserName = APP_ID, Password = SECRET },
+    ExchangeRemoteMove = true, ApplicationId = APP_ID })
+end
+
 -- A SecureString as the module sends it: sealed with the simulated module's key (wire.md §2.4).
 local function seal(sim, plain)
   local crypto = require "t2t.crypto"
@@ -63,4 +88,4 @@ local function seal(sim, plain)
 end
 
 return { new_sim = new_sim, claims = claims, call = call, detail = detail, ok = ok, seal = seal,
-         EXADMIN = EXADMIN }
+         EXADMIN = EXADMIN, setup_cross_tenant = setup_cross_tenant, APP_ID = APP_ID, SECRET = SECRET }

@@ -10,41 +10,42 @@ local lower = string.lower
 local ZERO = model.ZERO_GUID
 local LEGDN = "/o=ExchangeLabs/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn="
 
--- Narrow a listing by the common Get-* parameters (-Filter, -Anr, -RecipientTypeDetails...).
-local function narrow(list, p)
+-- The common Get-* narrowing parameters (-RecipientTypeDetails, -RecipientType, -Filter,
+-- -Anr) as one predicate over a recipient | nil when none is given.
+local function narrow(p)
+  local tests = {}
   if p.RecipientTypeDetails then
     local s = U.set(table.unpack(U.list(p.RecipientTypeDetails)))
-    local out = {}
-    for _, r in ipairs(list) do if s[r.RecipientTypeDetails] then out[#out + 1] = r end end
-    list = out
+    tests[#tests + 1] = function(r) return s[r.RecipientTypeDetails] end
   end
   if p.RecipientType then
     local s = U.set(table.unpack(U.list(p.RecipientType)))
-    local out = {}
-    for _, r in ipairs(list) do if s[r.RecipientType] then out[#out + 1] = r end end
-    list = out
+    tests[#tests + 1] = function(r) return s[r.RecipientType] end
   end
-  if p.Filter then
-    local pred = U.compile_filter(p.Filter)
-    local out = {}
-    for _, r in ipairs(list) do if pred(r) then out[#out + 1] = r end end
-    list = out
+  if p.Filter then tests[#tests + 1] = U.compile_filter(p.Filter) end
+  if p.Anr then tests[#tests + 1] = function(r) return U.anr_match(r, p.Anr) end end
+  if #tests == 0 then return nil end
+  return function(r)
+    for _, t in ipairs(tests) do if not t(r) then return false end end
+    return true
   end
-  if p.Anr then list = U.anr(list, p.Anr) end
-  return list
 end
 
--- get(ctx, p, kinds, presenter) -> list (one object for -Identity), presenter.
+-- get(ctx, p, kinds, presenter) -> one object for -Identity, else a lazy listing (pages cost
+-- O(page): t2t.sim.exo pages it with -ResultSize), presenter.
 local function get(ctx, p, kinds, presenter)
   if p.Identity ~= nil then
     return { U.find(ctx, p.Identity, kinds) }, presenter
   end
-  return narrow(U.all(ctx, kinds), p), presenter
+  return U.listing(ctx, kinds, narrow(p)), presenter
 end
+
+M.get = get        -- for the other recipient cmdlets (t2t.sim.exo.contacts)
 
 local function present_mailbox(r)
   return U.present(r, { Identity = r.Identity or r.Name, Id = r.Name,
-                        RecipientType = r.RecipientType or r.RecipientTypeDetails })
+                        RecipientType = r.RecipientType or r.RecipientTypeDetails,
+                        UsageLocation = U.MAILBOX[r.RecipientTypeDetails] and model.exo_property(r, "UsageLocation") or nil })
 end
 
 local USER_KEYS = { "Guid", "Name", "DisplayName", "FirstName", "LastName", "UserPrincipalName",
@@ -208,7 +209,8 @@ M["New-MailUser"] = function(ctx, p)
   model.add_object(ctx.state, t, {
     ["@odata.type"] = "#microsoft.graph.user", id = edoid, userPrincipalName = upn,
     displayName = r.DisplayName, givenName = p.FirstName, surname = p.LastName, mail = primary,
-    mailNickname = alias, proxyAddresses = U.copy(addrs), accountEnabled = true,
+    -- the DisabledUser parameter set (no -Password) makes an account that cannot sign in
+    mailNickname = alias, proxyAddresses = U.copy(addrs), accountEnabled = p.Password ~= nil,
     userType = "Member", assignedLicenses = {}, created = ctx.now,
   })
   return { present_mailbox(r) }
@@ -222,6 +224,27 @@ M["Set-MailUser"] = function(ctx, p)
   local ch = {}
   for k in pairs(p) do
     if k ~= "Identity" and k ~= "Confirm" and k ~= "WhatIf" then check_synced(r, "Set-MailUser", k) end
+  end
+  -- A mail user that had a mailbox keeps that mailbox's ExchangeGuid until Set-User
+  -- -PermanentlyClearPreviousMailboxInfo (ms-setup-and-prep.md §5.3) [inferred wording].
+  if p.ExchangeGuid and r.PreviousRecipientTypeDetails and r.PreviousRecipientTypeDetails ~= "None"
+     and r.ExchangeGuid and r.ExchangeGuid ~= ZERO and lower(p.ExchangeGuid) ~= lower(r.ExchangeGuid) then
+    U.fail(400, U.EX.Task, "The ExchangeGuid of '%s' belongs to its previous mailbox (%s); run " ..
+      "Set-User -PermanentlyClearPreviousMailboxInfo before you set another one.", r.Name,
+      r.PreviousRecipientTypeDetails)
+  end
+  if p.MicrosoftOnlineServicesID then
+    local upn = p.MicrosoftOnlineServicesID
+    if not accepted(ctx, upn) then
+      U.fail(400, U.EX.Validation, "The domain of '%s' isn't an accepted domain for your organization.", upn)
+    end
+    local u = model.user_by_upn(ctx.t, upn)
+    if u and u.id ~= r.ExternalDirectoryObjectId then
+      U.fail(400, U.EX.ProxyExists, "The user principal name '%s' is already used by '%s'.", upn,
+             u.displayName or u.id)
+    end
+    ch.UserPrincipalName = upn
+    if r.MicrosoftOnlineServicesID then ch.MicrosoftOnlineServicesID = upn end
   end
   for _, k in ipairs { "ExchangeGuid", "ArchiveGuid" } do
     if p[k] then
@@ -252,6 +275,34 @@ M["Set-MailUser"] = function(ctx, p)
     ch.RecoverableItemsQuota = 100 * (1 << 30)
   end
   for _, k in ipairs(SETTABLE) do if p[k] ~= nil then ch[k] = p[k] end end
+  model.update_recipient(ctx.t, r, ch)
+  sync_user(ctx, r)
+  if ch.UserPrincipalName then
+    local u = ctx.t.dir.objects[r.ExternalDirectoryObjectId or ""]
+    if u then u.userPrincipalName = ch.UserPrincipalName; model.reindex(ctx.t) end
+  end
+  return {}
+end
+
+-- Set-User: the previous-mailbox clean-up a cross-tenant target may need (§5.3; irreversible in
+-- the service: a soft-deleted mailbox of the user can no longer be recovered) and a few names.
+local USER_SET = U.set("Identity", "PermanentlyClearPreviousMailboxInfo", "DisplayName", "FirstName",
+                       "LastName", "Confirm", "WhatIf", "Force")
+M["Set-User"] = function(ctx, p)
+  U.only_simulated("Set-User", p, USER_SET)
+  local r = U.find(ctx, p.Identity, U.USER)
+  local ch = {}
+  for _, k in ipairs { "DisplayName", "FirstName", "LastName" } do
+    if p[k] ~= nil then check_synced(r, "Set-User", k); ch[k] = p[k] end
+  end
+  if p.PermanentlyClearPreviousMailboxInfo then
+    if U.MAILBOX[r.RecipientTypeDetails] then
+      U.fail(400, U.EX.Task, "'%s' has a mailbox; PermanentlyClearPreviousMailboxInfo applies to " ..
+             "users and mail users without one.", r.Name)
+    end
+    ch.PreviousRecipientTypeDetails, ch.DisabledArchiveGuid = cjson.null, cjson.null
+    ch.ExchangeGuid, ch.ArchiveGuid, ch.ArchiveStatus = ZERO, ZERO, "None"
+  end
   model.update_recipient(ctx.t, r, ch)
   sync_user(ctx, r)
   return {}
@@ -435,7 +486,7 @@ local ORG_MGMT_ROLES = { "Distribution Groups", "Federated Sharing", "Mail Recip
   "Mail Recipients", "Migration", "Move Mailboxes", "Organization Configuration",
   "Remote and Accepted Domains", "Security Group Creation and Membership" }
 
-M["Get-ManagementRoleAssignment"] = function(ctx, p)
+M["Get-ManagementRoleAssignment"] = function(_ctx, p)
   local out = {}
   for _, role in ipairs(ORG_MGMT_ROLES) do
     local a = { Name = role .. "-Organization Management", Role = role,

@@ -4,6 +4,7 @@
 local cjson = require "cjson"
 local model = require "t2t.sim.model"
 local exo = require "t2t.exo"
+local index = require "t2t.sim.index"
 
 local M = {}
 
@@ -116,6 +117,36 @@ function M.find(ctx, identity, kinds, quiet)
   return nil, why
 end
 
+-- listing(ctx, kinds, keep) -> a lazy listing for t2t.sim.exo's pager: the visible recipients
+-- of kinds (a set; nil = any) for which keep(r) holds (nil: all), in Get-Mailbox order (by
+-- name, then Guid: t2t.sim.index).  listing.seek(after_key, n, sure) -> up to n recipients
+-- after the key, the last one's key, and whether more follow: a page costs O(log n + scanned),
+-- never a sort of the tenant.  "More" looks ahead another n keys (an empty next page is then
+-- possible, as in Exchange); sure = true looks to the end.
+function M.listing(ctx, kinds, keep)
+  local t = ctx.t
+  local function ok(r)
+    return r and (not kinds or kinds[r.RecipientTypeDetails]) and visible(ctx, r)
+      and (not keep or keep(r))
+  end
+  return { lazy = true, seek = function(after, n, sure)
+    local keys, recips = index.recipients(t), t.exo.recipients
+    local total = #keys
+    local i = index.upper(keys, after)
+    local out, last = {}, nil
+    while i <= total and #out < n do
+      local r = recips[index.key_guid(keys[i])]
+      if ok(r) then out[#out + 1] = r; last = keys[i] end
+      i = i + 1
+    end
+    local limit = sure and total or math.min(total, i + n)
+    for j = i, limit do
+      if ok(recips[index.key_guid(keys[j])]) then return out, last, true end
+    end
+    return out, last, limit < total
+  end }
+end
+
 -- All visible recipients whose RecipientTypeDetails is in kinds (nil = any).
 function M.all(ctx, kinds)
   local out = {}
@@ -182,7 +213,8 @@ function M.compile_filter(text)
         M.fail(400, M.EX.Argument, "Invalid filter syntax. For a description of the filter " ..
           "parameter syntax see the command help. \"%s\" at position 1.", text)
       end
-      local val = rest:match("^'(.*)'$") or rest:match('^"(.*)"$')
+      local val = rest:match("^'(.*)'$")
+      if val then val = val:gsub("''", "'") else val = rest:match('^"(.*)"$') end   -- 'd''arcy
       if not val then
         local l = lower(rest)
         val = l == "$true" and "true" or l == "$false" and "false" or l == "$null" and cjson.null
@@ -203,16 +235,19 @@ function M.compile_filter(text)
 end
 
 -- Ambiguous name resolution: prefix of Name, Alias, DisplayName, first/last name or an address.
-function M.anr(list, text)
+local ANR = { "Name", "Alias", "DisplayName", "FirstName", "LastName", "PrimarySmtpAddress" }
+function M.anr_match(r, text)
   local q = lower(text)
-  local out = {}
-  for _, r in ipairs(list) do
-    for _, k in ipairs { "Name", "Alias", "DisplayName", "FirstName", "LastName",
-                         "PrimarySmtpAddress" } do
-      local v = r[k]
-      if type(v) == "string" and lower(v):sub(1, #q) == q then out[#out + 1] = r; break end
-    end
+  for _, k in ipairs(ANR) do
+    local v = r[k]
+    if type(v) == "string" and lower(v):sub(1, #q) == q then return true end
   end
+  return false
+end
+
+function M.anr(list, text)
+  local out = {}
+  for _, r in ipairs(list) do if M.anr_match(r, text) then out[#out + 1] = r end end
   return out
 end
 

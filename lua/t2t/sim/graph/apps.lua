@@ -21,23 +21,43 @@ local function home_app(ctx, appId)
   return app, t
 end
 
+-- The certificate in a keyCredential's key (base64 DER) | nil when it holds none.
+local function key_cert(k)
+  if type(k.key) ~= "string" then return nil end
+  local ok, crypto = pcall(require, "t2t.crypto")
+  local der = ok and crypto.base64_decode(k.key)
+  local cert = der and crypto.load_cert(der)
+  return cert, crypto
+end
+
 -- Normalise keyCredentials from a PATCH: keyId, dates and customKeyIdentifier filled in the
--- way Graph does; the collection replaces the stored one (wire.md §3.3).
+-- way Graph does — from the certificate itself (its validity, its SHA-1 thumbprint) when the
+-- request leaves them out; the collection replaces the stored one (wire.md §3.3).
 local function normalise_keys(ctx, list)
   local out = {}
   for i, k in ipairs(list) do
     if type(k.key) ~= "string" and not k.keyId then
       util.bad("Key credential 'key' is required for a new key credential.")
     end
-    local start = epoch(k.startDateTime, now(ctx))
-    local stop = epoch(k.endDateTime, start + 365 * 86400)
+    local typ = k.type or "AsymmetricX509Cert"
+    local cert, crypto = nil, nil
+    if typ == "AsymmetricX509Cert" and k.key then
+      cert, crypto = key_cert(k)
+      if not cert then util.bad("Invalid certificate: Key value is invalid certificate") end
+    end
+    local start = epoch(k.startDateTime, cert and cert:not_before() or now(ctx))
+    local stop = epoch(k.endDateTime, cert and cert:not_after() or start + 365 * 86400)
     if stop <= start then
       util.bad("Key credential end date is invalid.")
     end
+    local ckid = k.customKeyIdentifier
+    if (ckid == nil or ckid == util.null) and cert then
+      ckid = crypto.base64_encode(cert:fingerprint("sha1"))
+    end
     out[i] = {
-      keyId = k.keyId or util.guid(ctx.sim), type = k.type or "AsymmetricX509Cert",
+      keyId = k.keyId or util.guid(ctx.sim), type = typ,
       usage = k.usage or "Verify", key = k.key, displayName = k.displayName,
-      customKeyIdentifier = k.customKeyIdentifier, startDateTime = start, endDateTime = stop,
+      customKeyIdentifier = ckid, startDateTime = start, endDateTime = stop,
     }
     if out[i].type ~= "AsymmetricX509Cert" and out[i].type ~= "X509CertAndPassword"
         and out[i].type ~= "Symmetric" then
@@ -122,6 +142,7 @@ route("PATCH", "applications/:id", function(ctx, p)
   store.apply_patch(app, body, nil, { keyCredentials = function(o, v)
     o.keyCredentials = merge_existing_keys(o.keyCredentials, normalise_keys(ctx, v))
   end })
+  store.touch(ctx, app)
   return store.no_content()
 end)
 
@@ -283,6 +304,7 @@ route("PATCH", "servicePrincipals/:id", function(ctx, p)
   local body = ctx.json or {}
   types.check_body("servicePrincipal", body)
   store.apply_patch(sp, body, { appId = true })
+  store.touch(ctx, sp)
   return store.no_content()
 end)
 
@@ -360,7 +382,7 @@ local function create_assignment(ctx, resource_fixed, principal_fixed)
   return store.add_app_role_assignment(ctx, a)
 end
 
-local function assignment_entity(ctx, a, context, status)
+local function assignment_entity(_ctx, a, context, status)
   local body = types.project("appRoleAssignment", a)
   body["@odata.context"] = store.ROOT .. "/$metadata#" .. context .. "/$entity"
   return { status = status or 200, body = body }

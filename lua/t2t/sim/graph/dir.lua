@@ -71,6 +71,7 @@ route("PATCH", "users/:id", function(ctx, p)
     util.bad("Invalid value specified for property 'usageLocation' of resource 'User'.")
   end
   store.apply_patch(u, body, { passwordProfile = true })
+  store.touch(ctx, u)
   return store.no_content()
 end)
 
@@ -192,6 +193,13 @@ local function assign_license(ctx, p)
   return res
 end
 route("POST", "users/:id/assignLicense", assign_license)
+
+-- DELETE /users/{id} → 204 (into deleted items in Entra ID: delta reports it as changed); the
+-- user's Exchange recipient goes with it.
+store.delete_route(route, "users/:id", "user", "user_write", function(ctx, u)
+  local r = store.recipient_of(ctx, u.id)
+  if r then require("t2t.sim.model").remove_recipient(ctx.tenant, r.Guid) end
+end)
 
 route("GET", "users/:id/memberOf", function(ctx, p)
   local u = store.must_resolve(ctx, "user", p.id)
@@ -344,6 +352,7 @@ route("PATCH", "groups/:id", function(ctx, p)
     for _, id in ipairs(ids) do store.add_member(ctx, g.id, id) end
   end
   store.apply_patch(g, body)
+  store.touch(ctx, g)
   return store.no_content()
 end)
 
@@ -416,6 +425,49 @@ route("DELETE", "groups/:id/members/:mid/$ref", function(ctx, p)
   store.remove_member(ctx, g.id, p.mid)
   return store.no_content()
 end)
+
+-- Owners of groups, applications and service principals: list, add ($ref), remove ----------
+
+local OWNER_SETS = { groups = "group", applications = "application",
+                     servicePrincipals = "servicePrincipal" }   -- authorization: t2t.sim.authz
+
+for set, kind in pairs(OWNER_SETS) do
+  route("GET", set .. "/:id/owners", function(ctx, p)
+    local o = store.must_resolve(ctx, kind, p.id)
+    local list = {}
+    for _, id in ipairs(o._owners or {}) do
+      local x = store.get(ctx, id)
+      if x then list[#list + 1] = x end
+    end
+    return store.collection(ctx, "directoryObject", "directoryObjects", list, { mixed = true })
+  end)
+  route("POST", set .. "/:id/owners/$ref", function(ctx, p)
+    local o = store.must_resolve(ctx, kind, p.id)
+    local url = (ctx.json or {})["@odata.id"]
+    if type(url) ~= "string" then util.bad("Invalid request body: '@odata.id' is required.", "BadRequest") end
+    local id = url:match("([^/%(%)']+)'?%)?$")
+    store.must(ctx, id)
+    o._owners = o._owners or {}
+    if util.contains(o._owners, id) then
+      util.bad("One or more added object references already exist for the following modified "
+        .. "properties: 'owners'.")
+    end
+    table.insert(o._owners, id)
+    store.touch(ctx, o)
+    return store.no_content()
+  end)
+  route("DELETE", set .. "/:id/owners/:oid/$ref", function(ctx, p)
+    local o = store.must_resolve(ctx, kind, p.id)
+    for i, id in ipairs(o._owners or {}) do
+      if id == p.oid then
+        table.remove(o._owners, i)
+        store.touch(ctx, o)
+        return store.no_content()
+      end
+    end
+    util.not_found(p.oid)
+  end)
+end
 
 -- Invitations (wire.md §3.7) ------------------------------------------------------------------
 

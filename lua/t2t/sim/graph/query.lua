@@ -1,6 +1,7 @@
--- t2t.sim.graph.query: OData query options as the directory serves them — $filter (eq, ne,
+-- t2t.sim.graph.query: OData query options as the directory serves them — $filter (eq, ne, in,
 -- startswith, endswith, and, or, not, any()), $select, $orderby (one property), $search
--- ("property:value" prefix search), $top + opaque $skiptoken paging, $count.
+-- ("property:value" prefix search), $top + opaque $skiptoken paging, $count.  Property names
+-- match case-insensitively (rewritten to the declared spelling), as Graph's do.
 local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 
@@ -109,6 +110,13 @@ local function parse(s)
       return { op = fn, prop = coll, var = var, expr = inner }
     end
     local opt = take("word")[2]:lower()
+    if opt == "in" then                    -- prop in ('a', 'b'): eq against any of the list
+      take("(")
+      local values = { literal() }
+      while peek() and peek()[1] == "," do pos = pos + 1; values[#values + 1] = literal() end
+      take(")")
+      return { op = "in", prop = w, values = values }
+    end
     if opt ~= "eq" and opt ~= "ne" and opt ~= "ge" and opt ~= "le" and opt ~= "gt" and opt ~= "lt" then
       unsupported("Unsupported operator '" .. opt .. "' in filter.")
     end
@@ -168,6 +176,13 @@ local function eval(node, obj, var, item)
     return op == "all"
   end
   local v = get(obj, node.prop, var, item)
+  if op == "in" then
+    local a = norm(v)
+    for _, x in ipairs(node.values) do
+      if a == norm(x) or (x == util.null and v == nil) then return true end
+    end
+    return false
+  end
   local want = node.value
   if op == "startswith" or op == "endswith" then
     if type(v) ~= "string" or type(want) ~= "string" then return false end
@@ -187,12 +202,21 @@ local function eval(node, obj, var, item)
   elseif op == "gt" then return a > b else return a < b end
 end
 
--- 400 unless type tname declares property name (as Graph answers for $filter and $search).
+-- The declared spelling of property `name` of tname; 400 when the type has none (as Graph
+-- answers for $filter and $search).
 local function check_prop(tname, name)
-  if not types.props(tname)[name] then
+  local canon = types.canonical(tname, name)
+  if not canon or not types.props(tname)[canon] then
     util.fail(400, "Request_BadRequest", string.format(
       "Property '%s' does not exist as a declared property or extension property.", name))
   end
+  return canon
+end
+
+-- A filter path "prop" or "prop/sub" with its first segment in the declared spelling.
+local function canon_path(tname, path)
+  local first, rest = path:match("^([^/]+)(.*)$")
+  return check_prop(tname, first) .. rest
 end
 
 -- Check that filtered properties exist on the type (Graph answers 400 otherwise).
@@ -202,9 +226,9 @@ local function check_props(node, tname, var)
   elseif node.op == "not" then
     check_props(node.expr, tname, var)
   elseif node.op == "any" or node.op == "all" then
-    check_props({ op = "eq", prop = node.prop }, tname, nil)
+    node.prop = canon_path(tname, node.prop)
   elseif node.prop and not (var and (node.prop == var or node.prop:sub(1, #var + 1) == var .. "/")) then
-    check_prop(tname, node.prop:match("^[^/]+"))
+    node.prop = canon_path(tname, node.prop)
   end
 end
 
@@ -308,9 +332,13 @@ function M.orderby(s, tname)
     local at = prop and (#prop + #(rest:match("^%s*"))) or 0
     util.fail(400, "BadRequest", string.format("Syntax error at position %d in '%s'.", at, s))
   end
-  if tname and not types.props(tname)[prop] then
-    util.fail(400, "BadRequest", string.format(
-      "Could not find a property named '%s' on type 'microsoft.graph.%s'.", prop, tname))
+  if tname then
+    local canon = types.canonical(tname, prop)
+    if not canon or not types.props(tname)[canon] then
+      util.fail(400, "BadRequest", string.format(
+        "Could not find a property named '%s' on type 'microsoft.graph.%s'.", prop, tname))
+    end
+    prop = canon
   end
   return { prop = prop, desc = ldir == "desc" }
 end
@@ -407,6 +435,36 @@ function M.page(matched, top, order, tok)
   return page, next_tok, tok ~= nil
 end
 
+-- page_ordered(src, top, keep, tok) -> page, next skiptoken | nil, later: one page over an
+-- ordered index (src.ids sorted; src.get(id) -> visible object | nil) after the $skiptoken,
+-- keeping objects for which keep(obj) holds (nil: all).  Costs O(log n + scanned): a page
+-- never rescans the tenant.  The next link is given when one more match follows within
+-- another page's worth of ids, or when that look-ahead ends short of the end (the next page
+-- may then be empty, as Graph's may).
+function M.page_ordered(src, top, keep, tok)
+  local after = M.from_skiptoken(tok, nil)
+  local ids, fetch = src.ids, src.get
+  local n = #ids
+  local i = require("t2t.sim.index").upper(ids, after)
+  local page = {}
+  while i <= n and #page < top do
+    local o = fetch(ids[i])
+    if o and (not keep or keep(o)) then page[#page + 1] = o end
+    i = i + 1
+  end
+  local next_tok
+  if #page > 0 and i <= n then
+    local limit = math.min(n, i + top)
+    local found = false
+    for j = i, limit do
+      local o = fetch(ids[j])
+      if o and (not keep or keep(o)) then found = true; break end
+    end
+    if found or limit < n then next_tok = M.skiptoken(page[#page].id) end
+  end
+  return page, next_tok, tok ~= nil
+end
+
 ---------------------------------------------------------------------------------------------
 -- $search: "property:value" clauses joined by AND / OR (AND binds tighter).  A clause matches
 -- when every word of value starts a word of the property's string value (or of one string in
@@ -439,7 +497,7 @@ local function search_tokens(s, tname)
       if #words == 0 then
         search_error(s, i, "clause '" .. s:sub(i, j) .. "' has no value to search for")
       end
-      if tname then check_prop(tname, prop) end
+      if tname then prop = check_prop(tname, prop) end
       toks[#toks + 1] = { "clause", prop, words, i }
       i = j + 1
     else

@@ -4,6 +4,8 @@
 local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 local query = require "t2t.sim.graph.query"
+local expand = require "t2t.sim.graph.expand"
+local index = require "t2t.sim.index"
 
 -- The shared model keeps side indexes (UPNs, consents, memberships) current through its add_*
 -- helpers, so the token endpoint and EXO see Graph's writes at once.
@@ -46,15 +48,42 @@ function M.must(ctx, id, kind)
   return obj
 end
 
--- Visible objects of a kind, as an array.
-function M.list(ctx, kind)
+-- The objects of `items` (an array, or an ordered source) for which keep holds.
+local function matching(items, keep)
   local out = {}
-  local want = "#microsoft.graph." .. kind
-  local vis = ctx.sim.visible
-  for _, obj in pairs(ctx.tenant.dir.objects) do
-    if obj["@odata.type"] == want and (not vis or vis(ctx.sim, obj)) then out[#out + 1] = obj end
+  if items.ids then
+    for _, id in ipairs(items.ids) do
+      local o = items.get(id)
+      if o and (not keep or keep(o)) then out[#out + 1] = o end
+    end
+    return out
   end
+  if not keep then return items end
+  for _, o in ipairs(items) do if keep(o) then out[#out + 1] = o end end
   return out
+end
+
+-- source(ctx, kind) -> the visible objects of a kind as an ordered source for M.collection:
+-- {ids = sorted ids (t2t.sim.index), get = fn(id) -> visible object | nil}.  Paging it costs
+-- O(log n + page), not a scan of the tenant.
+function M.source(ctx, kind)
+  local objects, vis, sim = ctx.tenant.dir.objects, ctx.sim.visible, ctx.sim
+  return {
+    ids = index.dir_ids(ctx.tenant, "#microsoft.graph." .. kind),
+    get = function(id)
+      local o = objects[id]
+      if o and (not vis or vis(sim, o)) then return o end
+      return nil
+    end,
+  }
+end
+
+-- touch(ctx, obj): a PATCH or membership change, for delta queries.
+function M.touch(ctx, obj) index.changed(ctx.tenant, obj) end
+
+-- Visible objects of a kind, as an array (in id order).
+function M.list(ctx, kind)
+  return matching(M.source(ctx, kind))
 end
 
 -- Directory writes go through the model (indexes); the tables a hand-built test state may
@@ -91,12 +120,14 @@ end
 function M.add_member(ctx, gid, mid)
   local dir = ctx.tenant.dir
   dir.members = dir.members or {}
+  M.touch(ctx, dir.objects[gid])
   return model.add_member(ctx.tenant, gid, mid)
 end
 
 function M.remove_member(ctx, gid, mid)
   local set = ctx.tenant.dir.members and ctx.tenant.dir.members[gid]
   if set then set[mid] = nil end
+  M.touch(ctx, ctx.tenant.dir.objects[gid])
   model.reindex(ctx.tenant)
 end
 
@@ -207,21 +238,15 @@ function M.must_resolve(ctx, kind, key)
   return obj
 end
 
--- The simulator answers $expand with 501 rather than leave the navigation property out.
-local function no_expand(q)
-  local e = q["$expand"]
-  if e ~= nil then
-    util.fail(501, "NotImplemented", string.format("The simulator does not expand navigation "
-      .. "properties ($expand=%s); read the related collection (for example .../members) "
-      .. "instead.", tostring(e)))
-  end
-end
-
--- A JSON 200 (or status) response body with @odata.context.
+-- A JSON 200 (or status) response body with @odata.context; $select and $expand apply.
+-- keyCredentials keep their key on a single object's $select (Graph's rule).
 function M.entity(ctx, tname, context, obj, status)
-  no_expand(ctx.q)
+  local spec = expand.parse(ctx.q["$expand"], tname)
   local select = query.select_list(ctx.q, tname)
-  local body = types.project(tname, obj, select)
+  local key_material = false
+  for _, k in ipairs(select or {}) do if k == "keyCredentials" then key_material = true end end
+  local body = types.project(tname, obj, select, { key_material = key_material })
+  expand.apply(ctx, spec, obj, body)
   local ctxname = context
   if select then ctxname = context .. "(" .. table.concat(select, ",") .. ")" end
   body["@odata.context"] = M.ROOT .. "/$metadata#" .. ctxname .. "/$entity"
@@ -238,10 +263,6 @@ local function need_eventual(ctx, tname, advanced, filtered, order)
       "Unsupported or invalid query filter clause specified for property. Use ConsistencyLevel: "
       .. "eventual and $count=true for advanced queries.")
   end
-  if q["$count"] == "true" then
-    util.fail(400, "Request_UnsupportedQuery",
-      "$count is only supported with the ConsistencyLevel:eventual header.")
-  end
   if q["$search"] then
     util.fail(400, "Request_UnsupportedQuery",
       "Request with $search query parameter only works through MSGraph with a special request "
@@ -252,27 +273,30 @@ local function need_eventual(ctx, tname, advanced, filtered, order)
   end
 end
 
--- Stored objects of one page projected for output (@odata.type per item when mixed).
-local function project_page(page, tname, select, mixed)
+-- Stored objects of one page projected for output (@odata.type per item when mixed), each
+-- with its $expand properties.
+local function project_page(ctx, page, tname, select, mixed, spec)
   local value = {}
   for i, o in ipairs(page) do
     local t = mixed and M.kind(o) or tname
     local v = types.project(t, o, select)
     if mixed then v["@odata.type"] = "#microsoft.graph." .. t end
-    value[i] = v
+    value[i] = expand.apply(ctx, spec, o, v)
   end
   return util.array(value)
 end
 
 -- The collection response: $filter, $search, $orderby, $count, $top, $skiptoken, $select,
--- @odata.nextLink ($expand → 501).  items: array of stored objects (already visible); tname
--- their type; context the @odata.context fragment; opts.mixed adds @odata.type per item.
+-- $expand, @odata.nextLink.  items: an array of stored objects (already visible) or an ordered
+-- source (M.source: pages cost O(page) unless $orderby or $count needs them all); tname their
+-- type; context the @odata.context fragment; opts.mixed adds @odata.type per item.  $count=true
+-- without ConsistencyLevel: eventual is ignored, as Graph ignores it on list requests.
 function M.collection(ctx, tname, context, items, opts)
   opts = opts or {}
   local q = ctx.q
-  no_expand(q)
   -- a directoryObject collection takes properties of any derived type (members?$select=mail)
   local check_type = not opts.mixed and tname or nil
+  local spec = expand.parse(q["$expand"], tname)
   local pred, advanced = query.filter(q["$filter"], check_type)
   local order = query.orderby(q["$orderby"], check_type)
   local count = q["$count"]
@@ -280,22 +304,26 @@ function M.collection(ctx, tname, context, items, opts)
     util.bad("Invalid value for $count: '" .. tostring(count) .. "'.", "BadRequest")
   end
   need_eventual(ctx, tname, advanced, pred ~= nil, order)
+  local counted = count == "true" and ctx.consistency_eventual
   local found = query.search(q["$search"], check_type)
   local select = query.select_list(q, check_type)
-  local matched = items
-  if pred or found then
-    matched = {}
-    for _, o in ipairs(items) do
-      if (not pred or pred(o)) and (not found or found(o)) then matched[#matched + 1] = o end
-    end
-  end
+  local keep
+  if pred or found then keep = function(o) return (not pred or pred(o)) and (not found or found(o)) end end
   local top = query.top(q, opts.default_top or 100, opts.max_top or 999)
-  local page, next_tok, later = query.page(matched, top, order, q["$skiptoken"])
-  local body = { value = project_page(page, tname, select, opts.mixed) }
+  local page, next_tok, later, total
+  if items.ids and not order then
+    page, next_tok, later = query.page_ordered(items, top, keep, q["$skiptoken"])
+    if counted and not later then total = #matching(items, keep) end
+  else
+    local matched = matching(items, keep)
+    page, next_tok, later = query.page(matched, top, order, q["$skiptoken"])
+    total = #matched
+  end
+  local body = { value = project_page(ctx, page, tname, select, opts.mixed, spec) }
   local ctxname = context
   if select then ctxname = context .. "(" .. table.concat(select, ",") .. ")" end
   body["@odata.context"] = M.ROOT .. "/$metadata#" .. ctxname
-  if count == "true" and not later then body["@odata.count"] = #matched end
+  if counted and not later then body["@odata.count"] = total end
   if next_tok then
     local nq = {}
     for k, v in pairs(q) do nq[k] = v end
@@ -332,7 +360,7 @@ end
 -- GET /{set} listing every visible object of `kind` (its authorization: t2t.sim.authz).
 function M.list_route(route, set, kind)
   route("GET", set, function(ctx)
-    return M.collection(ctx, kind, set, M.list(ctx, kind))
+    return M.collection(ctx, kind, set, M.source(ctx, kind))
   end)
 end
 

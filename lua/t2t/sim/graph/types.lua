@@ -38,6 +38,21 @@ end
 
 function M.is_open(tname) return T[tname] and T[tname].open or false end
 
+-- canonical(tname, name) -> the declared spelling of a property or navigation property of
+-- tname matched case-insensitively (Graph takes mailNickName for mailNickname) | nil.
+local canon_cache = {}
+function M.canonical(tname, name)
+  if type(name) ~= "string" then return nil end
+  local c = canon_cache[tname]
+  if not c then
+    c = {}
+    for k in pairs(M.navs(tname)) do c[k:lower()] = k end
+    for k in pairs(M.props(tname)) do c[k:lower()] = k end
+    canon_cache[tname] = c
+  end
+  return c[name:lower()]
+end
+
 local function elem(t) return t:match("^Collection%((.*)%)$") end
 
 -- Properties Graph sets itself; a write is rejected as read-only.
@@ -107,6 +122,18 @@ function M.check_body(tname, body, opts)
   end
   local props, navs = M.props(tname), M.navs(tname)
   local ro = not opts.nested and READ_ONLY[tname] or {}
+  -- property names are case-insensitive: rename the body's keys to the declared spelling
+  local renames = {}
+  for k in pairs(body) do
+    if type(k) == "string" then
+      local base, ann = k:match("^([^@]*)(@.*)$")
+      local canon = M.canonical(tname, base or k)
+      if canon and canon ~= (base or k) and base ~= "" then renames[k] = canon .. (ann or "") end
+    end
+  end
+  for from, to in pairs(renames) do
+    if body[to] == nil then body[to], body[from] = body[from], nil end
+  end
   for k, v in pairs(body) do
     if type(k) ~= "string" then util.bad("A JSON object was expected as the request body.", "BadRequest") end
     local bind = k:match("^(.-)@odata%.bind$")
@@ -116,7 +143,7 @@ function M.check_body(tname, body, opts)
           "The property '%s' does not exist on type 'microsoft.graph.%s'. Make sure to only use "
           .. "property names that are defined by the type or mark the type as open type.", bind, tname))
       end
-    elseif k:sub(1, 7) == "@odata." or k:find("@", 1, true) then
+    elseif k:sub(1, 7) == "@odata." or k:find("@", 1, true) then -- luacheck: ignore 542
       -- control information / instance annotations: ignored
     elseif props[k] == nil then
       if T[tname] and T[tname].open then
@@ -163,7 +190,7 @@ M.USER_DEFAULT = { "businessPhones", "displayName", "givenName", "jobTitle", "ma
                    "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id" }
 
 -- Output value for a property: empty collections become [], complex values are walked.
-local function out_value(tname, v)
+local function out_value(tname, v, opts)
   if v == nil or v == util.null then
     return elem(tname) and util.EMPTY or util.null
   end
@@ -173,43 +200,49 @@ local function out_value(tname, v)
     if type(v) ~= "table" or next(v) == nil then return util.EMPTY end
     if T[e] then
       local a = {}
-      for i, x in ipairs(v) do a[i] = M.project(e, x) end
+      for i, x in ipairs(v) do a[i] = M.project(e, x, nil, opts) end
       return a
     end
     return v
   end
-  if T[tname] and type(v) == "table" then return M.project(tname, v) end
+  if T[tname] and type(v) == "table" then return M.project(tname, v, nil, opts) end
   return v
 end
 
 -- Project a stored object onto type tname: only metadata properties (internal fields such as
--- `created` and secrets never leak), `select` (a list) or the default set.
-function M.project(tname, obj, select)
+-- `created` and secrets never leak), `select` (a list) or the default set.  opts.key_material:
+-- keyCredentials keep `key` (Graph returns it only on $select of a single object).
+function M.project(tname, obj, select, opts)
   local props = M.props(tname)
   local out = {}
   if select then
     for _, k in ipairs(select) do
-      if props[k] then out[k] = out_value(props[k], obj[k]) end
+      if props[k] then out[k] = out_value(props[k], obj[k], opts) end
     end
   elseif tname == "user" then
-    for _, k in ipairs(M.USER_DEFAULT) do out[k] = out_value(props[k], obj[k]) end
+    for _, k in ipairs(M.USER_DEFAULT) do out[k] = out_value(props[k], obj[k], opts) end
   else
     -- like Graph: every declared property, null (or [] for a collection) when unset
     for k, t in pairs(props) do
-      if t ~= "Edm.Stream" then out[k] = out_value(t, obj[k]) end
+      if t ~= "Edm.Stream" then out[k] = out_value(t, obj[k], opts) end
     end
   end
-  -- secrets and key material are never read back (secretText only in the addPassword answer)
+  -- secrets are never read back (secretText only in the addPassword answer); key material only
+  -- on a single object's $select
   if tname == "passwordCredential" and out.secretText ~= nil then out.secretText = util.null end
-  if tname == "keyCredential" and out.key ~= nil then out.key = util.null end
+  if tname == "keyCredential" and out.key ~= nil and not (opts and opts.key_material) then
+    out.key = util.null
+  end
   return out
 end
 
--- Check a $select list against the type; raises Graph's OData error for an unknown name.
+-- Check a $select list against the type, rewriting each name to its declared spelling;
+-- raises Graph's OData error for an unknown name.
 function M.check_select(tname, list)
-  local props = M.props(tname)
-  for _, k in ipairs(list) do
-    if not props[k] and not M.navs(tname)[k] then
+  for i, k in ipairs(list) do
+    local canon = M.canonical(tname, k)
+    if canon then list[i] = canon end
+    if not canon then
       util.fail(400, "BadRequest", string.format(
         "Parsing OData Select and Expand failed: Could not find a property named '%s' on type "
         .. "'microsoft.graph.%s'.", k, tname))
@@ -219,16 +252,48 @@ end
 
 -- Does a concrete path (segments, decoded) match a metadata template? Returns its entry.
 local compiled
+local literal_after                  -- prefix of literal/"{}" segments -> {literal = true}
 local function compile()
-  compiled = {}
+  compiled, literal_after = {}, {}
   for _, p in ipairs(schema.paths) do
-    local segs = {}
+    local segs, key = {}, ""
     for s in p[1]:gmatch("[^/]+") do
+      s = s:gsub("%(%)$", "")              -- a function's "()" is optional: delta() = delta
+      local param = s:find("{", 1, true) ~= nil
+      if not param then
+        local set = literal_after[key] or {}
+        literal_after[key] = set
+        set[s:lower()] = true
+      end
+      key = key .. "/" .. (param and "{}" or s:lower())
       local pat = "^" .. s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"):gsub("'?{[^}]+}'?", ".+") .. "$"
       segs[#segs + 1] = pat
     end
     compiled[#compiled + 1] = { segs = segs, entry = p }
   end
+end
+
+-- is_literal(segs, i) -> true when Graph's metadata has a fixed segment segs[i] (delta,
+-- getByIds, $count ...) after segs[1..i-1], read with "{}" for any key: such a segment is
+-- never an id, whatever a route's ":id" would capture.
+function M.is_literal(segs, i)
+  if not compiled then compile() end
+  local keys = { "" }
+  for j = 1, i - 1 do
+    local nxt = {}
+    for _, k in ipairs(keys) do
+      local lit = k .. "/" .. segs[j]:lower()
+      if literal_after[k] and literal_after[k][segs[j]:lower()] then nxt[#nxt + 1] = lit end
+      nxt[#nxt + 1] = k .. "/{}"
+    end
+    keys = nxt
+    if #keys > 64 then break end
+  end
+  local want = segs[i]:lower():gsub("%(%)$", "")
+  for _, k in ipairs(keys) do
+    if literal_after[k] and literal_after[k][want] then return true end
+  end
+  return false
 end
 
 function M.match_path(segs)
