@@ -2,7 +2,8 @@
 -- mailboxes (ExchangeGuid stamped, only the first one with its x500), so examples/missing-x500.lua
 -- has something to find.  A plain script, not a runbook (docs/runbooks.md, the second example):
 --   t2t --sim=state.json examples/sim-mailusers.lua
--- Preparing MailUsers for real is what a prepare-users runbook does; this is a stand-in.
+-- Preparing MailUsers for real is what the prepare-users runbook does (every x500 included);
+-- this stand-in leaves two without, on purpose.
 local src, tgt = connect("contoso"), connect("fabrikam")
 local mailboxes = assert(src.exo:invoke("Get-Mailbox", { ResultSize = 3 }))
 for i, m in ipairs(mailboxes) do

@@ -92,7 +92,7 @@ return runbook {
     if p.key_size and not dkim.KEY_SIZES[p.key_size] then ctx:fail("--key-size must be 1024 or 2048") end
     local resolver, sim_dns = rb.resolver(ctx)
     local t = rb.open(ctx, "target", p.tenant)
-    if not t then ctx:fail("which tenant? pass --tenant PROFILE (or --profile, or --sim)") end
+    if not t then ctx:usage("which tenant? pass --tenant PROFILE (or --profile, or --sim)") end
     if p.publish == "azure-dns" and not session.sim(ctx) and not (p.subscription or (t.azure and t.azure.subscription)) then
       ctx:fail("--publish azure-dns needs --subscription (or a profile with subscription = ...)")
     end

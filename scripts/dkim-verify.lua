@@ -2,16 +2,10 @@
 local verify = require "t2t.dkim.verify"
 local rb = require "t2t.dkim.runbooks"
 
-local MAX_BYTES = 64 * 1024 * 1024
+local files = require "t2t.files"
 
-local function read(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local s = f:read(MAX_BYTES + 1)
-  f:close()
-  if s and #s > MAX_BYTES then return nil, "larger than 64 MiB" end
-  return s or ""
-end
+-- A message file: a regular file, size-capped (t2t.files), never a FIFO or a device.
+local function read(path) return files.read(path, "data") end
 
 return runbook {
   name = "dkim-verify",
@@ -39,7 +33,7 @@ return runbook {
       local res
       if not raw then
         res = { file = path, error = tostring(err) }
-        ctx:say("%s: cannot read: %s", path, tostring(err))
+        ctx:say("%s", tostring(err))
         ctx:item(path, false, err)
       else
         res = v:verify(raw)

@@ -4,12 +4,6 @@
 local mailuser = require "t2t.mailuser"
 local S = require "t2t.mailuser.session"
 
-local function count(users, pred)
-  local n = 0
-  for _, u in ipairs(users) do if pred(u) then n = n + 1 end end
-  return n
-end
-
 local function on_hold(u)
   return u.LitigationHoldEnabled or u.DelayHoldApplied or u.DelayReleaseHoldApplied or u.ComplianceTagHoldApplied
       or (u.InPlaceHolds and #u.InPlaceHolds > 0) or (u.OrgHolds and #u.OrgHolds > 0)
@@ -43,36 +37,34 @@ return runbook {
     { name = "concurrency", type = "integer", default = 16, help = "mailboxes read at once" },
   },
   run = function(ctx, p)
-    if p.depth ~= "full" and p.depth ~= "identity" then ctx:fail("--depth is full or identity, not '%s'", p.depth) end
+    if p.depth ~= "full" and p.depth ~= "identity" then ctx:usage("--depth is full or identity, not '%s'", p.depth) end
     ctx:output(p.out, "the collection file (--out)")
     local source = S.open(ctx, "source", p.source, true)
     ctx:say("Exporting from %s (%s), %s attributes", source.name, source.id, p.depth)
-    local users, failures, info, scope = S.export(ctx, p, source, p.depth)
-    local added = 0
-    if p.add_to_scope then
-      if not scope then ctx:fail("--add-to-scope: no scope group (give --scope-group, or run setup-source first)") end
-      for _, u in ipairs(users) do
-        local st, serr = mailuser.add_to_scope(source, u, scope)
-        if not st then u.read_error = "not added to the scope group: " .. tostring(serr)
-        elseif st ~= "member" then u.InScope = true; added = added + 1 end
-      end
+    local n = { users = 0, hold = 0, outside = 0, added = 0 }
+    local function also(u, scope)
+      if not p.add_to_scope then return end
+      if not scope then u.read_error = "no scope group to add it to (give --scope-group, or run setup-source first)" return end
+      local st, serr = mailuser.add_to_scope(source, u, scope)
+      if not st then u.read_error = "not added to the scope group: " .. tostring(serr)
+      elseif st ~= "member" then u.InScope = true; n.added = n.added + 1 end
     end
-    local ok, err = mailuser.write_collection(p.out, info, users)
-    if not ok then ctx:fail("--out %s: %s", p.out, tostring(err)) end
-    for _, r in ipairs(S.missing_rows(failures)) do
-      ctx:item(r.source, false, r.problems[1].message)
-    end
-    for _, u in ipairs(users) do
+    local function each(u)
+      n.users = n.users + 1
+      if on_hold(u) then n.hold = n.hold + 1 end
+      if u.InScope == false then n.outside = n.outside + 1 end
       ctx:item(u.PrimarySmtpAddress, not u.read_error, u.read_error)
     end
-    ctx:summary("users exported", #users)
+    local failures = S.export(ctx, p, source, p.depth, p.out, { also = also, each = each })
+    for _, r in ipairs(S.missing_rows(failures)) do ctx:item(r.source, false, r.problems[1].message) end
+    ctx:summary("users exported", n.users)
     if #failures > 0 then ctx:summary("not found", #failures) end
-    ctx:summary("on hold", count(users, on_hold))
-    if p.add_to_scope then ctx:summary("added to the scope group", added) end
-    ctx:summary("not in the scope group", count(users, function(u) return u.InScope == false end))
+    ctx:summary("on hold", n.hold)
+    if p.add_to_scope then ctx:summary("added to the scope group", n.added) end
+    ctx:summary("not in the scope group", n.outside)
     ctx:summary("file", p.out)
     ctx:say("\nWrote %s (%d users). Give it to the target admin: prepare-users --from %s, then validate-users --from %s.",
-            p.out, #users, p.out, p.out)
-    return { users = #users, file = p.out }
+            p.out, n.users, p.out, p.out)
+    return { users = n.users, file = p.out }
   end,
 }

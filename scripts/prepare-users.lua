@@ -49,14 +49,16 @@ return runbook {
     elseif p.disable_plans then
       ctx:fail("--disable-plans goes with --license")
     end
-    ctx:say("Preparing %d users: %s -> %s%s%s", #users, tostring(info.source.name), target.name,
+    ctx:say("Preparing users: %s -> %s%s%s", tostring(info.source.name), target.name,
             #names > 0 and (", licences " .. table.concat(names, ", ")) or "", ctx.opts.plan and "   [plan: no changes]" or "")
-    local bar = S.progress(ctx, "Preparing users", #users)
-    local rows = mailuser.prepare { target = target, source = source, users = users, rules = r.rules, skus = skus,
+    local o = { target = target, source = source, users = users, rules = r.rules, skus = skus,
       scope = p.scope and scope or nil, replace_contacts = p.replace_contacts,
       clear_previous = p.clear_previous_mailbox, usage_location = p.usage_location, concurrency = p.concurrency,
-      progress = bar, plan_mode = ctx.opts.plan }
-    if bar then bar:finish() end
+      plan_mode = ctx.opts.plan }
+    o.on_count = S.on_count(ctx, "Preparing users", o)
+    local rows, err = mailuser.prepare(o)
+    if o.progress then o.progress:finish() end
+    if not rows then ctx:fail("%s", tostring(err)) end
     for _, row in ipairs(S.missing_rows(r.failures)) do rows[#rows + 1] = row end
     local flat = S.finish(ctx, p, rows, r.kept, { planned = ctx.opts.plan })
     local n = {}
@@ -66,7 +68,7 @@ return runbook {
     end
     if not source and not p.from then ctx:summary("scope group", "not changed (no source profile)") end
     local outside = 0
-    for _, u in ipairs(users) do if u.InScope == false then outside = outside + 1 end end
+    for _, row in ipairs(rows) do if row.outside then outside = outside + 1 end end
     if p.from and not source and outside > 0 then
       ctx:say("\n%d of these mailboxes are not in the scope group %s: the source admin adds them (export-users " ..
               "--add-to-scope). Next: validate-users.", outside, tostring(info.scope_group or "(the organization relationship's)"))

@@ -16,7 +16,9 @@ return runbook {
     "if the tenant is dehydrated; checks that the scope group exists and is a MAIL-ENABLED SECURITY group\n" ..
     "(--create-scope-group creates it with New-DistributionGroup -Type Security; --members adds mailboxes);\n" ..
     "then the organization relationship keyed by the TARGET TENANT ID with RemoteOutbound merged into its\n" ..
-    "capability, OAuthApplicationId = the app and MailboxMovePublishedScopes = the scope group.\n" ..
+    "capability, OAuthApplicationId = the app and MailboxMovePublishedScopes = the scope group(s): they\n" ..
+    "REPLACE the relationship's current scopes, as the script and the current docs do (the plan shows\n" ..
+    "before -> after); --merge-scopes keeps the current ones and adds these.  Dehydration is checked first.\n" ..
     "With --sim the source defaults to the simulator's contoso.",
   -- What it needs (docs/roles.md); preflight checks it before the first change.
   needs = {
@@ -35,6 +37,8 @@ return runbook {
     { name = "scope-group", type = "list", default = { "T2T-Migration-Scope" },
       help = "mail-enabled security group(s) that scope the migration (SourceMailboxMovePublishedScopes)" },
     { name = "create-scope-group", type = "boolean", default = false, help = "create the scope group when it does not exist" },
+    { name = "merge-scopes", type = "boolean", default = false,
+      help = "keep the relationship's current scope groups and add these (default: these replace them, as the script does)" },
     { name = "members", type = "list", help = "mailboxes to add to the (first) scope group" },
     { name = "consent", type = "boolean", default = false, help = "grant the app's admin consent in this tenant now" },
     { name = "orgrel-name", type = "string", help = "organization relationship name when one is created (default TARGET_SOURCE)" },
@@ -68,7 +72,10 @@ return runbook {
     ctx:say("Source %s (%s)  ->  target %s (%s), app %s%s", s.name, s.id, tostring(tdom or "?"), tid, app_id,
             ctx.opts.plan and "   [plan: no changes]" or "")
 
-    ctx:say("\n1. Consent for app %s in %s", app_id, s.name)
+    ctx:say("\n1. Exchange Online organization (%s)", s.name)
+    must(ctx, s:ensure_org_customization())     -- the script checks dehydration first
+
+    ctx:say("\n2. Consent for app %s in %s", app_id, s.name)
     local st = must(ctx, s:consent_status(app_id, tid))
     if st.sp and not st.owner_ok then
       ctx:fail("app %s in this tenant belongs to tenant %s, not to the target %s: wrong app id?", app_id,
@@ -85,8 +92,7 @@ return runbook {
                app_id, s.name, tenant.consent_url(s.cloud, s.domain, app_id))
     end
 
-    ctx:say("\n2. Exchange Online (%s)", s.name)
-    must(ctx, s:ensure_org_customization())
+    ctx:say("\n3. Scope group and organization relationship (%s)", s.name)
     local scopes = {}
     for i, name in ipairs(p.scope_group) do
       local g = must(ctx, s:ensure_scope_group(name, { create = p.create_scope_group }))
@@ -94,8 +100,8 @@ return runbook {
       if i == 1 and p.members then must(ctx, s:ensure_members(g.Name or name, p.members, g.planned)) end
     end
     must(ctx, s:ensure_org_relationship { partner_id = tid, partner_domains = { tdom }, capability = "RemoteOutbound",
-                                          name = p.orgrel_name or (tlabel .. "_" .. s.name),
-                                          oauth_app_id = app_id, scopes = scopes })
+                                          name = tenant.exo_name(p.orgrel_name or (tlabel .. "_" .. s:label())),
+                                          oauth_app_id = app_id, scopes = scopes, merge_scopes = p.merge_scopes })
     ctx:summary("app allowed", app_id)
     ctx:summary("scope groups", table.concat(scopes, ", "))
     if #s.warnings > 0 then ctx:summary("warnings", #s.warnings) end

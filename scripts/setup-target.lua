@@ -55,13 +55,16 @@ return runbook {
   description = "Set up the TARGET tenant for cross-tenant mailbox migration (SetupCrossTenantRelationship" ..
     "ForTargetTenant.ps1).\n\n" ..
     "Idempotent: reads first and changes only what differs; --plan shows the changes without making them.\n" ..
-    "Steps: the multi-tenant migration app (redirect https://office.com, Mailbox.Migration on Office 365\n" ..
-    "Exchange Online; + User.Invite.All with --invite) found by its name, never duplicated; a client secret\n" ..
+    "Steps: Enable-OrganizationCustomization if the tenant is dehydrated (first, as the script checks it);\n" ..
+    "the multi-tenant migration app (redirect https://office.com, Mailbox.Migration on Office 365 Exchange\n" ..
+    "Online; + User.Invite.All with --invite), keyed by the source tenant id and never duplicated; a client secret\n" ..
     "(current procedure) or a self-signed certificate in Azure Key Vault (--keyvault, the legacy procedure);\n" ..
     "the app's service principal and admin consent in the target; the consent URL for the source admin and a\n" ..
-    "hand-off JSON file with what they need; optional B2B invitation; Enable-OrganizationCustomization if the\n" ..
-    "tenant is dehydrated; the organization relationship keyed by the SOURCE TENANT ID (capability Inbound\n" ..
-    "merged in); then, once the source has consented and run setup-source, the migration endpoint.\n\n" ..
+    "hand-off JSON file with what they need; optional B2B invitation; the organization relationship keyed by\n" ..
+    "the SOURCE TENANT ID (capability Inbound merged in); then, once the source has consented and run\n" ..
+    "setup-source, the migration endpoint.  Names come from the tenants' initial domains (TARGET_SOURCE,\n" ..
+    "TARGET_Friends_SOURCE), never from profile names, and stay within Exchange's 64 characters.  With\n" ..
+    "--keyvault the subscription and the location are checked before anything is changed.\n\n" ..
     "A new client secret is shown once on the terminal or written to --secret-file (mode 0600); it is never\n" ..
     "logged. With --sim the target defaults to the simulator's fabrikam and the source to contoso.",
   -- What it needs in each tenant (docs/roles.md); preflight checks it before the first change.
@@ -121,12 +124,22 @@ return runbook {
                p.handoff, prior.cloud, t.cloud)
     end
     ctx:say("Target %s (%s)  <-  source %s (%s)%s", t.name, t.id, sdom, sid, ctx.opts.plan and "   [plan: no changes]" or "")
-    local slabel = sdom:match("^([^.]+)")
-    local pair = t.name .. "_" .. slabel
+    -- names from the tenants themselves (their initial domains), never the profile names, and
+    -- within Exchange's 64 characters; the app is keyed by the source tenant id
+    local slabel, tlabel = sdom:match("^([^.]+)"), t:label()
+    local pair = tenant.exo_name(tlabel .. "_" .. slabel)
+    if p.keyvault then                     -- subscription and location, before any change
+      must(ctx, require("t2t.tenant.keyvault").precheck(t, { subscription = p.subscription,
+        resource_group = p.resource_group, vault = p.vault, location = p.location }))
+    end
 
-    ctx:say("\n1. Migration application (Entra ID, %s)", t.name)
-    local app = must(ctx, t:ensure_app { name = p.app_name or tenant.app_name(t.name, slabel), app_id = p.app_id,
-                                         invite = p.invite ~= nil })
+    ctx:say("\n1. Exchange Online organization (%s)", t.name)
+    must(ctx, t:ensure_org_customization())     -- the script checks dehydration first
+
+    ctx:say("\n2. Migration application (Entra ID, %s)", t.name)
+    local legacy = t.name ~= tlabel and tenant.app_name(t.name, slabel) or nil
+    local app = must(ctx, t:ensure_app { name = p.app_name or tenant.app_name(tlabel, slabel), app_id = p.app_id,
+                                         invite = p.invite ~= nil, key = tenant.app_key(sid), also = legacy })
     if not app.planned then
       must(ctx, session.clean_pending_secret(ctx, t, app, p.secret_file))
       t:check_credentials(app, p.warn_expiry)
@@ -137,7 +150,7 @@ return runbook {
 
     local kv_url
     if p.keyvault then
-      ctx:say("\n1b. Legacy procedure: certificate in Azure Key Vault")
+      ctx:say("\n2b. Legacy procedure: certificate in Azure Key Vault")
       local kv = require "t2t.tenant.keyvault"
       local cert = must(ctx, kv.ensure(t, {
         subscription = p.subscription, resource_group = p.resource_group, vault = p.vault, location = p.location,
@@ -147,10 +160,11 @@ return runbook {
     end
 
     local consent = tenant.consent_url(t.cloud, sdom, app.appId)
-    ctx:say("\n2. Consent URL for the source admin (%s):\n   %s", sdom, consent)
+    ctx:say("\n3. Consent URL for the source admin (%s):\n   %s", sdom, consent)
     local handoff = { t2t_handoff = 1, cloud = t.cloud, app_id = app.appId, app_name = app.displayName,
                       target_tenant_id = t.id, target_domain = t.domain, source_tenant_id = sid,
-                      source_domain = sdom, consent_url = consent, endpoint = p.endpoint_name or pair,
+                      source_domain = sdom, consent_url = consent,
+                      endpoint = tenant.exo_name(p.endpoint_name or pair),
                       keyvault_url = kv_url }
     if ctx.opts.plan then
       ctx:say("   (plan: would write the hand-off file %s)", p.handoff)
@@ -161,10 +175,9 @@ return runbook {
     end
     if p.invite then must(ctx, t:invite(p.invite, { redirect = consent, app = app, resend = p.reinvite })) end
 
-    ctx:say("\n3. Exchange Online (%s)", t.name)
-    must(ctx, t:ensure_org_customization())
+    ctx:say("\n4. Organization relationship (%s)", t.name)
     must(ctx, t:ensure_org_relationship { partner_id = sid, partner_domains = { sdom, src and src.domain },
-                                          capability = "Inbound", name = p.orgrel_name or pair })
+                                          capability = "Inbound", name = tenant.exo_name(p.orgrel_name or pair) })
 
     ctx:summary("application", string.format("%s (%s)", app.displayName, app.appId))
     ctx:summary("consent URL", consent)
@@ -176,8 +189,8 @@ return runbook {
       return result
     end
 
-    ctx:say("\n4. Migration endpoint")
-    local name = p.endpoint_name or pair
+    ctx:say("\n5. Migration endpoint")
+    local name = tenant.exo_name(p.endpoint_name or pair)
     local existing = not app.planned and t:find_endpoint(name)
     local current = existing and (existing.ApplicationId or ""):lower() == app.appId:lower()
                     and (existing.RemoteTenant or ""):lower() == sdom:lower()

@@ -50,14 +50,15 @@ return runbook {
                    "(export-users --depth full)", p.from)
     end
     local ep = p.test_move and endpoint(ctx, target, p.endpoint) or nil
-    ctx:say("Validating %d users: %s -> %s%s%s", #users, tostring(info.source.name), target.name,
+    ctx:say("Validating users: %s -> %s%s%s", tostring(info.source.name), target.name,
             p.fix and ", fixing what CSS-val fixes" or "", ep and (", test move through endpoint " .. ep) or "")
-    local bar = S.progress(ctx, "Validating users", #users)
-    local rows = mailuser.validate { target = target, users = users, rules = rules,
-      env = { accepted = rules.accepted, tdd = rules.tdd,
-              scope_known = info.scope_known, scope_group = info.scope_group },
-      fix = p.fix, endpoint = ep, concurrency = p.concurrency, progress = bar }
-    if bar then bar:finish() end
+    local o = { target = target, users = users, rules = rules,
+      env = { accepted = rules.accepted, tdd = rules.tdd, scope_known = info.scope_known, scope_group = info.scope_group },
+      fix = p.fix, endpoint = ep, concurrency = p.concurrency }
+    o.on_count = S.on_count(ctx, "Validating users", o)
+    local rows, err = mailuser.validate(o)
+    if o.progress then o.progress:finish() end
+    if not rows then ctx:fail("%s", tostring(err)) end
     for _, row in ipairs(S.missing_rows(r.failures, true)) do rows[#rows + 1] = row end
     local flat = S.finish(ctx, p, rows, r.kept)
     local ready = 0

@@ -12,9 +12,10 @@ return runbook {
     "endpoint: app, RemoteTenant, RemoteServer of the cloud, Key Vault URL for the legacy procedure) and the\n" ..
     "source (app consented and owned by the target, organization relationship keyed by the target tenant ID\n" ..
     "with RemoteOutbound, OAuthApplicationId and MailboxMovePublishedScopes, each scope group a mail-enabled\n" ..
-    "security group). Both sides when both profiles are given (with --sim: both). Prints [Passed], [Warning]\n" ..
-    "and [Failed] lines, each failure with its fix; exit 1 if anything failed. Unlike VerifySetup.ps1 it\n" ..
-    "reports the app-owner check, and treats a relationship set up for moves in both directions as a warning.",
+    "security group). Both sides when both profiles are given (with --sim: both). Prints [Passed], [Warnings]\n" ..
+    "and [Failed] lines as the script does, each failure saying what is wrong and how to fix it; exit 1 if\n" ..
+    "anything failed. Unlike VerifySetup.ps1 it reports the app-owner check, and treats a relationship set up\n" ..
+    "for moves in both directions as a warning.",
   -- Read-only; what it reads in each tenant (docs/roles.md).
   needs = {
     target = { graph = { "Application.Read.All" }, exchange = { "View-Only Configuration", "Migration" },
@@ -50,7 +51,7 @@ return runbook {
       ctx:say("\n%s", title)
       for _, c in ipairs(checks) do
         if c.status == "Passed" then passed = passed + 1 ctx:say("[Passed]  %s", c.what)
-        elseif c.status == "Warning" then warned = warned + 1 ctx:say("[Warning] %s\n          -> %s", c.what, c.fix)
+        elseif c.status == "Warnings" then warned = warned + 1 ctx:say("[Warnings] %s\n           -> %s", c.what, c.fix)
         else
           failed = failed + 1
           ctx:say("[Failed]  %s\n          -> fix: %s", c.what, c.fix)

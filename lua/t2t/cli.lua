@@ -45,7 +45,6 @@ local function usage_error(fmt, ...)
                   "Try 't2t --help'.\n")
   return M.EXIT.usage
 end
-M.usage_error = usage_error
 
 -- Print a message as "t2t: message" and return the failure exit code.
 local function failed(msg, code)
@@ -139,7 +138,10 @@ local function run_decl(opts, decl, args)
   end
   local params, perr = runbook.parse_args(decl, args, opts)
   if not params then
-    return failed(perr .. string.format(" ('t2t help %s' lists the parameters)", decl.invoked), M.EXIT.usage)
+    if not perr:find("'t2t help ", 1, true) then
+      perr = perr .. string.format(" ('t2t help %s' lists the parameters)", decl.invoked)
+    end
+    return failed(perr, M.EXIT.usage)
   end
   if opts.log_level then require("t2t.log").set_level(opts.log_level) end
   local guard, rc = M.prepare(opts, "run", decl)
@@ -191,7 +193,7 @@ end
 
 -- `t2t FILE.lua [args]`: a runbook file runs as `t2t run FILE.lua [args]`; any other Lua file
 -- runs as a plain script, with `arg` as lua5.4 sets it.
-function M.script(opts, path, rest)
+local function script(opts, path, rest)
   local runbook = require "t2t.runbook"
   local src, err = require("t2t.files").read(path, "runbook")
   if not src then return failed(err, M.EXIT.usage) end
@@ -285,7 +287,7 @@ local function dispatch(opts, rest, code)
   end
   local f = commands[cmd]
   if f then return f(opts, table.move(rest, 2, #rest, 1, {})) end
-  if cmd:match("%.lua$") then return M.script(opts, cmd, rest) end
+  if cmd:match("%.lua$") then return script(opts, cmd, rest) end
   return usage_error("unknown command '%s'", cmd)
 end
 

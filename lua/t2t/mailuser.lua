@@ -30,9 +30,10 @@ local lower, fmt = string.lower, string.format
 
 M.read_list, M.describe_list = list.read, list.describe
 M.read_collection, M.write_collection = collection.read, collection.write
+M.open_collection, M.collection_writer = collection.open, collection.writer
 M.report = report
 M.RULES = rules_mod.NAMES
-M.problem = C.problem
+M.problem, M.key = C.problem, C.key
 
 -- export(source, selector, opts) -> users, failures | nil, err (t2t.mailuser.export.collect).
 function M.export(source, selector, opts) return export.collect(source, selector, opts) end
@@ -95,17 +96,10 @@ end
 -- Whole runs: one row per user, concurrently (each tenant's Exchange calls are limited by its
 -- client, t2t.connect), with progress.
 
-local function each(items, fn, o)
-  local bar = o.progress
-  return t2t.parallel(items, fn, { concurrency = o.concurrency or 16, on_progress = bar and function(done)
-    bar:update(done)
-  end })
-end
-
 local function row_of(m, extra)
   local u = m.user
   local r = { source = u.PrimarySmtpAddress or u.missing, target = m.target and m.target.PrimarySmtpAddress or u.TargetUser,
-              line = u.line, changes = {}, problems = {}, warnings = {}, status = "ok" }
+              line = u.line, changes = {}, problems = {}, warnings = {}, status = "ok", outside = u.InScope == false }
   for k, v in pairs(extra or {}) do r[k] = v end
   return r
 end
@@ -114,6 +108,72 @@ local function fail(r, p)
   r.status = "failed"
   r.problems[#r.problems + 1] = type(p) == "table" and p.message and p or C.problem("Error", tostring(p))
   return r
+end
+
+local function each(items, fn, o, base)
+  local bar = o.progress
+  return t2t.parallel(items, fn, { concurrency = o.concurrency or 16, on_progress = bar and function(done)
+    bar:update((base or 0) + done)
+  end })
+end
+
+-- A users source: a list of records, or {each = function(fn) -> true | nil, err} calling fn(u, i)
+-- for every user (a collection file read line by line: see M.file_users).
+local function source_of(users)
+  if type(users.each) == "function" then return users end
+  return { each = function(fn)
+    for i, u in ipairs(users) do fn(u, i) end
+    return true
+  end }
+end
+
+-- file_users(path [, keep]) -> a users source reading a collection file; keep(u) -> bool filters.
+function M.file_users(path, keep)
+  return { each = function(fn)
+    local info, nxt = collection.open(path)
+    if not info then return nil, nxt end
+    local i = 0
+    while true do
+      local u, err = nxt()
+      if err then return nil, err end
+      if not u then return true end
+      if not keep or keep(u) then
+        i = i + 1
+        fn(u, i)
+      end
+    end
+  end }
+end
+
+M.WINDOW = 500
+
+-- in_windows(src, o, work(u, i) -> row, prepass(u, i), start(n)) -> rows | nil, err: one pass
+-- over src for prepass (what must be known of every user first: collisions, delegates), then
+-- start(n), then work on the users M.WINDOW at a time (concurrently within one), so only a
+-- window's records are held at once.
+local function in_windows(src, o, work, prepass, start)
+  local n = 0
+  local ok, err = src.each(function(u, i)
+    n = n + 1
+    prepass(u, i)
+  end)
+  if not ok then return nil, err end
+  start(n)
+  local rows, window = {}, {}
+  local function flush()
+    local results = each(window, function(x) return work(x.u, x.i) end, o, #rows)
+    for k, res in ipairs(results) do
+      rows[#rows + 1] = res.ok and res.value or fail(row_of({ user = window[k].u }), res.err)
+    end
+    window = {}
+  end
+  ok, err = src.each(function(u, i)
+    window[#window + 1] = { u = u, i = i }
+    if #window >= M.WINDOW then flush() end
+  end)
+  if not ok then return nil, err end
+  flush()
+  return rows
 end
 
 -- prepare_one(o, m) -> row: ensure, licence after the GUID, scope membership.
@@ -150,14 +210,18 @@ end
 
 -- prepare{target, source?, users, rules, skus?, scope?, replace_contacts, clear_previous,
 -- usage_location, concurrency, progress, plan_mode, settle} -> rows (users' order).
+-- users: a list of records or a users source (M.file_users); o.on_count(n) is told how many
+-- there are before the work starts (for a progress bar).  -> rows | nil, err
 function M.prepare(o)
-  local mapped = map.map_all(o.users, o.rules)
-  local results = each(mapped, function(m) return prepare_one(o, m) end, o)
-  local rows = {}
-  for i, res in ipairs(results) do
-    rows[i] = res.ok and res.value or fail(row_of(mapped[i]), res.err)
-  end
-  return rows
+  local col, clash = map.collider(o.rules), nil
+  return in_windows(source_of(o.users), o, function(u, i)
+    local m = map.map(u, o.rules)
+    if clash[i] then table.insert(m.problems, clash[i]) end
+    return prepare_one(o, m)
+  end, function(u, i) col:add(u, i) end, function(n)
+    clash, col = col:problems(), nil
+    if o.on_count then o.on_count(n) end
+  end)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -247,48 +311,53 @@ local function validate_one(o, u, m)
   return r
 end
 
--- delegates(users, rows): warnings for FullAccess / SendAs / Send on Behalf delegates that are
--- not in the list, or are in another Batch (§5.6: they only work when both move together).
-function M.delegates(users, rows)
+-- A delegates index: every user's names -> its Batch, to warn about FullAccess / SendAs / Send
+-- on Behalf delegates that are not in the list or are in another batch (§5.6: permissions work
+-- only when both move together).  Names only, so it stays small.
+local function delegate_index()
   local by = {}
-  for _, u in ipairs(users) do
+  local ix = {}
+  function ix.add(u)
     for _, k in ipairs { u.Name, u.PrimarySmtpAddress, u.UserPrincipalName, u.Alias } do
-      if k then by[lower(k)] = u end
+      if k then by[lower(k)] = u.Batch or "" end
     end
   end
-  for i, u in ipairs(users) do
+  function ix.warnings(u)
+    local out = {}
     for _, kind in ipairs { { "FullAccess", u.FullAccess }, { "SendAs", u.SendAs }, { "Send on Behalf", u.SendOnBehalf } } do
       for _, d in ipairs(C.list(kind[2])) do
-        local other = by[lower(d)]
-        local msg
-        if not other then
-          msg = fmt("%s has %s on this mailbox and is not in this list: move them together, or the permission " ..
-                    "stops working (cross-tenant permissions are not supported)", d, kind[1])
-        elseif (other.Batch or "") ~= (u.Batch or "") then
-          msg = fmt("%s has %s on this mailbox but is in batch %s, this one in %s: put them in one batch", d, kind[1],
-                    tostring(other.Batch or "(none)"), tostring(u.Batch or "(none)"))
+        local batch = by[lower(d)]
+        if not batch then
+          out[#out + 1] = fmt("delegates split: %s has %s on this mailbox and is not in this list: move them together, " ..
+                              "or the permission stops working (cross-tenant permissions are not supported)", d, kind[1])
+        elseif batch ~= (u.Batch or "") then
+          out[#out + 1] = fmt("delegates split: %s has %s on this mailbox but is in batch %s, this one in %s: put them " ..
+                              "in one batch", d, kind[1], batch ~= "" and batch or "(none)", u.Batch or "(none)")
         end
-        if msg and rows[i] then rows[i].warnings[#rows[i].warnings + 1] = "delegates split: " .. msg end
       end
     end
+    return out
   end
+  return ix
 end
 
--- validate{target, users, rules?, env = {accepted, tdd, scope_known, scope_group}, fix,
--- endpoint?, concurrency, progress} -> rows.
+-- validate{target, users (list or source), rules?, env = {accepted, tdd, scope_known,
+-- scope_group}, fix, endpoint?, concurrency, progress, on_count} -> rows | nil, err.
 function M.validate(o)
-  local mapped = o.rules and map.map_all(o.users, o.rules) or {}
-  local results = each(o.users, function(u, i)
-    local m = mapped[i]
+  local col, clash, ix = o.rules and map.collider(o.rules), {}, delegate_index()
+  return in_windows(source_of(o.users), o, function(u, i)
+    local m = o.rules and not clash[i] and map.map(u, o.rules)
     if m and #m.problems > 0 then m = nil end      -- no usable mapping: find the target by its X500
-    return validate_one(o, u, m or { user = u })
-  end, o)
-  local rows = {}
-  for i, res in ipairs(results) do
-    rows[i] = res.ok and res.value or fail(row_of({ user = o.users[i] }), res.err)
-  end
-  M.delegates(o.users, rows)
-  return rows
+    local r = validate_one(o, u, m or { user = u })
+    for _, w in ipairs(ix.warnings(u)) do r.warnings[#r.warnings + 1] = w end
+    return r
+  end, function(u, i)
+    ix.add(u)
+    if col then col:add(u, i) end
+  end, function(n)
+    clash, col = col and col:problems() or {}, nil
+    if o.on_count then o.on_count(n) end
+  end)
 end
 
 return M

@@ -14,9 +14,6 @@ local options = require "t2t.options"
 
 local M = {}
 
-local EXIT = { ok = 0, failure = 1, usage = 2, partial = 3 }
-M.EXIT = EXIT
-
 M.TYPES = { string = true, integer = true, number = true, boolean = true, list = true,
             file = true, secret = true }
 

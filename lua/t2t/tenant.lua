@@ -267,11 +267,34 @@ end
 -- Names and URLs.
 
 -- The app's display name: the legacy script's "<target>_Friends_<source>" without its random
--- suffix, so that a re-run finds the same app instead of creating another.
+-- suffix, so that a re-run finds the same app instead of creating another.  target and source
+-- are the tenants' initial domains (or their labels), never profile names.
 function M.app_name(target, source)
   local function label(s) return (tostring(s):match("^([^.]+)")) end
   return label(target) .. "_Friends_" .. label(source)
 end
+
+-- label(): the first label of the tenant's initial domain (fabrikam of fabrikam.onmicrosoft.com).
+-- Names derive from the tenant itself, never from a profile name someone may rename.
+function M:label()
+  return (type(self.domain) == "string" and self.domain:match("^([^.]+)")) or self.name
+end
+
+-- exo_name(s) -> s within Exchange's 64-character Name limit (the script cut its names to 64):
+-- a longer name keeps its first 55 characters plus "_" and 8 hex digits of its SHA-256, so the
+-- result is the same on every run and two long names stay apart.
+function M.exo_name(s)
+  s = tostring(s)
+  if #s <= 64 then return s end
+  local h = require("t2t.crypto").sha256_hex(s):sub(1, 8)
+  local n = 55                               -- never inside a UTF-8 character
+  while n > 0 and (s:byte(n + 1) or 0) >= 0x80 and (s:byte(n + 1) or 0) < 0xC0 do n = n - 1 end
+  return s:sub(1, n) .. "_" .. h
+end
+
+-- app_key(source_tenant_id) -> the migration app's uniqueName: one app per source tenant, found
+-- again whatever its display name or the profile names are.
+function M.app_key(source_tid) return "t2t-xtm-" .. lower(tostring(source_tid)) end
 
 -- Admin consent URL for tenant (GUID or domain) (wire.md §1.9).
 function M.consent_url(cloud, tenant, app_id)
@@ -350,9 +373,10 @@ function M.app_unique_name(name)
   return "t2t-" .. (tostring(name):lower():gsub("[^%w]+", "-"):gsub("^%-+", ""):gsub("%-+$", ""))
 end
 
--- The existing app to use: by --app-id, else t2t's own (its uniqueName), else one named `name`
--- (made before t2t keyed its apps, or by hand: the oldest).  -> app | nil (none) | nil, err
-function M:find_app(name, app_id)
+-- The existing app to use: by --app-id, else t2t's own (its uniqueName `key`, or the one an
+-- earlier t2t derived from the name), else one named `name` or `also` (made before t2t keyed its
+-- apps, by hand, or under a name from a profile: the oldest).  -> app | nil (none) | nil, err
+function M:find_app(name, app_id, key, also)
   if app_id then
     local app, err = self:gget("/applications(appId='" .. app_id .. "')")
     if not app then
@@ -361,11 +385,17 @@ function M:find_app(name, app_id)
     end
     return app
   end
-  local unique = M.app_unique_name(name)
+  local unique = key or M.app_unique_name(name)
   local own, err = self:gget("/applications(uniqueName='" .. odata_quote(unique) .. "')")
   if err then return nil, err end
+  for _, k in ipairs(key and { M.app_unique_name(name), also and M.app_unique_name(also) } or {}) do
+    if own then break end
+    own, err = self:gget("/applications(uniqueName='" .. odata_quote(k) .. "')")
+    if err then return nil, err end
+  end
   local apps
   apps, err = self:find_apps(name)
+  if apps and #apps == 0 and also then apps, err = self:find_apps(also) end
   if not apps then return nil, err end
   local others = {}
   for _, a in ipairs(apps) do
@@ -381,16 +411,17 @@ function M:find_app(name, app_id)
   return app
 end
 
--- ensure_app{name, invite = bool, app_id = existing appId}: the multi-tenant migration app
--- with the https://office.com redirect and Mailbox.Migration (+ User.Invite.All when invite).
+-- ensure_app{name, invite = bool, app_id = existing appId, key = uniqueName (M.app_key),
+-- also = an older display name}: the multi-tenant migration app with the https://office.com
+-- redirect and Mailbox.Migration (+ User.Invite.All when invite).
 function M:ensure_app(o)
   local name = assert(o.name or o.app_id, "ensure_app: name or app_id")
   local wanted = { { M.EXO_APP_ID, M.ROLE["Mailbox.Migration"] } }
   if o.invite then wanted[2] = { M.GRAPH_APP_ID, M.ROLE["User.Invite.All"] } end
-  local app, err = self:find_app(name, o.app_id)
+  local app, err = self:find_app(name, o.app_id, o.key, o.also)
   if err then return nil, err end
   if not app then
-    local unique = M.app_unique_name(name)
+    local unique = o.key or M.app_unique_name(name)
     local key = "/applications(uniqueName='" .. odata_quote(unique) .. "')"
     local body = {
       displayName = name, signInAudience = "AzureADMultipleOrgs",

@@ -4,7 +4,9 @@
 -- EXO calls are counted in the client: every InvokeCommand POST t2t.exo sends (pages and
 -- retries included).
 -- Then, in a child t2t against a standalone `t2t sim --users 100000` (so the simulator's memory
--- is not counted): prep_rss_mb_100k = peak RSS of exporting and mapping 100k users (<= 200).
+-- is not counted): prep_rss_mb_100k = peak RSS of exporting and mapping 100k users (<= 200): the
+-- source read page by page into a spool file, collisions from the names, every target mapped --
+-- prepare-users' work before its first change.
 local N = tonumber(os.getenv("T2T_BENCH_PREP_USERS")) or 2000
 local BIG = tonumber(os.getenv("T2T_BENCH_RSS_USERS")) or 100000
 local T2T = os.getenv("T2T") or "build/t2t"
@@ -70,10 +72,13 @@ while t2t.now() < deadline do
   t2t.sleep(0.25)
 end
 local code2 = ([[
+-- what prepare-users does before its first change, at 100k: the source's users read page by
+-- page into a spool file, the collisions found from their names, each target mapped
 local function kb(k) for l in io.lines("/proc/self/status") do
   local v = l:match("^" .. k .. ":%s*(%d+)") if v then return tonumber(v) end end end
 local session = require "t2t.tenant.session"
 local mailuser = require "t2t.mailuser"
+local map = require "t2t.mailuser.map"
 local function open(name)
   local ctx = { opts = { config = CFG, profile = name }, say = function() end, log = require "t2t.log",
                 plan = require("t2t.plan").new { dry_run = true, out = function() end }, fail = error }
@@ -81,15 +86,25 @@ local function open(name)
 end
 local src, tgt = open("contoso"), open("fabrikam")
 local t0 = require("t2t").now()
-local users = assert(mailuser.export(src, { all = true }, { depth = "identity", scope = false }))
-local map = {}
-for pair in (MAP):gmatch("[^,]+") do map[#map + 1] = pair end
-local rules = assert(mailuser.rules(tgt, { domains = map }, { domain = src.domain }))
-local mapped = mailuser.map_all(users, rules)
-local ok = 0
-for _, m in ipairs(mapped) do if #m.problems == 0 then ok = ok + 1 end end
-io.write(string.format("%d %d %d %.1f\n", #users, ok, kb("VmHWM"), require("t2t").now() - t0))
+local domains = {}
+for pair in (MAP):gmatch("[^,]+") do domains[#domains + 1] = pair end
+local rules = assert(mailuser.rules(tgt, { domains = domains }, { domain = src.domain }))
+local spool = SPOOL
+local w = assert(mailuser.collection_writer(spool, { depth = "identity" }))
+local _, failures = assert(mailuser.export(src, { all = true }, { depth = "identity", scope = false,
+                                                                  each = function(u) assert(w:add(u)) end }))
+assert(w:close())
+local users = mailuser.file_users(spool)
+local col, n = map.collider(rules), 0
+assert(users.each(function(u, i) col:add(u, i); n = n + 1 end))
+local clash, ok = col:problems(), 0
+assert(users.each(function(u, i)
+  local m = map.map(u, rules)
+  if #m.problems == 0 and not clash[i] then ok = ok + 1 end
+end))
+io.write(string.format("%d %d %d %.1f\n", n, ok, kb("VmHWM"), require("t2t").now() - t0))
 ]]):gsub("CFG", string.format("%q", cfg)):gsub("MAP", string.format("%q", MAP))
+  :gsub("SPOOL", string.format("%q", dir .. "/spool.jsonl"))
 local script = dir .. "/rss.lua"
 local f = assert(io.open(script, "w"))
 f:write(code2)

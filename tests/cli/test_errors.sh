@@ -37,6 +37,9 @@ return runbook {
 EOF
 t2t_run "$D/hello.lua" --name Ada
 expect_rc 0 "t2t hello.lua runs the runbook"; expect_out "hello, Ada" "as t2t run does"
+t2t_run "$D/hello.lua" --bogus 1
+if [ "$(grep -o "t2t help" "$ERR" | wc -l)" = 1 ]; then ok "an unknown parameter points at the help once"
+else notok "an unknown parameter points at the help once"; fi
 t2t_run "$D/hello.lua"
 expect_rc 2 "t2t hello.lua without its parameter"; expect_err "missing required parameter --name" "names it"
 expect_err "'t2t help $D/hello.lua' lists the parameters" "and where the help is"; no_traceback "a missing parameter"
@@ -57,6 +60,14 @@ t2t_run run setup-target --target nosuch --secret-file "$D/s"
 expect_rc 2 "setup-target with an unknown --target"; expect_err "profile 'nosuch'" "names the profile"
 t2t_run run verify-setup --sim --handoff "$D/none.json"
 expect_rc 2 "verify-setup without a hand-off"; expect_err "which app? pass --handoff FILE or --app-id" "says what to pass"
+for r in prepare-users validate-users export-users mail-auth "dkim-setup --domain contoso.com"; do
+  t2t_run run $r
+  expect_rc 2 "$r without a tenant"; expect_err "which" "$r: says which parameter"
+done
+t2t_run run prepare-users --target nosuch
+expect_rc 2 "prepare-users with an unknown --target"; expect_err "profile 'nosuch'" "names the profile"
+t2t_run run prepare-users --sim
+expect_rc 2 "prepare-users without --csv/--group/--all"; expect_err "which users?" "says what to give"
 t2t_run run demo --users -5
 expect_rc 2 "demo --users -5"; expect_err "--users must be at least 1, got -5" "says the range"
 t2t_run --sim "$D/state.json" -e 'print(1)'

@@ -149,3 +149,19 @@ expect_rc 0 "the same run without links"
 modes=$(stat -c %a "$D/plain/state.json" "$D/plain/audit.jsonl" 2>/dev/null | tr '\n' ' ')
 if [ "$modes" = "600 600 " ]; then ok "writes its state and audit files 0600"
 else notok "writes its state and audit files 0600 (got $modes)"; fi
+
+# 9. --log-level reaches the REPL itself (through a pseudo-terminal, as an admin types).
+if command -v tmux >/dev/null; then
+  S="t2t-sec-$$"; SOCK="$D/tmux.sock"
+  tmux -S "$SOCK" new-session -d -s "$S" -x 100 -y 20 "XDG_STATE_HOME='$D/state' '$T2T_ABS' --log-level debug"
+  tmux -S "$SOCK" send-keys -t "$S" 'log.debug("repl-debug-" .. "shown")' Enter
+  i=0; seen=
+  while [ $i -lt 50 ]; do
+    tmux -S "$SOCK" capture-pane -t "$S" -p > "$OUT"
+    grep -q "repl-debug-shown" "$OUT" && { seen=1; break; }
+    sleep 0.1; i=$((i + 1))
+  done
+  tmux -S "$SOCK" kill-server 2>/dev/null
+  if [ -n "$seen" ]; then ok "--log-level debug shows debug lines in the REPL"
+  else notok "--log-level debug shows debug lines in the REPL"; fi
+fi

@@ -154,7 +154,7 @@ cp "$D/seeded.json" "$B"; "$T2T" "$EDIT" "$B" orgrel-by-domain fabrikam contoso.
 sim "$B" run setup-target --handoff "$HB" --secret-file "$HB.secret" --skip-endpoint
 expect_out "community-script mistake" "orgrel-by-domain: setup-target explains the domain-keyed relationship"
 sim "$B" run verify-setup --side target --handoff "$HB"
-expect_out "[Warning] Organization relationship 'Community' also names the partner by domain" \
+expect_out "[Warnings] Organization relationship 'Community' also names the partner by domain" \
   "orgrel-by-domain: verify-setup reports it"
 
 sed 's/"cloud": "global"/"cloud": "usgovhigh"/' "$H" > "$D/hg.json"

@@ -9,10 +9,17 @@
 #ifndef T2T_FUZZ_H
 #define T2T_FUZZ_H
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include "host.h"
 
 /* libFuzzer's entry points (each target defines them). */
@@ -76,6 +83,75 @@ static inline int fuzz_call(lua_State *L, const char *name, const uint8_t *data,
     }
     lua_settop(L, top);
     return 0;
+}
+
+/* A TCP connection to 127.0.0.1:port (1.5 s send/receive timeouts) | -1. */
+static inline int fuzz_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {1, 500000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Does the server on port still answer `probe`?  (An input that got no answer may have been
+ * garbage the server rightly dropped, or may have wedged it: this tells them apart.) */
+static inline int fuzz_alive(int port, const char *probe) {
+    int fd = fuzz_connect(port);
+    if (fd < 0) return 0;
+    char buf[512];
+    size_t n = strlen(probe);
+    int ok = send(fd, probe, n, MSG_NOSIGNAL) == (ssize_t)n && recv(fd, buf, sizeof buf, 0) > 0;
+    close(fd);
+    return ok;
+}
+
+/* One connection carrying the input to a server in this process: send it all (the server may
+ * close early), half-close, read what comes.  The server closes after an error; after a good
+ * answer it keeps the connection, and with a request still incomplete it waits for the rest:
+ * both end after a short silence.  No answer at all is a finding only if the server then fails
+ * to answer `probe` either. */
+static inline void fuzz_tcp_exchange(int port, const uint8_t *data, size_t size, const char *probe) {
+    int fd = fuzz_connect(port);
+    if (fd < 0) {
+        fprintf(stderr, "fuzz: cannot connect to port %d: %s\n", port, strerror(errno));
+        abort();
+    }
+    size_t off = 0;
+    while (off < size) {
+        ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    char buf[16384];
+    int answered = 0;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, answered ? 5 : 30) <= 0) break;
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        answered = 1;                        /* bytes, or the server closing: an answer */
+        if (r <= 0) break;
+    }
+    close(fd);
+    if (answered || fuzz_alive(port, probe)) return;
+    /* Full for now?  The proxy holds 256 connections, each tunnel until the upstream's 1 s idle
+     * timeout: give them time to drain before calling it a wedge. */
+    usleep(2500 * 1000);
+    if (!fuzz_alive(port, probe)) {
+        fprintf(stderr, "fuzz: the server on port %d stopped answering\n", port);
+        abort();
+    }
 }
 
 #endif

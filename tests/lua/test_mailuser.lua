@@ -255,3 +255,51 @@ function TestMailuserRules.test_sizes_as_exchange_prints_them()
   lu.assertEquals(C.bytes(42), 42)
   lu.assertEquals(C.bytes("Unlimited"), math.huge)
 end
+
+---------------------------------------------------------------------------------------------
+
+TestMailuserCollection = {}
+
+function TestMailuserCollection.test_streamed_file_round_trip_and_cut_short()
+  local collection = require "t2t.mailuser.collection"
+  local path = os.tmpname()
+  local w = assert(collection.writer(path, { depth = "identity", source = { name = "contoso" } }))
+  for i = 1, 3 do assert(w:add({ PrimarySmtpAddress = "u" .. i .. "@contoso.com", EmailAddresses = { "SMTP:x" } })) end
+  lu.assertNil(io.open(path .. "x"))                      -- nothing at the final name until close
+  assert(w:close())
+  lu.assertEquals(require("t2t.core.fs").mode(path), tonumber("600", 8))
+  local info, users = assert(collection.read(path))
+  lu.assertEquals(info.source.name, "contoso")
+  lu.assertEquals(#users, 3)
+  lu.assertEquals(users[3].PrimarySmtpAddress, "u3@contoso.com")
+  -- cut short: the end line is missing
+  local text = assert(require("t2t.core.fs").read_file(path, 1 << 20))
+  local f = assert(io.open(path, "wb"))
+  f:write((text:gsub('{"t2t%-end":3}\n$', "")))
+  f:close()
+  local none, err = collection.read(path)
+  lu.assertNil(none)
+  lu.assertStrContains(err, "was cut short after 3 users")
+  -- not a collection at all
+  f = assert(io.open(path, "wb"))
+  f:write('{"some":"json"}\n')
+  f:close()
+  none, err = collection.read(path)
+  lu.assertNil(none)
+  lu.assertStrContains(err, "is not a t2t users collection")
+  os.remove(path)
+  -- a FIFO is refused, not waited on
+  local fifo = os.tmpname()
+  os.remove(fifo)
+  if os.execute("mkfifo '" .. fifo .. "' 2>/dev/null") then
+    none, err = collection.read(fifo)
+    lu.assertNil(none)
+    lu.assertStrContains(err, fifo)
+    os.remove(fifo)
+  end
+  -- an aborted writer leaves nothing behind
+  w = assert(collection.writer(path, {}))
+  w:abort()
+  lu.assertNil(io.open(path, "r"))
+  lu.assertNil(io.open(path .. ".t2t-partial", "r"))
+end

@@ -176,3 +176,20 @@ end
 function TestMailuserSim.test_zz_stop()
   if S then S:stop() S = nil end
 end
+
+function TestMailuserSim.test_windows_and_file_sources()
+  local src, tgt, rules = world(false)
+  local window = mailuser.WINDOW
+  mailuser.WINDOW = 2                                   -- three windows for five users
+  local list = users(src, { "ann", "ben", "fay", "gus", "nobody.here" })
+  local path = os.tmpname()
+  assert(mailuser.write_collection(path, { depth = "identity" }, list))
+  local counted
+  local rows = assert(mailuser.prepare { target = tgt, users = mailuser.file_users(path), rules = rules,
+                                         on_count = function(n) counted = n end })
+  mailuser.WINDOW = window
+  os.remove(path)
+  lu.assertEquals(counted, #list)
+  lu.assertEquals(#rows, #list)
+  for i, u in ipairs(list) do lu.assertEquals(rows[i].source, u.PrimarySmtpAddress) end
+end

@@ -478,7 +478,7 @@ function TestTenant.test_dehydrated_tenant_is_customized()
   local checks = verify.source(t, { app_id = "x", partner_id = SID })
   local text = ""
   for _, c in ipairs(checks) do text = text .. c.status .. " " .. c.what .. " " .. tostring(c.fix) .. "\n" end
-  lu.assertStrContains(text, "Failed Exchange organization of fabrikam is not dehydrated")
+  lu.assertStrContains(text, "Failed Exchange organization of fabrikam is dehydrated")
   lu.assertStrContains(text, "Enable-OrganizationCustomization")
 end
 
@@ -622,8 +622,9 @@ function TestTenant.test_verify_bidirectional_is_warning_and_owner_checked()
   local by = {}
   for _, c in ipairs(checks) do by[#by + 1] = c.status .. ": " .. c.what end
   local text = table.concat(by, "\n")
-  lu.assertStrContains(text, "Warning: MailboxMoveCapability is [Inbound, RemoteOutbound]")
-  lu.assertStrContains(text, "Failed: App [app-x] is owned by the partner (target) tenant")
+  lu.assertStrContains(text, "Warnings: MailboxMoveCapability is [Inbound, RemoteOutbound]")
+  lu.assertStrContains(text, "Failed: App [app-x] is owned by tenant [99999999-9999-9999-9999-999999999999], " ..
+    "not by the partner (target) tenant")
   lu.assertStrContains(text, "Passed: Mailbox Migration ApplicationId [app-x] is allowed")
   lu.assertStrContains(text, "Passed: scope group 'Scope' is a mail-enabled security group")
 end
@@ -642,4 +643,142 @@ function TestTenant.test_invite_message_and_no_reinvite()
   local m = f.mutations
   assert(t:invite("admin@contoso.com", { redirect = url, app = app }))
   lu.assertEquals(f.mutations, m)
+end
+
+-- verify-setup states what is wrong, in VerifySetup.ps1's words where it has them: each line's
+-- failing form, from a working target and source broken one item at a time.
+function TestTenant.test_verify_each_failure_says_what_is_wrong()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t = new(f)
+  local app = target_flow(t)
+  local function text(checks)
+    local out = {}
+    for _, c in ipairs(checks) do out[#out + 1] = c.status .. ": " .. c.what end
+    return table.concat(out, "\n")
+  end
+  local o = { app_id = app.appId, partner_id = SID, partner_domain = "contoso.onmicrosoft.com" }
+  local ok = text(verify.target(t, o))
+  lu.assertNotStrContains(ok, "Failed:")
+  -- the User.Invite.All warning of VerifySetupDeprecated.ps1 fires (the app does not request it)
+  lu.assertStrContains(ok, "Warnings: App [" .. app.appId .. "] does not have [User.Invite.All] permission")
+  local a = f.apps[1]
+  local function broken(fn, want, opts)
+    local saved = tenant.copy({ a = a, o = f.orgrels[1], e = f.endpoints[1], as = f.assignments, org = f.org })
+    fn()
+    local got = text(verify.target(t, opts or o))
+    lu.assertStrContains(got, "Failed: " .. want)
+    a.web, a.requiredResourceAccess, a.signInAudience = saved.a.web, saved.a.requiredResourceAccess, saved.a.signInAudience
+    f.orgrels[1], f.endpoints[1], f.assignments, f.org = saved.o, saved.e, saved.as, saved.org
+  end
+  broken(function() a.web = { redirectUris = {} } end,
+    "Application 'fabrikam_Friends_contoso' does not redirect to https://office.com (its redirect URIs: none)")
+  broken(function() a.requiredResourceAccess = {} end,
+    "Application 'fabrikam_Friends_contoso' does not request [Mailbox.Migration] on Office 365 Exchange Online")
+  broken(function() a.signInAudience = "AzureADMyOrg" end,
+    "Application 'fabrikam_Friends_contoso' is not multi-tenant (signInAudience AzureADMyOrg)")
+  broken(function() f.assignments = {} end, "App [" .. app.appId .. "] does not have [Mailbox.Migration] " ..
+    "permission on Exchange setup or the permission is not consented by an Administrator")
+  broken(function() f.org.IsDehydrated = true end, "Exchange organization of fabrikam is dehydrated")
+  broken(function() f.orgrels[1].Enabled = false end, "Organization relationship 'fabrikam_contoso' is disabled")
+  broken(function() f.orgrels[1].MailboxMoveEnabled = false end,
+    "Organization relationship 'fabrikam_contoso' does not have MailboxMoveEnabled")
+  broken(function() f.orgrels[1].MailboxMoveCapability = "RemoteOutbound" end,
+    "Organization relationship 'fabrikam_contoso' MailboxMoveCapability should be [Inbound], found [RemoteOutbound]")
+  broken(function() f.orgrels[1].DomainNames = { "99999999-9999-9999-9999-999999999999" } end,
+    "Organization relationship does not exist with [" .. SID .. "]")
+  broken(function() f.endpoints[1].RemoteTenant = "other.onmicrosoft.com" end,
+    "Migration endpoint 'fabrikam_contoso' RemoteTenant is [other.onmicrosoft.com], not the source domain " ..
+    "[contoso.onmicrosoft.com]")
+  broken(function() f.endpoints[1].EndpointType = "IMAP" end,
+    "Migration endpoint 'fabrikam_contoso' is a IMAP endpoint, not ExchangeRemoteMove")
+  broken(function() f.endpoints[1].IsRemote = false end, "Migration endpoint 'fabrikam_contoso' is not remote")
+  broken(function() f.endpoints[1].RemoteServer = "outlook.office365.us" end,
+    "Migration endpoint 'fabrikam_contoso' RemoteServer is [outlook.office365.us], not [outlook.office.com]")
+  broken(function() f.endpoints[1].ApplicationId = "other" end, "Expected Migration endpoint not found")
+  broken(function() end, "Migration endpoint 'fabrikam_contoso' uses [nil], not the Key Vault certificate " ..
+    "https://kv1.vault.azure.net/certificates/c/1", { app_id = app.appId, partner_id = SID,
+      partner_domain = "contoso.onmicrosoft.com", kv_url = "https://kv1.vault.azure.net/certificates/c/1" })
+  broken(function() end, "App [nope] is not registered in [fabrikam] tenant",
+    { app_id = "nope", partner_id = SID, partner_domain = "contoso.onmicrosoft.com" })
+end
+
+function TestTenant.test_verify_source_failures_say_what_is_wrong()
+  local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+  f.foreign_owner = TID
+  local t = new(f, { name = "contoso", id = SID, domain = "contoso.onmicrosoft.com" })
+  local sp = assert(t:ensure_sp("app-x"))
+  assert(t:grant_consent(sp, tenant.EXO_APP_ID, "Mailbox.Migration"))
+  f.dgs[1] = { Name = "Scope", RecipientTypeDetails = "MailUniversalDistributionGroup" }
+  f.orgrels[1] = { Identity = "r", DomainNames = { TID }, Enabled = true, MailboxMoveEnabled = true,
+                   MailboxMoveCapability = "RemoteOutbound", OAuthApplicationId = "app-other",
+                   MailboxMovePublishedScopes = { "Scope", "Gone" } }
+  local out = {}
+  for _, c in ipairs(verify.source(t, { app_id = "app-x", partner_id = TID })) do out[#out + 1] = c.status .. ": " .. c.what end
+  local text = table.concat(out, "\n")
+  lu.assertStrContains(text, "Failed: Mailbox Migration ApplicationId [app-x] is not whitelisted in the " ..
+    "Organization Relationship 'r' (it allows [app-other])")
+  lu.assertStrContains(text, "Failed: scope group 'Scope' is a MailUniversalDistributionGroup, not a mail-enabled security group")
+  lu.assertStrContains(text, "Failed: scope group 'Gone' does not exist")
+  f.orgrels[1].MailboxMovePublishedScopes = {}
+  out = {}
+  for _, c in ipairs(verify.source(t, { app_id = "app-x", partner_id = TID })) do out[#out + 1] = c.status .. ": " .. c.what end
+  lu.assertStrContains(table.concat(out, "\n"),
+    "Failed: Source tenant needs to specify MailboxMovePublishedScopes to allow migration")
+end
+
+-- setup-source's scope groups replace the relationship's current ones by default (the script and
+-- the current docs do), shown as before -> after; merging is asked for; a re-run changes nothing.
+function TestTenant.test_scope_groups_replace_by_default_merge_on_request()
+  local f = fake_tenant(SID, "contoso.onmicrosoft.com")
+  local t, lines, pl = new(f, { name = "contoso", id = SID, domain = "contoso.onmicrosoft.com" })
+  f.orgrels[1] = { Identity = "r", DomainNames = { TID }, Enabled = true, MailboxMoveEnabled = true,
+                   MailboxMoveCapability = "RemoteOutbound", OAuthApplicationId = "app-x",
+                   MailboxMovePublishedScopes = { "CN=Old,OU=contoso.onmicrosoft.com,DC=x" } }
+  local function run(scopes, merge)
+    return assert(t:ensure_org_relationship { partner_id = TID, capability = "RemoteOutbound", name = "r",
+                                               oauth_app_id = "app-x", scopes = scopes, merge_scopes = merge })
+  end
+  run({ "New" })
+  lu.assertEquals(f.orgrels[1].MailboxMovePublishedScopes, { "New" })
+  local shown = table.concat(lines, "\n")
+  lu.assertStrContains(shown, "CN=Old")          -- the plan line shows before -> after
+  lu.assertStrContains(shown, "New")
+  local n = pl.applied
+  run({ "New" })
+  lu.assertEquals(pl.applied, n, "a re-run changes nothing")
+  run({ "Other" }, true)
+  lu.assertEquals(f.orgrels[1].MailboxMovePublishedScopes, { "New", "Other" })
+  lu.assertEquals(tenant.scopes_after({ "CN=A,OU=x" }, { "a" }), { "CN=A,OU=x" })
+  lu.assertEquals(tenant.scopes_after({ "A", "B" }, { "A" }), { "A" })
+end
+
+-- Names come from the tenants and fit Exchange's 64 characters, the same on every run.
+function TestTenant.test_names_fit_exchange_and_the_app_is_keyed_by_the_source_tenant()
+  local long = string.rep("a", 40) .. "_" .. string.rep("b", 40)
+  local n = tenant.exo_name(long)
+  lu.assertTrue(#n <= 64)
+  lu.assertEquals(n, tenant.exo_name(long))
+  lu.assertNotEquals(n, tenant.exo_name(long .. "c"))
+  lu.assertEquals(tenant.exo_name("short_name"), "short_name")
+  local utf = string.rep("é", 40)               -- 80 bytes: the cut never splits a character
+  lu.assertTrue(utf8.len(tenant.exo_name(utf)) ~= nil)
+  lu.assertEquals(tenant.app_key("ABC"), "t2t-xtm-abc")
+  -- a renamed profile finds the same app: the key is the source tenant's, not the name's
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t = new(f, { name = "target-prod" })
+  lu.assertEquals(t:label(), "fabrikam")
+  local a1 = assert(t:ensure_app { name = tenant.app_name(t:label(), "contoso"), key = tenant.app_key(SID) })
+  lu.assertEquals(a1.displayName, "fabrikam_Friends_contoso")
+  local t2 = new(f, { name = "renamed" })
+  local a2 = assert(t2:ensure_app { name = "another display name", key = tenant.app_key(SID) })
+  lu.assertEquals(a2.appId, a1.appId)
+  lu.assertEquals(#f.apps, 1)
+  -- an app an earlier t2t named after a profile is found through `also`, not made again
+  local g = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t3 = new(g, { name = "target-prod" })
+  local old = assert(t3:ensure_app { name = tenant.app_name("target-prod", "contoso") })
+  local again = assert(t3:ensure_app { name = "fabrikam_Friends_contoso", key = tenant.app_key(SID),
+                                       also = tenant.app_name("target-prod", "contoso") })
+  lu.assertEquals(again.appId, old.appId)
+  lu.assertEquals(#g.apps, 1)
 end

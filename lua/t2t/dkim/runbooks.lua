@@ -34,7 +34,7 @@ function M.tenants(ctx, p)
   local side = p.side or ((p.target or sim) and (p.source or sim) and "both")
                or (p.target and "target") or (p.source and "source")
                or (ctx.opts.profile and "target")
-  if not side then ctx:fail("which tenant? pass --target PROFILE and/or --source PROFILE (or --profile, or --sim)") end
+  if not side then ctx:usage("which tenant? pass --target PROFILE and/or --source PROFILE (or --profile, or --sim)") end
   if side ~= "target" and side ~= "source" and side ~= "both" then ctx:fail("--side must be target, source or both") end
   local out = {}
   if side == "source" or side == "both" then out[#out + 1] = { role = "source", t = M.open(ctx, "source", p.source) } end

@@ -15,8 +15,7 @@ M.SELECT = { "Name", "Alias", "DisplayName", "UserPrincipalName", "PrimarySmtpAd
   "RecipientTypeDetails", "ExchangeGuid", "ArchiveGuid", "LegacyExchangeDN", "EmailAddresses",
   "IsDirSynced", "LitigationHoldEnabled", "DelayHoldApplied", "DelayReleaseHoldApplied",
   "ComplianceTagHoldApplied", "InPlaceHolds", "MailboxLocations", "PersistedCapabilities",
-  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation", "ExternalDirectoryObjectId",
-  "Guid" }
+  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation" }
 
 local function aux_count(locs)
   local n = 0
@@ -26,24 +25,24 @@ local function aux_count(locs)
   return n
 end
 
--- record(mailbox object) -> the compact record every other part reads.
+local function nonempty(v) return #C.list(v) > 0 and C.list(v) or nil end
+local function yes(v) return v == true or nil end
+
+-- record(mailbox object) -> the compact record every other part reads: only what is set is
+-- kept (false flags, zero GUIDs and empty lists are absent), so 100k users stay small.
 function M.record(m)
+  local aux = aux_count(m.MailboxLocations)
   return {
-    key = lower(m.PrimarySmtpAddress or m.Name or ""), Name = m.Name, Alias = m.Alias,
-    DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
+    Name = m.Name, Alias = m.Alias, DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
     PrimarySmtpAddress = m.PrimarySmtpAddress, RecipientTypeDetails = m.RecipientTypeDetails,
     ExchangeGuid = m.ExchangeGuid, ArchiveGuid = not C.is_zero(m.ArchiveGuid) and m.ArchiveGuid or nil,
     LegacyExchangeDN = m.LegacyExchangeDN, EmailAddresses = C.list(m.EmailAddresses),
-    IsDirSynced = m.IsDirSynced == true, UsageLocation = m.UsageLocation,
-    LitigationHoldEnabled = m.LitigationHoldEnabled == true, DelayHoldApplied = m.DelayHoldApplied == true,
-    DelayReleaseHoldApplied = m.DelayReleaseHoldApplied == true,
-    ComplianceTagHoldApplied = m.ComplianceTagHoldApplied == true,
-    InPlaceHolds = #C.list(m.InPlaceHolds) > 0 and C.list(m.InPlaceHolds) or nil,
-    AuxArchiveCount = aux_count(m.MailboxLocations),
-    PersistedCapabilities = #C.list(m.PersistedCapabilities) > 0 and C.list(m.PersistedCapabilities) or nil,
-    SendOnBehalf = #C.list(m.GrantSendOnBehalfTo) > 0 and C.list(m.GrantSendOnBehalfTo) or nil,
+    IsDirSynced = yes(m.IsDirSynced), UsageLocation = m.UsageLocation,
+    LitigationHoldEnabled = yes(m.LitigationHoldEnabled), DelayHoldApplied = yes(m.DelayHoldApplied),
+    DelayReleaseHoldApplied = yes(m.DelayReleaseHoldApplied), ComplianceTagHoldApplied = yes(m.ComplianceTagHoldApplied),
+    InPlaceHolds = nonempty(m.InPlaceHolds), AuxArchiveCount = aux > 0 and aux or nil,
+    PersistedCapabilities = nonempty(m.PersistedCapabilities), SendOnBehalf = nonempty(m.GrantSendOnBehalfTo),
     DisabledArchiveGuid = not C.is_zero(m.DisabledArchiveGuid) and m.DisabledArchiveGuid or nil,
-    Guid = m.Guid,
   }
 end
 
@@ -78,7 +77,7 @@ function M.scope(source, name)
     return nil, err
   end
   for _, m in ipairs(list) do
-    for _, k in ipairs { m.Name, m.PrimarySmtpAddress, m.ExternalDirectoryObjectId, m.Guid } do
+    for _, k in ipairs { m.Name, m.PrimarySmtpAddress } do
       if k then members[lower(k)] = true end
     end
   end
@@ -88,8 +87,7 @@ end
 
 function M.in_scope(scope, u)
   local s = scope.members
-  return (u.Name and s[lower(u.Name)]) or (u.PrimarySmtpAddress and s[lower(u.PrimarySmtpAddress)])
-      or (u.Guid and s[lower(u.Guid)]) or false
+  return (u.Name and s[lower(u.Name)]) or (u.PrimarySmtpAddress and s[lower(u.PrimarySmtpAddress)]) or false
 end
 
 ---------------------------------------------------------------------------------------------
@@ -162,60 +160,88 @@ local function by_identity(source, ident)
   return C.get_one(source, "Get-Mailbox", { Identity = ident }, { select = M.SELECT })
 end
 
+M.WINDOW = 500          -- users read in detail at once, then handed on (memory stays flat)
+
+-- The mailbox identities a group names (its mailbox members).
+local function group_members(source, group)
+  local list, err = source:xo("Get-DistributionGroupMember", { Identity = group, ResultSize = "Unlimited" })
+  if not list then
+    if C.not_found(err) then return nil, C.failure("NoGroup", "the group '%s' does not exist in %s", group, source.name) end
+    return nil, err
+  end
+  local idents = {}
+  for _, m in ipairs(list) do
+    if m.RecipientTypeDetails == nil or m.RecipientTypeDetails:find("Mailbox$") then
+      idents[#idents + 1] = { source = m.PrimarySmtpAddress or m.Name }
+    end
+  end
+  return idents
+end
+
 -- collect(source, selector, opts) -> users, failures | nil, err.
 -- selector: {entries = list entries (t2t.mailuser.list) | group = name | all = true}.
--- opts: depth ("identity" | "full"), concurrency, on_progress(done, total), scope (a scope()
--- result, or false to skip membership).
+-- opts: depth ("identity" | "full"), concurrency, on_progress(done), scope (a scope() result, or
+-- false to skip membership), also(u) (more per-user work, run with the detail reads), each(u)
+-- (stream: every user is handed to it as soon as it is read in full, and none is kept; `users`
+-- is then empty).  Users are read in windows of M.WINDOW.
 function M.collect(source, selector, opts)
   opts = opts or {}
-  local users, failures = {}, {}
+  local conc = opts.concurrency or 16
+  local users, failures, window, done = {}, {}, {}, 0
+  local emit = opts.each or function(u) users[#users + 1] = u end
+  local function one(u)
+    if opts.depth == "full" then
+      local ok, err = M.details(source, u)
+      if not ok then u.read_error = tostring(err) end
+    end
+    if opts.also then opts.also(u) end
+  end
+  local function flush()
+    if #window > 0 and (opts.depth == "full" or opts.also) then
+      local results = t2t.parallel(window, one, { concurrency = conc })
+      for i, r in ipairs(results) do
+        if not r.ok then window[i].read_error = tostring(r.err) end
+      end
+    end
+    for _, u in ipairs(window) do emit(u) end
+    done = done + #window
+    if opts.on_progress and #window > 0 then opts.on_progress(done) end
+    window = {}
+  end
   local function keep(u, entry)
     if entry then u.TargetUser, u.Batch, u.line = entry.target, entry.batch, entry.line end
     if opts.scope then u.InScope = M.in_scope(opts.scope, u) and true or false end
-    users[#users + 1] = u
+    window[#window + 1] = u
+    if #window >= M.WINDOW then flush() end
   end
   if selector.all then
-    local kinds = selector.kinds or C.MOVABLE
-    local ok, err = source:xo("Get-Mailbox", { ResultSize = "Unlimited", RecipientTypeDetails = kinds },
-                              { select = M.SELECT, each = function(m) keep(M.record(m)) end })
+    local ok, err = source:xo("Get-Mailbox", { ResultSize = "Unlimited", RecipientTypeDetails = selector.kinds or C.MOVABLE },
+                              { select = M.SELECT, raw = true, each = function(m) keep(M.record(m)) end })
     if not ok then return nil, err end
   else
     local idents = selector.entries
     if selector.group then
-      local list, err = source:xo("Get-DistributionGroupMember", { Identity = selector.group, ResultSize = "Unlimited" })
-      if not list then
-        if C.not_found(err) then return nil, C.failure("NoGroup", "the group '%s' does not exist in %s", selector.group, source.name) end
-        return nil, err
-      end
-      idents = {}
-      for _, m in ipairs(list) do
-        if m.RecipientTypeDetails == nil or m.RecipientTypeDetails:find("Mailbox$") then
-          idents[#idents + 1] = { source = m.PrimarySmtpAddress or m.Name }
+      local err
+      idents, err = group_members(source, selector.group)
+      if not idents then return nil, err end
+    end
+    for first = 1, #idents, M.WINDOW do
+      local part = table.move(idents, first, math.min(first + M.WINDOW - 1, #idents), 1, {})
+      local results = t2t.parallel(part, function(e) return { by_identity(source, e.source) } end, { concurrency = conc })
+      for i, r in ipairs(results) do
+        local e = part[i]
+        local m, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
+        if m then
+          keep(M.record(m), e)
+        else
+          failures[#failures + 1] = { entry = e, problem = err and C.problem("ReadFailed", tostring(err))
+            or C.problem("SourceNotFound", fmt("%s wasn't found on the SOURCE tenant (%s)", e.source, source.name),
+              "check the address in the list, or that the mailbox exists (Get-Mailbox)") }
         end
       end
     end
-    local results = t2t.parallel(idents, function(e) return { by_identity(source, e.source) } end,
-      { concurrency = opts.concurrency or 16 })
-    for i, r in ipairs(results) do
-      local e = idents[i]
-      local m, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
-      if m then
-        keep(M.record(m), e)
-      else
-        failures[#failures + 1] = { entry = e, problem = err and C.problem("ReadFailed", tostring(err))
-          or C.problem("SourceNotFound", fmt("%s wasn't found on the SOURCE tenant (%s)", e.source, source.name),
-            "check the address in the list, or that the mailbox exists (Get-Mailbox)") }
-      end
-    end
   end
-  if opts.depth == "full" then
-    local results = t2t.parallel(users, function(u) return { M.details(source, u) } end,
-      { concurrency = opts.concurrency or 16, on_progress = opts.on_progress })
-    for i, r in ipairs(results) do
-      local ok, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
-      if not ok then users[i].read_error = tostring(err) end
-    end
-  end
+  flush()
   return users, failures
 end
 

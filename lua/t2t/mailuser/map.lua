@@ -82,10 +82,8 @@ function M.routing_address(u, rules)
   return u.PrimarySmtpAddress
 end
 
--- map(u, rules) -> {user = u, key, target = {...}, problems = {...}}.
-function M.map(u, rules)
-  local m = { user = u, key = u.key, problems = {} }
-  local function problem(code, msg, fix) m.problems[#m.problems + 1] = C.problem(code, msg, fix) end
+-- names(u, rules) -> primary SMTP address, UPN of u's target | nil, problem.
+function M.names(u, rules)
   local primary
   if u.TargetUser then
     primary = u.TargetUser
@@ -93,15 +91,15 @@ function M.map(u, rules)
     local dom = C.domain_of(u.PrimarySmtpAddress)
     local to = mapped_domain(rules, dom)
     if not to then
-      problem("NoDomainMap", fmt("no target domain for %s (its primary address is in %s)", u.PrimarySmtpAddress,
-        tostring(dom)), fmt("add --domain-map %s=<target domain>, or give its TargetUser in the CSV", tostring(dom)))
-      return m
+      return nil, C.problem("NoDomainMap", fmt("no target domain for %s (its primary address is in %s)",
+        tostring(u.PrimarySmtpAddress), tostring(dom)),
+        fmt("add --domain-map %s=<target domain>, or give its TargetUser in the CSV", tostring(dom)))
     end
     primary = local_part(u.PrimarySmtpAddress) .. "@" .. to
   end
   local tdom = C.domain_of(primary)
   if next(rules.accepted) and not rules.accepted[tdom] then
-    problem("TargetDomainNotAccepted", fmt("%s is not in an accepted domain of the target", primary),
+    return nil, C.problem("TargetDomainNotAccepted", fmt("%s is not in an accepted domain of the target", primary),
       fmt("use one of: %s", M.list_domains(rules.accepted)))
   end
   local upn = primary
@@ -109,6 +107,18 @@ function M.map(u, rules)
     local to = mapped_domain(rules, C.domain_of(u.UserPrincipalName))
     if to and local_part(u.UserPrincipalName) then upn = local_part(u.UserPrincipalName) .. "@" .. to end
   end
+  return primary, upn
+end
+
+-- map(u, rules) -> {user = u, target = {...}, problems = {...}}.
+function M.map(u, rules)
+  local m = { user = u, problems = {} }
+  local primary, upn = M.names(u, rules)
+  if not primary then
+    m.problems[1] = upn
+    return m
+  end
+  local tdom = C.domain_of(primary)
   local alias = (u.Alias and u.Alias ~= "") and u.Alias or local_part(primary)
   local adds, seen = {}, {}
   local function add(p)
@@ -137,39 +147,67 @@ function M.map(u, rules)
   return m
 end
 
--- map_all(users, rules) -> mapped list (same order); two sources with one target primary
--- address or UPN are both marked with a Collision problem naming each other.
-function M.map_all(users, rules)
-  local out, by = {}, {}
-  for i, u in ipairs(users) do
-    local m = M.map(u, rules)
-    out[i] = m
-    if m.target then
-      for _, k in ipairs { lower(m.target.PrimarySmtpAddress), lower(m.target.UserPrincipalName) } do
-        local l = by[k]
-        if not l then l = {}; by[k] = l end
-        if l[#l] ~= m then l[#l + 1] = m end
+-- collider(rules) -> c: c:add(u, i) for every user, then c:problems() -> {[i] = problem}: the
+-- users whose target primary address or UPN another one shares (both, each naming the others),
+-- never prepared over each other.  Only the names are held (a number per key until a second
+-- user claims it), so 100k users stay small.
+local Collider = {}
+Collider.__index = Collider
+
+function M.collider(rules)
+  return setmetatable({ rules = rules, by = {}, clashed = {}, who = {} }, Collider)
+end
+
+function Collider:add(u, i)
+  local primary, upn = M.names(u, self.rules)
+  if not primary then return end
+  self.who[i] = u.PrimarySmtpAddress .. (u.line and (" (line " .. math.tointeger(u.line) .. ")") or "")
+  for _, k in ipairs { lower(primary), lower(upn) } do
+    local cur = self.by[k]
+    if cur == nil then
+      self.by[k] = i
+    elseif cur ~= i then
+      if type(cur) ~= "table" then cur = { cur }; self.by[k] = cur end
+      if cur[#cur] ~= i then cur[#cur + 1] = i end
+      self.clashed[k] = cur
+    end
+  end
+end
+
+function Collider:problems()
+  local out = {}
+  local keys = {}
+  for k in pairs(self.clashed) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local l = self.clashed[k]
+    for _, i in ipairs(l) do
+      if not out[i] then
+        local others = {}
+        for _, j in ipairs(l) do if j ~= i then others[#others + 1] = self.who[j] end end
+        out[i] = C.problem("Collision", fmt("%s maps to %s, as %s does: two sources cannot share one target",
+          self.who[i]:match("^%S+"), k, table.concat(others, ", ")),
+          "give one of them another TargetUser in the CSV, or change the domain map")
       end
     end
   end
-  local reported = {}
-  for k, l in pairs(by) do
-    if #l > 1 then
-      for _, m in ipairs(l) do
-        if reported[m] then goto next_m end
-        reported[m] = true
-        local others = {}
-        for _, o in ipairs(l) do
-          if o ~= m then
-            others[#others + 1] = o.user.PrimarySmtpAddress .. (o.user.line and (" (line " .. o.user.line .. ")") or "")
-          end
-        end
-        m.problems[#m.problems + 1] = C.problem("Collision", fmt("%s maps to %s, as %s does: two sources " ..
-          "cannot share one target", m.user.PrimarySmtpAddress, k, table.concat(others, ", ")),
-          "give one of them another TargetUser in the CSV, or change the domain map")
-        ::next_m::
-      end
-    end
+  return out
+end
+
+-- collisions(users, rules) -> {[i] = problem} for a list of users.
+function M.collisions(users, rules)
+  local c = M.collider(rules)
+  for i, u in ipairs(users) do c:add(u, i) end
+  return c:problems()
+end
+
+-- map_all(users, rules) -> mapped list (same order), collisions marked on both sides.
+function M.map_all(users, rules)
+  local clash = M.collisions(users, rules)
+  local out = {}
+  for i, u in ipairs(users) do
+    out[i] = M.map(u, rules)
+    if clash[i] then table.insert(out[i].problems, clash[i]) end
   end
   return out
 end

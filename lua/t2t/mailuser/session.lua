@@ -33,7 +33,8 @@ function M.params(verb, extra)
   return l
 end
 
--- load(ctx, p, depth) -> run = {target, source?, users, info, failures, scope?, kept, rules}:
+-- load(ctx, p, depth) -> run = {target, source?, users (a users source), info, failures,
+-- scope?, kept, rules}:
 -- the report checked, --only-failed read, the tenants opened, the users read (from --from, or
 -- the source at `depth`), the mapping rules made.
 function M.load(ctx, p, depth)
@@ -47,7 +48,9 @@ function M.load(ctx, p, depth)
   if p.from then
     run.users, run.info = M.from_file(ctx, p.from, redo)
   else
-    run.users, run.failures, run.info, run.scope = M.export(ctx, p, run.source, depth)
+    local spool = ctx:tempdir() .. "/users.jsonl"        -- the users, one line each, not in memory
+    run.failures, run.info, run.scope = M.export(ctx, p, run.source, depth, spool)
+    run.users = mailuser.file_users(spool)
   end
   local err
   run.rules, err = mailuser.rules(run.target, { domains = p.domain_map, tdd = p.target_delivery_domain },
@@ -59,9 +62,12 @@ end
 -- open(ctx, role, name, required) -> tenant | nil (not given); a connection error ends the run.
 function M.open(ctx, role, name, required)
   local t, err = session.open(ctx, role, name)
-  if err then ctx:fail("%s tenant: %s", role, tostring(err)) end
+  if err then
+    local stop = type(err) == "table" and err.code == "Profile" and ctx.usage or ctx.fail   -- unknown profile: exit 2
+    stop(ctx, "%s tenant: %s", role, tostring(err))
+  end
   if not t and required then
-    ctx:fail("which %s tenant? pass --%s PROFILE (or --sim)", role, role)
+    ctx:usage("which %s tenant? pass --%s PROFILE (or --sim)", role, role)
   end
   return t
 end
@@ -83,57 +89,67 @@ end
 function M.selector(ctx, p)
   local n = (p.csv and 1 or 0) + (p.group and 1 or 0) + (p.all and 1 or 0)
   if n ~= 1 then
-    ctx:fail("which users? give exactly one of --csv FILE (SourceUser,TargetUser or EmailAddress), --group NAME, --all")
+    ctx:usage("which users? give exactly one of --csv FILE (SourceUser,TargetUser or EmailAddress), --group NAME, --all")
   end
   if p.csv then return { entries = M.read_list(ctx, p.csv), csv = p.csv } end
   if p.group then return { group = p.group } end
   return { all = true }
 end
 
--- Users read from the source: rows for those not found; -> users, failures, info, scope.
-function M.export(ctx, p, source, depth)
+-- export(ctx, p, source, depth, out, o) -> failures, info, scope: the source's users read and
+-- written, as they arrive, to the collection file `out` (export-users' --out, or a spool in the
+-- run's temporary directory); none is held in memory.  o.also(u, scope): more work per user,
+-- run concurrently with the reads; o.each(u): called for each user before it is written.
+function M.export(ctx, p, source, depth, out, o)
+  o = o or {}
   local sel = M.selector(ctx, p)
   local scope, why = mailuser.scope(source, p.scope_group)
   if not scope then
     if p.scope_group then ctx:fail("scope group: %s", tostring(why)) end
     ctx.log.warn("%s: scope membership not checked: %s", source.name, tostring(why))
   end
-  if sel.entries and p.only_failed_set then
+  local only = p.only_failed_set
+  if sel.entries and only then
     local keep = {}
-    for _, e in ipairs(sel.entries) do if p.only_failed_set[lower(e.source)] then keep[#keep + 1] = e end end
+    for _, e in ipairs(sel.entries) do if only[lower(e.source)] then keep[#keep + 1] = e end end
     sel.entries = keep
-  end
-  local bar
-  local users, failures = mailuser.export(source, sel, { depth = depth, scope = scope or false,
-    concurrency = p.concurrency, on_progress = function(done, total)
-      bar = bar or M.progress(ctx, "Reading mailboxes", total)
-      bar:update(done)
-    end })
-  if bar then bar:finish() end
-  if not users then ctx:fail("reading the source mailboxes: %s", tostring(failures)) end
-  if p.only_failed_set and not sel.entries then
-    local keep = {}
-    for _, u in ipairs(users) do if p.only_failed_set[u.key] then keep[#keep + 1] = u end end
-    users = keep
   end
   local info = { source = { tenant_id = source.id, domain = source.domain, name = source.name },
                  depth = depth, scope_group = scope and scope.name or nil, scope_known = scope ~= nil }
-  return users, failures, info, scope
+  local w, werr = mailuser.collection_writer(out, info)
+  if not w then ctx:fail("%s", tostring(werr)) end
+  local bar = sel.entries and M.progress(ctx, "Reading mailboxes", #sel.entries)
+  local count, wfail = 0, nil
+  local _, failures = mailuser.export(source, sel, { depth = depth, scope = scope or false, concurrency = p.concurrency,
+    on_progress = function(done)
+      if bar then bar:update(done) elseif done % 5000 < mailuser.WINDOW then ctx.log.info("  %d mailboxes read", done) end
+    end,
+    also = o.also and function(u) o.also(u, scope) end,
+    each = function(u)
+      if wfail or (only and not sel.entries and not only[mailuser.key(u)]) then return end
+      if o.each then o.each(u) end
+      local ok, err = w:add(u)
+      if not ok then wfail = err return end
+      count = count + 1
+    end })
+  if bar then bar:finish() end
+  if type(failures) ~= "table" then w:abort() ctx:fail("reading the source mailboxes: %s", tostring(failures)) end
+  if wfail then w:abort() ctx:fail("%s", tostring(wfail)) end
+  local ok, cerr = w:close()
+  if not ok then ctx:fail("%s", tostring(cerr)) end
+  info.count = count
+  return failures, info, scope
 end
 
--- from_file(ctx, path) -> users, info: a collection file written by export-users.
+-- from_file(ctx, path, only) -> users source, info: a collection file written by export-users
+-- (only: the set of user keys to keep, for --only-failed).
 function M.from_file(ctx, path, only)
-  local info, users = mailuser.read_collection(path)
-  if not info then ctx:fail("--from %s", tostring(users)) end
-  if only then
-    local keep = {}
-    for _, u in ipairs(users) do if only[lower(u.key or "")] then keep[#keep + 1] = u end end
-    users = keep
-  end
-  ctx:say("Source %s (%s) from %s: %d users, exported %s%s", tostring(info.source and info.source.name),
-          tostring(info.source and info.source.tenant_id), path, #users, tostring(info.created),
+  local info, nxt = mailuser.open_collection(path)
+  if not info then ctx:fail("--from %s", tostring(nxt)) end
+  ctx:say("Source %s (%s) from %s, exported %s%s", tostring(info.source and info.source.name),
+          tostring(info.source and info.source.tenant_id), path, tostring(info.created),
           info.depth == "full" and "" or " (identity attributes only)")
-  return users, info
+  return mailuser.file_users(path, only and function(u) return only[mailuser.key(u)] end), info
 end
 
 -- only_failed(ctx, p) -> the set of users to re-run and the done rows to keep (from --report).
@@ -184,6 +200,12 @@ function M.finish(ctx, p, rows, kept, ok_status)
     ctx:summary("report", p.report)
   end
   return flat
+end
+
+-- on_count(ctx, label, o) -> a function(n) making o.progress a bar for n users (the whole-run
+-- functions know n only after their first pass).
+function M.on_count(ctx, label, o)
+  return function(n) o.progress = M.progress(ctx, label, n) end
 end
 
 -- A progress bar for n users on stderr (a line per tenth when not a terminal; none for json).

@@ -114,7 +114,4 @@ function M.changed(t, o)
   if log and o and o.id and o["@odata.type"] then log[#log + 1] = o["@odata.type"] .. " " .. o.id end
 end
 
--- drop(tenant): forget the tenant's indexes (rebuilt on next use).
-function M.drop(t) cache[t] = nil end
-
 return M

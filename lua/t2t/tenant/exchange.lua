@@ -85,6 +85,30 @@ end
 
 local function relname(r) return r.Identity or r.Name end
 
+-- Is scope h (as EXO reports it: a name or a DN "CN=name,...") the group named s?
+local function same_scope(h, s)
+  return lower(h) == lower(s) or lower(h):find("cn=" .. lower(s) .. ",", 1, true) == 1
+end
+
+-- scopes_after(have, wanted, merge) -> the MailboxMovePublishedScopes to set.  By default the
+-- wanted groups replace the current ones, as the script and the current docs do (§2.2, §4.5);
+-- merge keeps the current ones and adds the others.  When nothing would change the current
+-- list comes back as it is (so a re-run changes nothing).
+function M.scopes_after(have, wanted, merge)
+  local function has(list, s)
+    for _, h in ipairs(list) do if same_scope(h, s) then return true end end
+    return false
+  end
+  if merge then
+    local out = copy(have)
+    for _, s in ipairs(wanted) do if not has(out, s) then out[#out + 1] = s end end
+    return out
+  end
+  local same = #have == #wanted
+  for _, s in ipairs(wanted) do if not has(have, s) then same = false end end
+  return same and copy(have) or copy(wanted)
+end
+
 -- ensure_org_relationship{partner_id, partner_domains, capability = "Inbound"|"RemoteOutbound",
 -- name, oauth_app_id, scopes}: keyed by the partner's TENANT ID in DomainNames; the capability
 -- is merged into the existing one, never replaced.
@@ -143,15 +167,7 @@ function M:ensure_org_relationship(o)
   if o.scopes then
     local have = caps_of(cur.MailboxMovePublishedScopes)
     before.MailboxMovePublishedScopes = have
-    local merged = copy(have)
-    for _, s in ipairs(o.scopes) do
-      local present = contains_ci(merged, s)
-      for _, h in ipairs(merged) do       -- EXO may report a scope by DN or name
-        if lower(h):find("cn=" .. lower(s) .. ",", 1, true) then present = true end
-      end
-      if not present then merged[#merged + 1] = s end
-    end
-    after.MailboxMovePublishedScopes = merged
+    after.MailboxMovePublishedScopes = M.scopes_after(have, o.scopes, o.merge_scopes)
   end
   local _, uerr = self:checked({
     kind = "update", target = "organization relationship '" .. relname(cur) .. "'", tenant = self.name,

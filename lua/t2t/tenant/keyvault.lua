@@ -35,9 +35,10 @@ local function find_policy(v, object_id)
   end
 end
 
--- ensure(t, {subscription, resource_group, vault, location, certificate, subject}) ->
--- {id = certificate URL, cer, thumbprint_b64, subject, starts, ends} | nil, err
-function M.ensure(t, o)
+local ARM_SUB = "2022-12-01"
+
+-- The subscription, once the parameters are known to be usable | nil, err.
+local function params(t, o)
   local sub = o.subscription or (t.profile and t.profile.subscription)
   if not sub or not o.resource_group or not o.vault then
     return nil, failure("KeyVaultParams", "--keyvault needs --subscription, --resource-group and --vault " ..
@@ -46,6 +47,46 @@ function M.ensure(t, o)
   if not o.vault:match("^[%w%-]+$") or #o.vault < 3 or #o.vault > 24 then
     return nil, failure("KeyVaultName", "vault name '%s' must be 3-24 letters, digits or '-'", o.vault)
   end
+  return sub
+end
+
+-- precheck(t, {subscription, resource_group, vault, location}) -> true | nil, err: what the
+-- legacy script verifies before it changes anything (ms-setup-and-prep.md §1.3 P2.3, A.4): the
+-- parameters, that the subscription exists for this tenant's credentials, and that the location
+-- is one of its Azure regions (by name, "westeurope", or display name, "West Europe").  So a
+-- typo fails here, not with ARM's raw 404 after the app, service principal and consent exist.
+function M.precheck(t, o)
+  local sub, perr = params(t, o)
+  if not sub then return nil, perr end
+  local okc, s, err = pcall(arm, t, "GET", "/subscriptions/" .. sub .. "?api-version=" .. ARM_SUB)
+  if not okc then return nil, s end           -- no Azure connection in the profile
+  if not s then
+    if missing(err) or (type(err) == "table" and err.status == 403) then
+      return nil, failure("SubscriptionNotFound", "subscription %s was not found for tenant %s (or its admin " ..
+        "app has no role on it): check --subscription (Azure portal > Subscriptions) and that the app is a " ..
+        "Contributor or Owner there", sub, t.name)
+    end
+    return nil, err
+  end
+  local locs, lerr = arm(t, "GET", "/subscriptions/" .. sub .. "/locations?api-version=" .. ARM_SUB)
+  if not locs then return nil, lerr end
+  local want = tostring(o.location or ""):lower():gsub("%s+", "")
+  local names = {}
+  for _, l in ipairs(locs.value or {}) do
+    if (l.name or ""):lower() == want or (l.displayName or ""):lower():gsub("%s+", "") == want then return true end
+    names[#names + 1] = l.name
+  end
+  table.sort(names)
+  return nil, failure("BadLocation", "'%s' is not an Azure location of subscription %s: --location takes a " ..
+    "region name such as %s (az account list-locations)", tostring(o.location), sub,
+    table.concat({ names[1], names[2], names[3] }, ", "))
+end
+
+-- ensure(t, {subscription, resource_group, vault, location, certificate, subject}) ->
+-- {id = certificate URL, cer, thumbprint_b64, subject, starts, ends} | nil, err
+function M.ensure(t, o)
+  local sub, bad = params(t, o)
+  if not sub then return nil, bad end
   if not o.subject:match("^CN=") then
     return nil, failure("CertSubject", "--certificate-subject must start with CN= ('%s')", o.subject)
   end
@@ -182,11 +223,15 @@ end
 -- The deprecated VerifySetup's Key Vault checks: the vault exists and Exchange has get,list.
 function M.verify(t, c, o)
   local name = o.kv_url:match("^https://([%w%-]+)%.vault%.")
-  if not name then c.fail("Key Vault URL " .. o.kv_url .. " is a certificate URL", "pass the endpoint's AppSecretKeyVaultUrl") return end
+  if not name then
+    c.fail("Key Vault URL " .. o.kv_url .. " is not a certificate URL of a vault", "pass the endpoint's AppSecretKeyVaultUrl")
+    return
+  end
   if not t.azure then c.warn("Key Vault '" .. name .. "' not checked", "no Azure connection in this profile") return end
   local exo_sp = t:find_sp(tenant.EXO_APP_ID)
   local cert = vault(t, name, "GET", "/certificates/" .. (o.kv_url:match("/certificates/([^/]+)") or "") .. "?api-version=7.4")
-  c.check(cert ~= nil, "KeyVault [" .. name .. "] holds the certificate", "re-run setup-target --keyvault")
+  c.check(cert ~= nil, "KeyVault [" .. name .. "] holds the certificate",
+    "KeyVault [" .. name .. "] does not hold the certificate " .. o.kv_url, "re-run setup-target --keyvault")
   local v = t.azure.find_vault and t.azure:find_vault(name)
   if v and exo_sp then
     local p = find_policy(v, exo_sp.id)
@@ -195,7 +240,8 @@ function M.verify(t, c, o)
     else
       for _, kind in ipairs { "certificates", "secrets" } do
         c.check(has_perms(p, kind, { "get", "list" }), "Exchange has [get,list] permission on " .. name .. "'s " .. kind,
-          "Exchange does not have [get] permission on " .. name .. "'s " .. kind .. " container: re-run setup-target --keyvault")
+          "Exchange does not have [get,list] permission on " .. name .. "'s " .. kind .. " container",
+          "re-run setup-target --keyvault")
       end
     end
   end

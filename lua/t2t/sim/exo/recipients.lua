@@ -31,13 +31,45 @@ local function narrow(p)
   end
 end
 
--- get(ctx, p, kinds, presenter) -> one object for -Identity, else a lazy listing (pages cost
--- O(page): t2t.sim.exo pages it with -ResultSize), presenter.
+-- A -Filter that only ORs equality tests on identity properties (an address, a GUID, a name)
+-- is answered from the identity index, as the service answers it from its directory indexes,
+-- not by scanning the tenant: -> the candidates (then filtered exactly), or nil to scan.
+local INDEXED = U.set("emailaddresses", "primarysmtpaddress", "exchangeguid", "externaldirectoryobjectid",
+                      "alias", "name", "legacyexchangedn", "userprincipalname")
+
+local function candidates(ctx, filter, kinds)
+  local s = filter:gsub("^%s*%((.*)%)%s*$", "%1")
+  if s:find("%s%-and%s") or s:find("%s%-not") then return nil end
+  local out, seen = {}, {}
+  for clause in (s .. " -or "):gmatch("(.-)%s+%-or%s+") do
+    clause = clause:gsub("^%s*%(?%s*", ""):gsub("%s*%)?%s*$", "")
+    local prop, val = clause:match("^([%w_]+)%s+%-[eE][qQ]%s+'(.*)'$")
+    if not prop or not INDEXED[lower(prop)] then return nil end
+    local r, _, list = model.find_recipient(ctx.t, (val:gsub("''", "'")))
+    for _, x in ipairs(r and { r } or list or {}) do
+      if not seen[x] and (not kinds or kinds[x.RecipientTypeDetails]) and U.visible(ctx, x) then
+        seen[x] = true
+        out[#out + 1] = x
+      end
+    end
+  end
+  return out
+end
+
+-- get(ctx, p, kinds, presenter) -> one object for -Identity; the candidates of an indexed
+-- -Filter; else a lazy listing (pages cost O(page): t2t.sim.exo pages it with -ResultSize).
 local function get(ctx, p, kinds, presenter)
   if p.Identity ~= nil then
     return { U.find(ctx, p.Identity, kinds) }, presenter
   end
-  return U.listing(ctx, kinds, narrow(p)), presenter
+  local keep = narrow(p)
+  local list = p.Filter and candidates(ctx, p.Filter, kinds)
+  if list then
+    local out = {}
+    for _, r in ipairs(list) do if not keep or keep(r) then out[#out + 1] = r end end
+    return out, presenter
+  end
+  return U.listing(ctx, kinds, keep), presenter
 end
 
 M.get = get        -- for the other recipient cmdlets (t2t.sim.exo.contacts)
@@ -249,8 +281,10 @@ M["Set-MailUser"] = function(ctx, p)
   for _, k in ipairs { "ExchangeGuid", "ArchiveGuid" } do
     if p[k] then
       if p[k] ~= ZERO then
-        for _, o in pairs(ctx.t.exo.recipients) do
-          if o ~= r and o[k] and lower(o[k]) == lower(p[k]) then
+        -- ExchangeGuid is in the identity index; ArchiveGuid is not (rarely set: scan)
+        local others = k == "ExchangeGuid" and { model.find_recipient(ctx.t, p[k]) } or ctx.t.exo.recipients
+        for _, o in pairs(others) do
+          if type(o) == "table" and o ~= r and o[k] and lower(o[k]) == lower(p[k]) then
             U.fail(400, U.EX.Validation, "The %s '%s' is already used by '%s'.", k, p[k], o.Name)
           end
         end

@@ -298,10 +298,6 @@ end
 
 local function by_id(a, b) return a.id < b.id end
 
--- The k smallest ids among items (each {id=...}) greater than `after`, in order.
-function M.page_ids(items, after, k)
-  return smallest(items, k, by_id, after and function(it) return it.id > after end)
-end
 
 ---------------------------------------------------------------------------------------------
 -- $orderby: one property, asc/desc.
