@@ -14,7 +14,8 @@ M.CTUDM_PART = "Cross_tenant_user_data_migration"
 -- Mailbox kinds a cross-tenant move takes (Get-Mailbox -RecipientTypeDetails).
 M.MOVABLE = { "UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox" }
 
-function M.is_zero(g) return g == nil or g == "" or lower(g) == M.ZERO end
+-- (Exchange prints an unset GUID as null: JSON null, a light userdata here, is zero too.)
+function M.is_zero(g) return type(g) ~= "string" or g == "" or lower(g) == M.ZERO end
 
 -- GUIDs equal (case-insensitively), and not the zero GUID.
 function M.guid_eq(a, b)
@@ -84,6 +85,9 @@ end
 function M.gb(bytes)
   return string.format("%.1f GB", (bytes or 0) / 1073741824)
 end
+
+-- A user record's key: its primary address, lower-case.
+function M.key(u) return lower(u.PrimarySmtpAddress or u.Name or "") end
 
 -- An EXO error's exception short name.
 M.exo_code = tenant.exo_code
