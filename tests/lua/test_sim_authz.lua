@@ -70,16 +70,20 @@ TestSimAuthz = {}
 
 function TestSimAuthz.setUp() sim.clock_offset = 0 end
 
--- Every route registered with the Graph simulator has an authorization entry.
+-- Every route registered with the Graph simulator has an authorization entry, and is registered
+-- once (the first match answers: a second registration would never run).
 function TestSimAuthz.test_every_graph_route_has_an_entry()
-  local missing = {}
-  for _, mod in ipairs { "apps", "dir", "org", "roles", "pim_requests", "pim_policies" } do
+  local missing, seen, twice = {}, {}, {}
+  for _, mod in ipairs { "apps", "dir", "org", "roles", "pim_requests", "pim_policies", "delta" } do
     for _, r in ipairs(require("t2t.sim.graph." .. mod).routes) do
       local key = r[1] .. " " .. table.concat(r[2], "/")
       if authz.GRAPH[key] == nil then missing[#missing + 1] = key end
+      if seen[key] then twice[#twice + 1] = key end
+      seen[key] = true
     end
   end
   lu.assertEquals(missing, {})
+  lu.assertEquals(twice, {})
   for key, e in pairs(authz.GRAPH) do
     local needs = type(e) == "string" and { e } or type(e) == "table" and (e[1] and e or { e.need }) or {}
     for _, n in ipairs(needs) do lu.assertNotNil(catalog.GRAPH[n], key .. " needs unknown " .. tostring(n)) end
@@ -289,4 +293,19 @@ function TestSimAuthz.test_tokens_carry_wids_from_pim_at_issue()
   sim.clock_offset = 200
   lu.assertEquals(app_token().wids, { EXADMIN })
   pim.dir(T).role_schedules[sched.id] = nil
+end
+
+-- DELETE /users/{id}: User.ReadWrite.All allows it, and the user's Exchange recipient goes with
+-- it (the route is registered once, with that effect).
+function TestSimAuthz.test_deleting_a_user_removes_its_recipient()
+  local victim
+  for _, o in pairs(T.dir.objects) do
+    if model.ODATA.user == o["@odata.type"] and model.find_recipient(T, o.id) then victim = o break end
+  end
+  lu.assertNotNil(victim, "the seed has a user with a mailbox")
+  local st = gcall(token { appid = "a", idtyp = "app", roles = { "User.Read.All" } }, "DELETE", "/v1.0/users/" .. victim.id)
+  lu.assertEquals(st, 403)
+  st = gcall(token { appid = "a", idtyp = "app", roles = { "User.ReadWrite.All" } }, "DELETE", "/v1.0/users/" .. victim.id)
+  lu.assertEquals(st, 204)
+  lu.assertNil(model.find_recipient(T, victim.id))
 end

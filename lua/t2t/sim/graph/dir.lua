@@ -75,8 +75,6 @@ route("PATCH", "users/:id", function(ctx, p)
   return store.no_content()
 end)
 
-store.delete_route(route, "users/:id", "user")
-
 -- Licences (wire.md §3.10, ms-setup-and-prep.md §5.2) -----------------------------------------
 
 local function find_sku(ctx, sku_id)
@@ -196,7 +194,7 @@ route("POST", "users/:id/assignLicense", assign_license)
 
 -- DELETE /users/{id} → 204 (into deleted items in Entra ID: delta reports it as changed); the
 -- user's Exchange recipient goes with it.
-store.delete_route(route, "users/:id", "user", "user_write", function(ctx, u)
+store.delete_route(route, "users/:id", "user", function(ctx, u)
   local r = store.recipient_of(ctx, u.id)
   if r then require("t2t.sim.model").remove_recipient(ctx.tenant, r.Guid) end
 end)
