@@ -68,6 +68,16 @@ local function native_roles(t, p, have)
   return have
 end
 
+-- The Exchange roles principal p holds of `want`: through the linked role groups of its
+-- directory roles, and Exchange's own assignments read only when those fall short.
+local function exchange_roles(t, p, wids, want)
+  local have = linked_roles(wids)
+  for _, r in ipairs(want) do
+    if not have[r] then return native_roles(t, p, have) end
+  end
+  return have
+end
+
 -- signed_in(t) -> grants | nil, err: what the tenant's signed-in principal holds, from its tokens.
 -- grants = {principal, held = set, wids = set, exo_access = fn() -> bool, exchange = fn(want) -> have}
 function M.signed_in(t)
@@ -81,14 +91,7 @@ function M.signed_in(t)
     return xc or nil
   end
   g.exo_access = function(name) local c = exo_claims() return c and token_grants(c)[name] or false end
-  g.exchange = function(want)
-    local c = exo_claims() or gc
-    local have = linked_roles(set(c.wids))
-    for _, r in ipairs(want) do
-      if not have[r] then return native_roles(t, p, have) end
-    end
-    return have
-  end
+  g.exchange = function(want) return exchange_roles(t, p, set((exo_claims() or gc).wids), want) end
   return g
 end
 
@@ -109,13 +112,7 @@ function M.of_principal(t, p, data, consents)
     g.held = consents or {}
     g.exo_access = function(name) return (consents or {})[name] == true end
   end
-  g.exchange = function(want)
-    local have = linked_roles(wids)
-    for _, r in ipairs(want) do
-      if not have[r] then return native_roles(t, p, have) end
-    end
-    return have
-  end
+  g.exchange = function(want) return exchange_roles(t, p, wids, want) end
   return g
 end
 

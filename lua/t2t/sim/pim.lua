@@ -31,6 +31,16 @@ local function live(s, now)
 end
 M.live = live
 
+-- The rows of the schedules of `kind` in force at `now`, row(id, schedule) each, into `out`,
+-- sorted by id.
+local function live_rows(out, schedules, kind, now, row)
+  for id, s in pairs(schedules) do
+    if s.kind == kind and live(s, now) then out[#out + 1] = row(id, s) end
+  end
+  table.sort(out, function(a, b) return a.id < b.id end)
+  return out
+end
+
 local function template(t, rid)
   local def = t.dir.role_definitions and t.dir.role_definitions[rid]
   return def and def.templateId or rid
@@ -47,47 +57,32 @@ function M.active(t, now)
                       directoryScopeId = a.directoryScopeId or "/", assignmentType = "Assigned",
                       memberType = "Direct", schedule = id, origin = id, created = a.created }
   end
-  for id, s in pairs(d.role_schedules) do
-    if s.kind == "assignment" and live(s, now) then
-      out[#out + 1] = { id = id, principalId = s.principalId, roleDefinitionId = template(t, s.roleDefinitionId),
-                        directoryScopeId = s.directoryScopeId or "/", assignmentType = s.assignmentType or "Assigned",
-                        memberType = s.memberType or "Direct", start = s.start, stop = s.stop,
-                        createdUsing = s.createdUsing, activatedUsing = s.activatedUsing, schedule = id,
-                        origin = s.origin or id, created = s.created }
-    end
-  end
-  table.sort(out, function(a, b) return a.id < b.id end)
-  return out
+  return live_rows(out, d.role_schedules, "assignment", now, function(id, s)
+    return { id = id, principalId = s.principalId, roleDefinitionId = template(t, s.roleDefinitionId),
+             directoryScopeId = s.directoryScopeId or "/", assignmentType = s.assignmentType or "Assigned",
+             memberType = s.memberType or "Direct", start = s.start, stop = s.stop,
+             createdUsing = s.createdUsing, activatedUsing = s.activatedUsing, schedule = id,
+             origin = s.origin or id, created = s.created }
+  end)
 end
 
 -- Eligible role instances at `now` (PIM).
 function M.eligible(t, now)
-  local out = {}
-  for id, s in pairs(M.dir(t).role_schedules) do
-    if s.kind == "eligibility" and live(s, now) then
-      out[#out + 1] = { id = id, principalId = s.principalId, roleDefinitionId = template(t, s.roleDefinitionId),
-                        directoryScopeId = s.directoryScopeId or "/", memberType = s.memberType or "Direct",
-                        start = s.start, stop = s.stop, createdUsing = s.createdUsing, schedule = id,
-                        created = s.created }
-    end
-  end
-  table.sort(out, function(a, b) return a.id < b.id end)
-  return out
+  return live_rows({}, M.dir(t).role_schedules, "eligibility", now, function(id, s)
+    return { id = id, principalId = s.principalId, roleDefinitionId = template(t, s.roleDefinitionId),
+             directoryScopeId = s.directoryScopeId or "/", memberType = s.memberType or "Direct",
+             start = s.start, stop = s.stop, createdUsing = s.createdUsing, schedule = id, created = s.created }
+  end)
 end
 
 -- PIM for Groups instances at `now` of `kind` ("assignment" | "eligibility").
 function M.group_instances(t, kind, now)
-  local out = {}
-  for id, s in pairs(M.dir(t).group_schedules) do
-    if s.kind == kind and live(s, now) then
-      out[#out + 1] = { id = id, groupId = s.groupId, principalId = s.principalId, accessId = s.accessId or "member",
-                        memberType = s.memberType or "Direct", assignmentType = s.assignmentType or "Assigned",
-                        start = s.start, stop = s.stop, createdUsing = s.createdUsing,
-                        activatedUsing = s.activatedUsing, schedule = id, created = s.created }
-    end
-  end
-  table.sort(out, function(a, b) return a.id < b.id end)
-  return out
+  return live_rows({}, M.dir(t).group_schedules, kind, now, function(id, s)
+    return { id = id, groupId = s.groupId, principalId = s.principalId, accessId = s.accessId or "member",
+             memberType = s.memberType or "Direct", assignmentType = s.assignmentType or "Assigned",
+             start = s.start, stop = s.stop, createdUsing = s.createdUsing,
+             activatedUsing = s.activatedUsing, schedule = id, created = s.created }
+  end)
 end
 
 -- groups_of(t, principal_id, now) -> set of group ids the principal is a member of at `now`:
