@@ -19,6 +19,11 @@ return runbook {
     "0600: it holds names and addresses). The target admin runs prepare-users --from FILE and validate-users\n" ..
     "--from FILE with it. Changes nothing, unless --add-to-scope: then the mailboxes not yet in the scope group\n" ..
     "are added to it (the target admin cannot). With --sim the source defaults to contoso.",
+  -- the source's mailboxes and scope group (docs/roles.md)
+  needs = {
+    exchange = { "View-Only Recipients", "View-Only Configuration" },
+    when = { ["add-to-scope"] = { exchange = { "Distribution Groups" } } },
+  },
   params = {
     { name = "source", type = "string", help = "profile of the source tenant (default with --sim: contoso)" },
     { name = "csv", type = "file", help = "users: SourceUser[,TargetUser][,Batch] (as CSS-val) or EmailAddress" },
@@ -39,10 +44,9 @@ return runbook {
     local n = { users = 0, hold = 0, outside = 0, added = 0 }
     local function also(u, scope)
       if not p.add_to_scope then return end
-      if not scope then u.read_error = "no scope group to add it to (give --scope-group, or run setup-source first)" return end
       local st, serr = mailuser.add_to_scope(source, u, scope)
       if not st then u.read_error = "not added to the scope group: " .. tostring(serr)
-      elseif st ~= "member" then u.InScope = true; n.added = n.added + 1 end
+      elseif st == "added" then u.InScope = true; n.added = n.added + 1 end
     end
     local function each(u)
       n.users = n.users + 1
@@ -50,7 +54,7 @@ return runbook {
       if u.InScope == false then n.outside = n.outside + 1 end
       ctx:item(u.PrimarySmtpAddress, not u.read_error, u.read_error)
     end
-    local failures = S.export(ctx, p, source, p.depth, p.out, { also = also, each = each })
+    local failures = S.export(ctx, p, source, p.depth, p.out, { also = also, each = each, need_scope = p.add_to_scope })
     for _, r in ipairs(S.missing_rows(failures)) do ctx:item(r.source, false, r.problems[1].message) end
     ctx:summary("users exported", n.users)
     if #failures > 0 then ctx:summary("not found", #failures) end

@@ -42,6 +42,8 @@ local function data()
     for name, c in pairs(cmdlets) do
       lower_cmdlets[name:lower()] = name
       local by = {}                -- lower name or alias -> canonical parameter name
+      local required = {}          -- set index -> its required parameters (binding reads this)
+      for i = 1, #c.sets do required[i] = {} end
       for p, d in pairs(c.params) do
         by[p:lower()] = p
         for _, a in ipairs(d.a or {}) do by[a:lower()] = p end
@@ -49,8 +51,13 @@ local function data()
           d.vl = {}
           for _, v in ipairs(d.v) do d.vl[v:lower()] = v end
         end
+        for _, i in ipairs(d.r or {}) do table.insert(required[i], p) end
+        if d.s then
+          d.in_sets = {}
+          for _, i in ipairs(d.s) do d.in_sets[i] = true end
+        end
       end
-      c.by_lower = by
+      c.by_lower, c.required = by, required
     end
   end
   return cmdlets
@@ -64,14 +71,7 @@ function M.cmdlet(name)
 end
 
 local function in_set(d, i)
-  if not d.s then return true end
-  for _, s in ipairs(d.s) do if s == i then return true end end
-  return false
-end
-
-local function required_in(d, i)
-  for _, s in ipairs(d.r or {}) do if s == i then return true end end
-  return false
+  return not d.s or d.in_sets[i] == true
 end
 
 local function set_names(c, idx)
@@ -224,12 +224,9 @@ function M.bind(cmdlet, params, opts)
   -- Among those, the sets whose required parameters are all given.
   local best, best_req, missing = nil, -1, {}
   for _, i in ipairs(cands) do
-    local miss, nreq = {}, 0
-    for p, d in pairs(c.params) do
-      if required_in(d, i) then
-        nreq = nreq + 1
-        if out[p] == nil then miss[#miss + 1] = p end
-      end
+    local miss, nreq = {}, #c.required[i]
+    for _, p in ipairs(c.required[i]) do
+      if out[p] == nil then miss[#miss + 1] = p end
     end
     table.sort(miss)
     if #miss == 0 then

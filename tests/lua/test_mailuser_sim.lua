@@ -13,6 +13,8 @@ local S, lines
 local SCENARIO = { steps = {
   { create = { tenant = "contoso", alias = "ann", display_name = "Ann Ávila" } },
   { create = { tenant = "contoso", alias = "pia" } },
+  { create = { tenant = "contoso", alias = "hal" } },
+  { create = { tenant = "fabrikam", kind = "MailContact", name = "hal", alias = "hal.partner", external = "hal@partner.org" } },
   { create = { tenant = "contoso", alias = "ben", archive = true } },
   { create = { tenant = "fabrikam", kind = "MailUser", alias = "ben", primary = "ben@fabrikam.com",
                external = "ben@elsewhere.org", add_addresses = { "smtp:ben@contoso.com" } } },
@@ -171,6 +173,39 @@ function TestMailuserSim.test_no_licence_before_the_guid()
   lu.assertNil(ann.ProvisionedByLicense)
   local _, nerr = mailuser.license(tgt, m, "NOSUCHSKU")
   lu.assertStrContains(tostring(nerr), "the target has no licence 'NOSUCHSKU'")
+end
+
+function TestMailuserSim.test_a_name_another_object_has()
+  local src, tgt, rules = world(false)
+  local rows = mailuser.prepare { target = tgt, users = users(src, { "hal" }), rules = rules }
+  lu.assertEquals(rows[1].status, "ok")
+  local hal = assert(mailuser_of("hal@fabrikam.com"))
+  lu.assertStrMatches(hal.Name, "^hal%-%x+$")                        -- the contact keeps "hal"
+  lu.assertEquals(mailuser_of("hal@partner.org").Name, "hal")
+  rows = mailuser.prepare { target = tgt, users = users(src, { "hal" }), rules = rules }
+  lu.assertEquals(rows[1].changes, { "unchanged" })
+end
+
+-- A whole-tenant listing, as the service answers it: every property of the output type, null
+-- where unset (the records keep only what is set).
+function TestMailuserSim.test_export_all_from_the_listing()
+  local src = world(false)
+  local seen = 0
+  local list, failures = mailuser.export(src, { all = true }, { depth = "identity", scope = false,
+    each = function(u)
+      seen = seen + 1
+      assert(type(u.ExchangeGuid) == "string" and u.PrimarySmtpAddress, "a record without identity")
+      for _, v in pairs(u) do assert(v ~= require("cjson").null, "null kept in a record") end
+    end })
+  lu.assertEquals(#list, 0)                          -- streamed, none kept
+  lu.assertEquals(#failures, 0)
+  lu.assertTrue(seen >= 4)
+  local rec = require("t2t.mailuser.export").record { PrimarySmtpAddress = "a@b.c", ArchiveGuid = require("cjson").null,
+    EmailAddresses = require("cjson").null, InPlaceHolds = require("cjson").null, IsDirSynced = require("cjson").null }
+  lu.assertNil(rec.ArchiveGuid)
+  lu.assertEquals(rec.EmailAddresses, {})
+  lu.assertNil(rec.InPlaceHolds)
+  lu.assertNil(rec.IsDirSynced)
 end
 
 function TestMailuserSim.test_zz_stop()

@@ -14,7 +14,8 @@ M.CTUDM_PART = "Cross_tenant_user_data_migration"
 -- Mailbox kinds a cross-tenant move takes (Get-Mailbox -RecipientTypeDetails).
 M.MOVABLE = { "UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox" }
 
-function M.is_zero(g) return g == nil or g == "" or lower(g) == M.ZERO end
+-- (JSON null, as Exchange sends for a GUID that is not set, is no GUID either.)
+function M.is_zero(g) return type(g) ~= "string" or g == "" or lower(g) == M.ZERO end
 
 -- GUIDs equal (case-insensitively), and not the zero GUID.
 function M.guid_eq(a, b)
@@ -23,8 +24,8 @@ end
 
 -- A multi-valued property as a list (EXO gives a list, one string, or nothing).
 function M.list(v)
-  if v == nil then return {} end
   if type(v) == "table" then return v end
+  if type(v) ~= "string" then return {} end   -- nil, or null from a conformed output
   return { v }
 end
 

@@ -168,6 +168,12 @@ local function fix(t, m, cur, rules, o, res, fresh)
   return true
 end
 
+-- A Name for a mail user whose alias another object already has as its Name: the alias and a
+-- piece of the source's ExchangeGuid (stable, so a re-run picks the same one).
+function M.unique_name(tg)
+  return fmt("%s-%s", tg.Name, tostring(tg.ExchangeGuid or ""):sub(1, 8))
+end
+
 -- Create the mail user, then stamp it (one Set-MailUser).
 local function create(t, m, rules, o, res)
   local tg = m.target
@@ -184,6 +190,13 @@ local function create(t, m, rules, o, res)
     operation = "ensure_mailuser", after = params,
     apply = function()
       local l, e = t:xo("New-MailUser", params)
+      -- a Name another object has (Name is unique in a tenant, and people share names): when
+      -- nothing holds our address yet, the object is ours to make under a name of its own
+      if not l and C.exo_code(e) == "ADObjectAlreadyExistsException" and params.Name == tg.Name
+         and not C.get_one(t, "Get-Recipient", { Identity = tg.PrimarySmtpAddress }) then
+        params.Name = M.unique_name(tg)
+        l, e = t:xo("New-MailUser", params)
+      end
       if l then made = l[1]; return l[1] or params end
       return nil, e
     end }, find)

@@ -4,6 +4,7 @@
 -- archives, dumpster size, SubstrateHolds items, scope-group membership, licence capabilities and
 -- FullAccess / SendAs / Send on Behalf delegates.  Listings are paged (Get-Mailbox with
 -- $select, objects handled as each page arrives); per-user reads run concurrently.
+local cjson = require "cjson"
 local t2t = require "t2t"
 local C = require "t2t.mailuser.common"
 
@@ -25,16 +26,15 @@ local function aux_count(locs)
   return n
 end
 
-local NULL = require("cjson").null
-
 local function nonempty(v) return #C.list(v) > 0 and C.list(v) or nil end
 local function yes(v) return v == true or nil end
 
 -- record(mailbox object) -> the compact record every other part reads: only what is set is
 -- kept (false flags, zero GUIDs and empty lists are absent), so 100k users stay small.
 function M.record(m)
-  -- a raw page (--all) keeps Exchange's nulls: an unset property is absent here
-  for k, v in pairs(m) do if v == NULL then m[k] = nil end end
+  for k, v in pairs(m) do                  -- an unset property may come as null: it is absent
+    if v == cjson.null then m[k] = nil end
+  end
   local aux = aux_count(m.MailboxLocations)
   return {
     Name = m.Name, Alias = m.Alias, DisplayName = m.DisplayName, UserPrincipalName = m.UserPrincipalName,
@@ -232,7 +232,7 @@ function M.collect(source, selector, opts)
   end
   if selector.all then
     local ok, err = source:xo("Get-Mailbox", { ResultSize = "Unlimited", RecipientTypeDetails = selector.kinds or C.MOVABLE },
-                              { select = M.SELECT, raw = true, each = function(m) keep(M.record(m)) end })
+                              { select = M.SELECT, each = function(m) keep(M.record(m)) end })
     if not ok then return nil, err end
   else
     local idents = selector.entries
@@ -241,24 +241,30 @@ function M.collect(source, selector, opts)
       idents, err = group_members(source, selector.group)
       if not idents then return nil, err end
     end
-    for first = 1, #idents, M.WINDOW do
-      local part = table.move(idents, first, math.min(first + M.WINDOW - 1, #idents), 1, {})
-      local results = t2t.parallel(part, function(e) return { by_identity(source, e.source) } end, { concurrency = conc })
-      for i, r in ipairs(results) do
-        local e = part[i]
-        local m, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
-        if m then
-          keep(M.record(m), e)
-        else
-          failures[#failures + 1] = { entry = e, problem = err and C.problem("ReadFailed", tostring(err))
-            or C.problem("SourceNotFound", fmt("%s wasn't found on the SOURCE tenant (%s)", e.source, source.name),
-              "check the address in the list, or that the mailbox exists (Get-Mailbox)") }
-        end
-      end
-    end
+    M.read_each(source, idents, conc, keep, failures)
   end
   flush()
   return users, failures
+end
+
+-- read_each(source, idents, conc, keep(u, entry), failures): Get-Mailbox for each identity of
+-- a list, a window at a time; the ones the source does not have go to failures (rule 1).
+function M.read_each(source, idents, conc, keep, failures)
+  for first = 1, #idents, M.WINDOW do
+    local part = table.move(idents, first, math.min(first + M.WINDOW - 1, #idents), 1, {})
+    local results = t2t.parallel(part, function(e) return { by_identity(source, e.source) } end, { concurrency = conc })
+    for i, r in ipairs(results) do
+      local e = part[i]
+      local m, err = r.ok and r.value[1], r.ok and r.value[2] or r.err
+      if m then
+        keep(M.record(m), e)
+      else
+        failures[#failures + 1] = { entry = e, problem = err and C.problem("ReadFailed", tostring(err))
+          or C.problem("SourceNotFound", fmt("%s wasn't found on the SOURCE tenant (%s)", e.source, source.name),
+            "check the address in the list, or that the mailbox exists (Get-Mailbox)") }
+      end
+    end
+  end
 end
 
 return M

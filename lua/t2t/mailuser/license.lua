@@ -90,18 +90,17 @@ function M.resolve(t, key, disable, lenient)
 end
 
 local function same_set(a, b)
+  a, b = C.list(a), C.list(b)
   local s = {}
-  for _, x in ipairs(a or {}) do s[lower(x)] = true end
-  local n = 0
-  for _, x in ipairs(b or {}) do
+  for _, x in ipairs(a) do s[lower(x)] = true end
+  for _, x in ipairs(b) do
     if not s[lower(x)] then return false end
-    n = n + 1
   end
-  return n == #(a or {})
+  return #a == #b
 end
 
 local function has_license(user, sku)
-  for _, l in ipairs(user.assignedLicenses or {}) do
+  for _, l in ipairs(C.list(user.assignedLicenses)) do
     if lower(l.skuId) == lower(sku.skuId) then return true, same_set(l.disabledPlans, sku.disabled) end
   end
   return false

@@ -18,6 +18,16 @@ local SPEC = { columns = {
 
 local is_address = C.is_address
 
+-- Does a header name the source (SourceUser or one of its aliases, any case)?
+local function has_source(header)
+  local have = {}
+  for _, h in ipairs(header) do have[lower((h:gsub("[%s_%-]", "")))] = true end
+  for _, a in ipairs { SPEC.columns[1].name, table.unpack(SPEC.columns[1].aliases) } do
+    if have[lower(a)] then return true end
+  end
+  return false
+end
+
 -- parse(text, name) -> entries, report.  entries: {line, source, target?, batch?} in file order,
 -- one per user; report: {errors = {{line, reason}}, duplicates = {{line, first}},
 -- extra_columns = {...}, rows = n}.  A header without a source column is an error for line 1.
@@ -29,17 +39,7 @@ function M.parse(text, name)
   for _, e in ipairs(doc.errors) do errors[#errors + 1] = e end
   local entries = {}
   if not doc.header then return entries, report end
-  local have = {}
-  for _, h in ipairs(doc.header) do have[lower((h:gsub("[%s_%-]", "")))] = true end
-  local has_source = false
-  for _, c in ipairs(SPEC.columns) do
-    if c.name == "SourceUser" then
-      for _, a in ipairs { c.name, table.unpack(c.aliases) } do
-        if have[lower(a)] then has_source = true end
-      end
-    end
-  end
-  if not has_source then
+  if not has_source(doc.header) then
     errors[#errors + 1] = { line = doc.header_line or 1, reason = fmt("%s: the header (%s) has no SourceUser " ..
       "or EmailAddress column; write `SourceUser,TargetUser` (as CSS-val) or `EmailAddress`",
       name or "the list", table.concat(doc.header, ", ")) }

@@ -99,10 +99,9 @@ local function source_checks(u, cur, env, out)
   end
 end
 
--- The target-side checks (8-14 and the §5 ones) on mail user cur; Get-User tuser.
-local function target_checks(u, cur, tuser, env, out)
-  local synced = cur.IsDirSynced == true
-  local function fixable(params) return not synced and params or nil end
+-- The target-side checks, in three parts; fixable(params) is nil for a dir-synced target.
+-- Identity: the previous mailbox (15), ExchangeGuid (8), ArchiveGuid (9).
+local function identity_checks(u, cur, tuser, out, fixable)
   local prev = tuser and tuser.PreviousRecipientTypeDetails
   if prev and prev ~= "None" and prev ~= "" then
     finding(out, 15, "previous-mailbox", "error", fmt("the TARGET was a %s before (PreviousRecipientTypeDetails)", prev),
@@ -122,14 +121,39 @@ local function target_checks(u, cur, tuser, env, out)
       tostring(cur.ArchiveGuid)), "Set-MailUser -ArchiveGuid " .. u.ArchiveGuid, EX.archive,
       fixable { ArchiveGuid = u.ArchiveGuid })
   end
+end
+
+-- Proxies: the LegacyExchangeDN X500 (10), every source X500 (13), the target delivery domain (17).
+local function x500_checks(u, cur, env, out, fixable)
   local x500 = "X500:" .. tostring(u.LegacyExchangeDN)
   if not C.has(cur.EmailAddresses, x500) then
     finding(out, 10, "x500-legdn", "error", "the source LegacyExchangeDN is not an X500 proxy of the TARGET: " ..
       tostring(u.LegacyExchangeDN), "Set-MailUser -EmailAddresses @{add=\"" .. x500 .. "\"}", EX.x500,
       fixable { EmailAddresses = { add = { x500 } } })
   end
-  local pdom = C.domain_of(cur.PrimarySmtpAddress)
-  if not env.accepted[pdom or ""] then
+  for _, p in ipairs(C.list(u.EmailAddresses)) do
+    if C.is_x500(p) and lower(p) ~= lower(x500) and not C.has(cur.EmailAddresses, p) then
+      finding(out, 13, "x500-all", "warning", fmt("the source proxy %s is not on the TARGET", p),
+        "Set-MailUser -EmailAddresses @{add=\"" .. p .. "\"}", "replies to old mail addressed with it bounce (NDR 5.1.1)",
+        fixable { EmailAddresses = { add = { p } } })
+    end
+  end
+  if env.tdd and env.tdd ~= "" then
+    for _, p in ipairs(C.list(cur.EmailAddresses)) do
+      if C.is_smtp(p) and C.domain_of(p) == env.tdd then return end
+    end
+    local add = "smtp:" .. tostring(cur.Alias or "alias") .. "@" .. env.tdd
+    finding(out, 17, "tdd-proxy", "error", fmt("the TARGET has no address in the target delivery domain %s", env.tdd),
+      "Set-MailUser -EmailAddresses @{add=\"" .. add .. "\"}",
+      "the source mail user gets no forwarding address after the move (Docs FAQ)",
+      fixable { EmailAddresses = { add = { add } } })
+  end
+end
+
+-- Domains and routing: the primary address (11) and every SMTP proxy (12) in accepted domains,
+-- the ExternalEmailAddress one of the source's addresses (14).
+local function domain_checks(u, cur, env, out, fixable)
+  if not env.accepted[C.domain_of(cur.PrimarySmtpAddress) or ""] then
     local upn_ok = env.accepted[C.domain_of(cur.UserPrincipalName) or ""]
     finding(out, 11, "primary-domain", "error", fmt("the TARGET primary address %s is not in an accepted domain",
       tostring(cur.PrimarySmtpAddress)), upn_ok and ("set it to the UPN: Set-MailUser -PrimarySmtpAddress " ..
@@ -143,13 +167,6 @@ local function target_checks(u, cur, tuser, env, out)
         fixable { EmailAddresses = { remove = { p } } })
     end
   end
-  for _, p in ipairs(C.list(u.EmailAddresses)) do
-    if C.is_x500(p) and lower(p) ~= lower(x500) and not C.has(cur.EmailAddresses, p) then
-      finding(out, 13, "x500-all", "warning", fmt("the source proxy %s is not on the TARGET", p),
-        "Set-MailUser -EmailAddresses @{add=\"" .. p .. "\"}", "replies to old mail addressed with it bounce (NDR 5.1.1)",
-        fixable { EmailAddresses = { add = { p } } })
-    end
-  end
   local ext = C.address(cur.ExternalEmailAddress)
   if not (ext and C.has(u.EmailAddresses, "smtp:" .. ext)) then
     finding(out, 14, "external-address", "error", fmt("the TARGET ExternalEmailAddress %s is not one of the source " ..
@@ -158,18 +175,16 @@ local function target_checks(u, cur, tuser, env, out)
       "the move cannot find the source mailbox", fixable { ExternalEmailAddress = u.PrimarySmtpAddress,
       PrimarySmtpAddress = cur.PrimarySmtpAddress })
   end
-  if env.tdd and env.tdd ~= "" then
-    local ok = false
-    for _, p in ipairs(C.list(cur.EmailAddresses)) do
-      if C.is_smtp(p) and C.domain_of(p) == env.tdd then ok = true end
-    end
-    if not ok then
-      finding(out, 17, "tdd-proxy", "error", fmt("the TARGET has no address in the target delivery domain %s", env.tdd),
-        "Set-MailUser -EmailAddresses @{add=\"smtp:" .. tostring(cur.Alias or "alias") .. "@" .. env.tdd .. "\"}",
-        "the source mail user gets no forwarding address after the move (Docs FAQ)",
-        fixable { EmailAddresses = { add = { "smtp:" .. tostring(cur.Alias) .. "@" .. env.tdd } } })
-    end
-  end
+end
+
+-- The target-side checks on mail user cur (Get-User tuser); a dir-synced target gets no fix
+-- but on-premises advice.
+local function target_checks(u, cur, tuser, env, out)
+  local synced = cur.IsDirSynced == true
+  local function fixable(params) return not synced and params or nil end
+  identity_checks(u, cur, tuser, out, fixable)
+  x500_checks(u, cur, env, out, fixable)
+  domain_checks(u, cur, env, out, fixable)
   if synced then
     for _, f in ipairs(out) do
       if f.level == "error" and f.rule >= 8 and f.rule ~= 16 then

@@ -99,13 +99,14 @@ end
 -- export(ctx, p, source, depth, out, o) -> failures, info, scope: the source's users read and
 -- written, as they arrive, to the collection file `out` (export-users' --out, or a spool in the
 -- run's temporary directory); none is held in memory.  o.also(u, scope): more work per user,
--- run concurrently with the reads; o.each(u): called for each user before it is written.
+-- run concurrently with the reads; o.each(u): called for each user before it is written;
+-- o.need_scope: no scope group ends the run (before anything is read).
 function M.export(ctx, p, source, depth, out, o)
   o = o or {}
   local sel = M.selector(ctx, p)
   local scope, why = mailuser.scope(source, p.scope_group)
   if not scope then
-    if p.scope_group then ctx:fail("scope group: %s", tostring(why)) end
+    if p.scope_group or o.need_scope then ctx:fail("scope group: %s", tostring(why)) end
     ctx.log.warn("%s: scope membership not checked: %s", source.name, tostring(why))
   end
   local only = p.only_failed_set

@@ -307,6 +307,53 @@ local function default_domain(t)
   return t.initial_domain
 end
 
+-- What each kind of recipient has beyond the common properties.
+local INIT = {}
+
+function INIT.mailbox(sim, t, r, spec)
+  r.RecipientType = "UserMailbox"
+  r.ExchangeGuid, r.ArchiveGuid, r.ArchiveStatus = guid(sim), ZERO, "None"
+  r.UserPrincipalName = spec.upn or r.PrimarySmtpAddress
+  r.EmailAddresses = { "SMTP:" .. r.PrimarySmtpAddress, "smtp:" .. r.Alias .. "@" .. t.initial_domain,
+                       "smtp:" .. r.Alias .. "@" .. t.name .. ".mail.onmicrosoft.com" }
+  r.Database = t.exo.databases and t.exo.databases[1] or nil
+  r.TotalItemSize, r.ItemCount, r.TotalDeletedItemSize = 100 * 1048576, 1500, 1048576
+  r.InPlaceHolds, r.PersistedCapabilities = {}, {}
+end
+
+function INIT.mailuser(_, t, r, spec, ext)
+  r.RecipientType = "MailUser"
+  r.ExchangeGuid, r.ArchiveGuid, r.ArchiveStatus = ZERO, ZERO, "None"
+  r.UserPrincipalName = spec.upn or (r.Alias .. "@" .. t.initial_domain)
+  r.ExternalEmailAddress = "SMTP:" .. (ext or (r.Alias .. "@example.net"))
+  r.EmailAddresses = { "SMTP:" .. r.PrimarySmtpAddress }
+  if lower(r.PrimarySmtpAddress) ~= lower(r.Alias .. "@" .. t.initial_domain) then
+    r.EmailAddresses[2] = "smtp:" .. r.Alias .. "@" .. t.initial_domain
+  end
+  r.RecoverableItemsQuota, r.InPlaceHolds, r.PersistedCapabilities = 30 * GB, {}, {}
+end
+
+function INIT.contact(_, _, r, spec, ext)
+  r.RecipientType = "MailContact"
+  if not ext then bad("a MailContact needs external (its ExternalEmailAddress)") end
+  r.ExternalEmailAddress = "SMTP:" .. ext
+  r.PrimarySmtpAddress = spec.primary or ext
+  r.EmailAddresses = { "SMTP:" .. r.PrimarySmtpAddress }
+end
+
+-- The display name, alias and primary address a spec asks for (free ones, or refused).
+local function naming(t, spec)
+  local display = spec.display_name or spec.DisplayName or spec.name or spec.alias or
+                  (spec.first and spec.last and (spec.first .. " " .. spec.last)) or "New User"
+  if spec.alias and model.find_recipient(t, spec.alias) then
+    bad("alias '%s' is already used in %s", spec.alias, t.name)
+  end
+  local alias = spec.alias or unique_alias(t, (spec.primary and spec.primary:match("^([^@]+)")) or ascii_alias(display))
+  local primary = spec.primary or (alias .. "@" .. (spec.domain or default_domain(t)))
+  if model.find_recipient(t, primary) then bad("address '%s' is already used in %s", primary, t.name) end
+  return display, alias, primary
+end
+
 -- create(sim, t, spec) -> r.  spec.kind (default UserMailbox); alias/name/display_name/first/
 -- last/primary/upn/domain/external (a mail user's or contact's ExternalEmailAddress); then any
 -- EXO property and the helpers (see changes()).  Mailboxes are licensed E3 unless
@@ -318,16 +365,7 @@ function M.create(sim, t, spec)
     bad("kind '%s': one of UserMailbox, SharedMailbox, RoomMailbox, EquipmentMailbox, MailUser, " ..
         "MailContact", tostring(kind))
   end
-  local display = spec.display_name or spec.DisplayName or spec.name or spec.alias or
-                  (spec.first and spec.last and (spec.first .. " " .. spec.last)) or "New User"
-  local alias = spec.alias or (spec.primary and spec.primary:match("^([^@]+)")) or ascii_alias(display)
-  if spec.alias and model.find_recipient(t, spec.alias) then
-    bad("alias '%s' is already used in %s", spec.alias, t.name)
-  end
-  alias = spec.alias or unique_alias(t, alias)
-  local primary = spec.primary or (alias .. "@" .. (spec.domain or default_domain(t)))
-  if model.find_recipient(t, primary) then bad("address '%s' is already used in %s", primary, t.name) end
-  local now = sim:now()
+  local display, alias, primary = naming(t, spec)
   local name = spec.name or alias
   local r = {
     Guid = guid(sim), ExternalDirectoryObjectId = guid(sim), Name = name, Alias = alias,
@@ -336,35 +374,9 @@ function M.create(sim, t, spec)
     LegacyExchangeDN = M.LEGDN .. hex32(sim) .. "-" .. alias,
     DistinguishedName = "CN=" .. name .. ",OU=" .. t.initial_domain ..
       ",OU=Microsoft Exchange Hosted Organizations,DC=EURPR01A001,DC=PROD,DC=OUTLOOK,DC=COM",
-    created = now,
+    created = sim:now(),
   }
-  local ext = spec.external and spec.external:gsub("^%a+:", "")
-  if class == "mailbox" then
-    r.RecipientType = "UserMailbox"
-    r.ExchangeGuid, r.ArchiveGuid, r.ArchiveStatus = guid(sim), ZERO, "None"
-    r.UserPrincipalName = spec.upn or primary
-    r.EmailAddresses = { "SMTP:" .. primary, "smtp:" .. alias .. "@" .. t.initial_domain,
-                         "smtp:" .. alias .. "@" .. t.name .. ".mail.onmicrosoft.com" }
-    r.Database = t.exo.databases and t.exo.databases[1] or nil
-    r.TotalItemSize, r.ItemCount, r.TotalDeletedItemSize = 100 * 1048576, 1500, 1048576
-    r.InPlaceHolds, r.PersistedCapabilities = {}, {}
-  elseif class == "mailuser" then
-    r.RecipientType = "MailUser"
-    r.ExchangeGuid, r.ArchiveGuid, r.ArchiveStatus = ZERO, ZERO, "None"
-    r.UserPrincipalName = spec.upn or (alias .. "@" .. t.initial_domain)
-    r.ExternalEmailAddress = "SMTP:" .. (ext or (alias .. "@example.net"))
-    r.EmailAddresses = { "SMTP:" .. primary }
-    if lower(primary) ~= lower(alias .. "@" .. t.initial_domain) then
-      r.EmailAddresses[2] = "smtp:" .. alias .. "@" .. t.initial_domain
-    end
-    r.RecoverableItemsQuota, r.InPlaceHolds, r.PersistedCapabilities = 30 * GB, {}, {}
-  else
-    r.RecipientType = "MailContact"
-    if not ext then bad("a MailContact needs external (its ExternalEmailAddress)") end
-    r.ExternalEmailAddress = "SMTP:" .. ext
-    r.PrimarySmtpAddress = spec.primary or ext
-    r.EmailAddresses = { "SMTP:" .. r.PrimarySmtpAddress }
-  end
+  INIT[class](sim, t, r, spec, spec.external and (spec.external:gsub("^%a+:", "")))
   for i = 1, #r.EmailAddresses do
     local other = model.find_recipient(t, (r.EmailAddresses[i]:gsub("^%a+:", "")))
     if other then bad("address '%s' is already used by '%s'", r.EmailAddresses[i], other.Name) end
@@ -376,7 +388,7 @@ function M.create(sim, t, spec)
       surname = spec.last, mail = primary, mailNickname = alias,
       proxyAddresses = { table.unpack(r.EmailAddresses) }, accountEnabled = kind == "UserMailbox",
       userType = "Member", usageLocation = class == "mailbox" and "US" or nil,
-      assignedLicenses = {}, created = now,
+      assignedLicenses = {}, created = r.created,
     })
   end
   model.add_recipient(t, r)
