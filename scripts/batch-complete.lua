@@ -31,6 +31,11 @@ return runbook {
     "forwarding to the target delivery domain. Users whose items were skipped (Data Consistency Score\n" ..
     "Investigate) complete only once approved: --approve-skipped, or --bad-item-limit/--large-item-limit to approve\n" ..
     "those within the limits. --wait waits for the batches to sync first and then to complete. After: post-migration.",
+  needs = {
+    target = { exchange = { "Migration" },
+               when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
+                        ["large-item-limit"] = { exchange = { "Move Mailboxes" } } } },
+  },
   params = S.params({
     { name = "at", type = "string", help = "complete at this time instead of now (ISO UTC, +2h, +1d)" },
     { name = "approve-skipped", type = "boolean", default = false, help = "approve every user's skipped items" },

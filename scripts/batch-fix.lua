@@ -28,6 +28,16 @@ return runbook {
     "Holds and the rest are explained, never changed; --leave-out takes those users out of their batches so the\n" ..
     "others go on (a Graph job moves nobody while one user fails validation). --plan shows every change first.\n" ..
     "Exits 3 while some users still need a hand.",
+  needs = {
+    target = { exchange = { "Migration", "Mail Recipients", "View-Only Configuration" },
+               graph = { "LicenseAssignment.ReadWrite.All", "User.Read.All" },   -- the cross-tenant licence
+               when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
+                        ["large-item-limit"] = { exchange = { "Move Mailboxes" } },
+                        ["usage-location"] = { graph = { "User.ReadWrite.All" } } } },
+    source = { exchange = { "Distribution Groups", "View-Only Configuration" },   -- the scope group
+               when = { ["remove-disabled-archive"] = { exchange = { "Mail Recipients" } },
+                        ["enable-archive"] = { exchange = { "Mail Recipients" } } } },
+  },
   params = S.params({
     { name = "remove-disabled-archive", type = "boolean", default = false,
       help = "fix UserAlreadyHasDemotedArchiveException with Set-Mailbox -RemoveDisabledArchive (IRREVERSIBLE)" },

@@ -12,6 +12,9 @@ return runbook {
     "lines of script inline; it loads nothing) so it can be mailed or shared: progress over time per batch, users\n" ..
     "by state, throughput over time, failures by cause (open, and fixed by batch-fix), a sortable user table.\n" ..
     "Files are written with mode 0600 (they hold names and addresses).",
+  needs = {
+    target = { exchange = { "Migration", "Move Mailboxes" }, when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } } } },
+  },
   params = S.params({
     { name = "html", type = "string", default = "batch-report.html", help = "the HTML report (\"\" for none)" },
     { name = "csv", type = "string", default = "batch-report.csv", help = "one row per user, UTF-8 with BOM for Excel (\"\" for none)" },

@@ -33,6 +33,9 @@ return runbook {
     "in motion, --detail at a time, so a 2,000-user batch stays quick; --watch redraws the screen in place every\n" ..
     "--interval seconds (on a terminal; a line per change otherwise) until every batch has settled.\n" ..
     "Exits 3 when some users have failed.",
+  needs = {
+    target = { exchange = { "Migration", "Move Mailboxes" }, when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } } } },
+  },
   params = S.params({
     { name = "watch", type = "boolean", default = false, help = "refresh until every batch has settled" },
     { name = "interval", type = "number", min = 0.2, help = "seconds between refreshes (default 30; 1 with --sim)" },

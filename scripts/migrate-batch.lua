@@ -60,6 +60,11 @@ return runbook {
     "Start: now (default), --start-after TIME, or --no-start. Completion: manual (default: batch-complete),\n" ..
     "--complete (as soon as synced) or --complete-after TIME (ISO UTC, +2h, +1d). --backend graph uses the\n" ..
     "crossTenantMigrationJob API instead (validate, then migrate; beta).",
+  needs = {
+    target = { exchange = { "View-Only Recipients", "View-Only Configuration", "Migration" },
+               when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } } } },
+    source = { exchange = { "View-Only Recipients" } },        -- the mailboxes and their delegates
+  },
   params = S.params({
     { name = "from", type = "file", help = "users: the collection file export-users wrote (delegates included)" },
     { name = "prepared", type = "file", help = "users: the prepare-users --report file (its ok rows)" },

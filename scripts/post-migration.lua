@@ -47,6 +47,13 @@ return runbook {
     "has completed; --force otherwise) removes the completed batches, the migration endpoint, the organization\n" ..
     "relationships' move settings (the relationships stay), the migration app and its consent in the source --\n" ..
     "shown first, applied once confirmed (--yes).",
+  needs = {
+    target = { exchange = { "View-Only Recipients", "Migration", "Mail Recipients" },   -- Send on Behalf again
+               when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } }, dkim = { exchange = { "View-Only Configuration" } },
+                        teardown = { exchange = { "Federated Sharing" }, graph = { "Application.ReadWrite.All" } } } },
+    source = { exchange = { "View-Only Recipients" },
+               when = { teardown = { exchange = { "Federated Sharing" }, graph = { "Application.ReadWrite.All" } } } },
+  },
   params = S.params({
     { name = "restamp", type = "boolean", default = true, help = "set Send on Behalf again on the target mailboxes" },
     { name = "dkim", type = "boolean", default = true, help = "check DKIM signing of the target domains the moved users use" },
