@@ -30,7 +30,9 @@ return runbook {
     "Exits 3 while some users still need a hand.",
   needs = {
     target = { exchange = { "Migration", "Mail Recipients", "View-Only Configuration" },
-               graph = { "LicenseAssignment.ReadWrite.All", "User.Read.All" },   -- the cross-tenant licence
+               graph = { "User.Read.All" },
+               -- the cross-tenant licence, for a user who fails without one (reported when missing)
+               optional = { graph = { "LicenseAssignment.ReadWrite.All" } },
                when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
                         ["large-item-limit"] = { exchange = { "Move Mailboxes" } },
                         ["usage-location"] = { graph = { "User.ReadWrite.All" } } } },
@@ -81,7 +83,7 @@ return runbook {
               RESULT[r.result] or r.result, r.detail or "", r.to and (" -> " .. r.to) or "")
       ctx:item(u.address, OK[r.result] or false, (r.info.exception or u.state) .. ": " .. tostring(r.detail or r.result))
       if not ctx.opts.plan and r.result ~= "wait" then
-        J:record { user = u.address, batch = u.batch, exception = r.info.exception or u.state, action = r.info.action,
+        J:record { user = u.address, batch = u.batch, exception = fix.key(u), action = r.info.action,
                    result = r.result, detail = r.detail, to = r.to }
       end
     end

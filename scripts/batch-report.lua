@@ -50,12 +50,10 @@ return runbook {
       if not wok then ctx:fail("--html %s: %s", p.html, tostring(werr)) end
       ctx:summary("html", p.html)
     end
-    ctx:say("%d users in %d batches: %d completed, %d failed now; %d failures fixed by batch-fix.", data.totals.users,
-            #names, data.totals.completed, data.totals.failed, (function()
-              local n = 0
-              for _, f in ipairs(data.failures) do n = n + f.fixed end
-              return n
-            end)())
+    local fixed, left = 0, 0
+    for _, f in ipairs(data.failures) do fixed, left = fixed + f.fixed, left + f.left end
+    ctx:say("%d users in %d batches: %d completed, %d failed now; %d failures fixed by batch-fix, %d users left out.",
+            data.totals.users, #names, data.totals.completed, data.totals.failed, fixed, left)
     ctx:summary("users", #rows)
     return { users = #rows, batches = #names, completed = data.totals.completed, failed = data.totals.failed }
   end,

@@ -241,6 +241,38 @@ function TestBatchReport.test_rows_and_html()
   lu.assertStrContains(charts.progress(d), 'data-series="synced-w&lt;1&gt;"')
 end
 
+-- a user batch-fix --leave-out took out of its batch is a LeftOut row (with the batch it left and
+-- why), counted apart from the failures batch-fix fixed
+function TestBatchReport.test_left_out_users()
+  local J = { doc = { users = {
+      ["h@x"] = { target = "h@x", source = "h@s", left_from = "w<1>", left_out = "release the hold",
+                  left_exception = "MigrationPermanentException: source on hold", left_error = "on hold" },
+      ["k@x"] = { target = "k@x", source = "k@s", batch = "w<1>" } },
+    history = { { user = "h@x", exception = "MigrationPermanentException: source on hold", result = "left out" },
+                { user = "k@x", exception = "MissingExchangeGuidException", result = "resume" },
+                { user = "z@x", exception = "NeedsApproval", result = "flag" } } } }
+  function J:user(a) return self.doc.users[a:lower()] end
+  local snaps = { snap_done() }
+  local rows = report.rows(snaps, J)
+  lu.assertEquals(#rows, 5)
+  lu.assertEquals(rows[5].TargetUser, "h@x")
+  lu.assertEquals(rows[5].State, "LeftOut")
+  lu.assertEquals(rows[5].Batch, "w<1>")
+  lu.assertEquals(rows[5].Error, "on hold")
+  lu.assertEquals(rows[5].Fix, "release the hold")
+  local d = report.data(snaps, J, status.time("2025-01-01T10:10:00Z"))
+  lu.assertEquals(d.totals.left, 1)
+  local by = {}
+  for _, f in ipairs(d.failures) do by[f.exception] = f end
+  lu.assertEquals(by["MigrationPermanentException: source on hold"].left, 1)
+  lu.assertEquals(by["MigrationPermanentException: source on hold"].fixed, 0)
+  lu.assertEquals(by.MissingExchangeGuidException.fixed, 1)
+  lu.assertNil(by.NeedsApproval, "a fix that needed a flag fixed nothing")
+  local page = html.page(d, rows, { title = "T", source = "s", target = "t" })
+  lu.assertStrContains(page, "left out")
+  lu.assertStrContains(charts.failures(d), "1 left out")
+end
+
 TestBatchSession = {}
 
 function TestBatchSession.test_times_as_admins_write_them()

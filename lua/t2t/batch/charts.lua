@@ -42,6 +42,7 @@ end
 
 local function clock(t, span)
   if span > 2 * 86400 then return os.date("!%m-%d", math.floor(t)) end
+  if span < 600 then return os.date("!%H:%M:%S", math.floor(t)) end
   return os.date("!%H:%M", math.floor(t))
 end
 
@@ -204,14 +205,14 @@ function M.throughput(d)
   return table.concat(L) .. close(legend(items))
 end
 
--- failures(d): failures by cause -- still open, and fixed by batch-fix.
+-- failures(d): failures by cause -- fixed by batch-fix, left out of their batches, still open.
 function M.failures(d)
   local W, rowh = 760, 30
   local H = 24 + math.max(1, #d.failures) * rowh
   local x0, w = 380, 340
   local top = 1
-  for _, f in ipairs(d.failures) do top = math.max(top, f.open + f.fixed) end
-  local L = { open("chart-failures", "Failures by cause: fixed (green) and still open (red)", W, H, #d.failures > 0 and 1 or 0) }
+  for _, f in ipairs(d.failures) do top = math.max(top, f.open + f.fixed + (f.left or 0)) end
+  local L = { open("chart-failures", "Failures by cause: fixed (green), left out (grey), still open (red)", W, H, #d.failures > 0 and 1 or 0) }
   if #d.failures == 0 then
     L[#L + 1] = '<text x="380" y="30" text-anchor="middle" font-size="13" fill="#059669">No failure.</text>'
     return table.concat(L) .. close()
@@ -223,16 +224,22 @@ function M.failures(d)
     if #label > 52 then label = label:sub(1, 50) .. "..." end
     L[#L + 1] = fmt('<text x="%d" y="%d" text-anchor="end" font-size="11" fill="#111827"><title>%s</title>%s</text>',
                     x0 - 8, y + 15, esc(f.exception), esc(label))
-    local fw, ow = f.fixed / top * w, f.open / top * w
+    local left = f.left or 0
+    local fw, lw, ow = f.fixed / top * w, left / top * w, f.open / top * w
     if fw > 0 then
       L[#L + 1] = fmt('<rect x="%d" y="%d" width="%s" height="20" fill="#059669"><title>%s: %d fixed</title></rect>',
                       x0, y, num(fw), esc(f.exception), f.fixed)
     end
+    if lw > 0 then
+      L[#L + 1] = fmt('<rect x="%s" y="%d" width="%s" height="20" fill="#9ca3af"><title>%s: %d left out</title></rect>',
+                      num(x0 + fw), y, num(lw), esc(f.exception), left)
+    end
     if ow > 0 then
       L[#L + 1] = fmt('<rect x="%s" y="%d" width="%s" height="20" fill="#dc2626"><title>%s: %d open</title></rect>',
-                      num(x0 + fw), y, num(ow), esc(f.exception), f.open)
+                      num(x0 + fw + lw), y, num(ow), esc(f.exception), f.open)
     end
-    L[#L + 1] = fmt('<text x="%s" y="%d" font-size="11" fill="#374151">%d</text>', num(x0 + fw + ow + 6), y + 15, f.open + f.fixed)
+    L[#L + 1] = fmt('<text x="%s" y="%d" font-size="11" fill="#374151">%d</text>', num(x0 + fw + lw + ow + 6), y + 15,
+                    f.open + f.fixed + left)
   end
   L[#L + 1] = "</g>"
   return table.concat(L) .. close()

@@ -252,6 +252,12 @@ function ACT.wait() return "wait", "stalled: the service resumes it by itself" e
 M.approve = ACT.approve
 function ACT.manual() return "manual", nil end
 
+-- key(u) -> the user's failure as the report groups it (t2t.batch.fixes.key; the state when not failed).
+function M.key(u)
+  if u.state ~= "Failed" then return u.state end
+  return fixes.key(u.exception, u.error) or "UnknownFailure"
+end
+
 -- one(fx, u) -> {user, exception, info, result, detail}: the fix of one failed user.
 function M.one(fx, u)
   local exn = u.state == "Failed" and u.exception or u.state
@@ -274,7 +280,10 @@ function M.leave_out(fx, r)
   local _, err = fx.backend:remove_user(r.user.raw or r.user)
   if err and err ~= "planned" then r.result, r.detail = "failed", "leave out: " .. tostring(err) return end
   local rec = fx.journal and fx.journal:user(r.user.address)
-  if rec then rec.batch, rec.left_out = nil, r.detail or r.info.cause end
+  if rec and err ~= "planned" then
+    rec.left_from, rec.left_exception, rec.batch, rec.left_out = rec.batch, M.key(r.user), nil, r.detail or r.info.cause
+    rec.left_error = r.user.error
+  end
   r.result = err == "planned" and "planned" or "left out"
 end
 

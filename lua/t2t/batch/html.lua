@@ -22,9 +22,10 @@ box-shadow:0 1px 2px rgba(0,0,0,.06)}h2{font-size:16px;margin:0 0 10px}.cards{di
 .legend{display:flex;flex-wrap:wrap;gap:12px;font-size:12px;color:#374151;margin-top:4px}
 .legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e5e7eb;
-vertical-align:top}th{background:#f9fafb;cursor:pointer;user-select:none;white-space:nowrap}td.n{text-align:right}
+vertical-align:top}#users td:first-child,#users td:nth-child(5),#users td:nth-child(6),#users td:nth-child(7),#users td:nth-child(9),#users td:nth-child(10){white-space:nowrap}
+th{background:#f9fafb;cursor:pointer;user-select:none;white-space:nowrap}td.n{text-align:right}
 .st{display:inline-block;padding:1px 7px;border-radius:10px;color:#fff;font-size:12px}input{padding:6px 8px;width:320px;
-border:1px solid #d1d5db;border-radius:6px;margin-bottom:8px}.muted{color:#6b7280}code{font-size:12px}
+border:1px solid #d1d5db;border-radius:6px;margin-bottom:8px}.muted{color:#6b7280}code{font-size:12px}.scroll{overflow-x:auto}
 ]]
 
 -- The page's script: sort a table by a column, filter the users, and check that every chart
@@ -75,7 +76,7 @@ local function cards(d)
   local t = d.totals
   local function card(v, label) return fmt('<div class="card"><b>%s</b><span>%s</span></div>', esc(v), esc(label)) end
   return '<div class="cards">' .. card(t.users, "users") .. card(t.completed, "completed") ..
-    card(t.failed, "failed now") .. card(#d.batches, "batches") .. card(status.human(t.bytes), "data moved") .. "</div>"
+    card(t.failed, "failed now") .. (t.left and t.left > 0 and card(t.left, "left out") or "") .. card(#d.batches, "batches") .. card(status.human(t.bytes), "data moved") .. "</div>"
 end
 
 local function batch_table(d)
@@ -96,11 +97,11 @@ end
 
 local function failure_table(d)
   if #d.failures == 0 then return '<p class="muted">No user has failed.</p>' end
-  local L = { '<table><thead><tr><th>exception</th><th>open</th><th>fixed</th><th>cause</th><th>fix</th></tr></thead><tbody>' }
+  local L = { '<table><thead><tr><th>exception</th><th>open</th><th>fixed</th><th>left out</th><th>cause</th><th>fix</th></tr></thead><tbody>' }
   for _, f in ipairs(d.failures) do
     local info = fixes.info(f.exception)
-    L[#L + 1] = fmt('<tr><td><code>%s</code></td><td class="n">%d</td><td class="n">%d</td><td>%s</td><td>%s</td></tr>',
-                    esc(f.exception), f.open, f.fixed, esc(info.cause), esc(info.fix))
+    L[#L + 1] = fmt('<tr><td><code>%s</code></td><td class="n">%d</td><td class="n">%d</td><td class="n">%d</td><td>%s</td><td>%s</td></tr>',
+                    esc(f.exception), f.open, f.fixed, f.left or 0, esc(info.cause), esc(info.fix))
   end
   L[#L + 1] = "</tbody></table>"
   return table.concat(L)
@@ -149,7 +150,7 @@ function M.page(d, rows, o)
     '<section><h2>Batches</h2>', batch_table(d), '</section>',
     '<section><h2>Failures and their fixes</h2>', failure_table(d),
     '<p class="muted">t2t run batch-fix applies the automatable fixes; t2t run batch-status shows the users of each.</p></section>',
-    '<section><h2>Users</h2>', user_table(rows), '</section>',
+    '<section><h2>Users</h2><div class="scroll">', user_table(rows), '</div></section>',
     '</main><script>', JS, '</script></body></html>\n',
   }
 end

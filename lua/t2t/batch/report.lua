@@ -16,15 +16,17 @@ M.COLUMNS = { "Batch", "TargetUser", "SourceUser", "State", "Status", "Percent",
 
 local function iso(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) or nil end
 
--- rows(snaps, journal) -> flat rows (M.COLUMNS), batches' order then address.
+-- rows(snaps, journal) -> flat rows (M.COLUMNS), batches' order then address; then the users
+-- batch-fix --leave-out took out of their batches (State LeftOut, the batch they left).
 function M.rows(snaps, J)
-  local out = {}
+  local out, seen = {}, {}
   for _, snap in ipairs(snaps) do
     local list = {}
     for _, u in ipairs(snap.users) do list[#list + 1] = u end
     table.sort(list, function(a, b) return lower(a.address or "") < lower(b.address or "") end)
     for _, u in ipairs(list) do
       local rec = J and J:user(u.address or "")
+      seen[lower(u.address or "")] = true
       local t = u.times or {}
       local info = u.state == "Failed" and fixes.info(u.exception, u.error) or nil
       out[#out + 1] = { Batch = snap.batch.name, TargetUser = u.address, SourceUser = rec and rec.source or nil,
@@ -35,6 +37,16 @@ function M.rows(snaps, J)
         Queued = iso(t.queued), Started = iso(t.start), Synced = iso(t.synced), Completed = iso(t.completed),
         Failed = iso(t.failed) }
     end
+  end
+  local left = {}
+  for key, rec in pairs(J and J.doc.users or {}) do
+    if rec.left_out and not rec.batch and not seen[key] then left[#left + 1] = rec end
+  end
+  table.sort(left, function(a, b) return lower(a.target or "") < lower(b.target or "") end)
+  for _, rec in ipairs(left) do
+    local info = rec.left_exception and fixes.info(rec.left_exception) or nil
+    out[#out + 1] = { Batch = rec.left_from, TargetUser = rec.target, SourceUser = rec.source, State = "LeftOut",
+      Exception = rec.left_exception, Error = rec.left_error, Fix = rec.left_out or (info and info.fix) }
   end
   return out
 end
@@ -47,12 +59,13 @@ function M.write_json(path, doc)
 end
 
 -- data(snaps, J, now) -> what the HTML report draws: per batch its counts, users' times and
--- sizes; the failures by cause (open now, and fixed by batch-fix from the history).
+-- sizes; the failures by cause (open now, fixed by batch-fix and left out of their batches, from
+-- the history).
 function M.data(snaps, J, now)
-  local d = { now = now, batches = {}, failures = {}, totals = { users = 0, completed = 0, failed = 0, bytes = 0 } }
+  local d = { now = now, batches = {}, failures = {}, totals = { users = 0, completed = 0, failed = 0, bytes = 0, left = 0 } }
   local causes = {}
   local function cause(exn)
-    if not causes[exn] then causes[exn] = { exception = exn, open = 0, fixed = 0 }; d.failures[#d.failures + 1] = causes[exn] end
+    if not causes[exn] then causes[exn] = { exception = exn, open = 0, fixed = 0, left = 0 }; d.failures[#d.failures + 1] = causes[exn] end
     return causes[exn]
   end
   for _, snap in ipairs(snaps) do
@@ -77,11 +90,12 @@ function M.data(snaps, J, now)
   for _, h in ipairs(J and J.doc.history or {}) do
     if h.result ~= "manual" and h.result ~= "flag" and h.result ~= "failed" and h.exception then
       local c = cause(h.exception)
-      c.fixed = c.fixed + 1
+      if h.result == "left out" then c.left, d.totals.left = c.left + 1, d.totals.left + 1 else c.fixed = c.fixed + 1 end
     end
   end
   table.sort(d.failures, function(a, b)
-    if a.open + a.fixed ~= b.open + b.fixed then return a.open + a.fixed > b.open + b.fixed end
+    local na, nb = a.open + a.fixed + a.left, b.open + b.fixed + b.left
+    if na ~= nb then return na > nb end
     return a.exception < b.exception
   end)
   return d

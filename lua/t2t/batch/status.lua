@@ -222,6 +222,7 @@ end
 
 function M.duration(s)
   if not s then return "-" end
+  if s < 9.95 and s ~= math.floor(s) then return fmt("%.1fs", s) end   -- a simulated run's seconds
   s = math.floor(s + 0.5)
   if s >= 86400 then return fmt("%dd%02dh", s // 86400, s % 86400 // 3600) end
   if s >= 3600 then return fmt("%dh%02dm", s // 3600, s % 3600 // 60) end
