@@ -33,8 +33,9 @@ Nothing was licensed before its ExchangeGuid was stamped; a second prepare-users
 return runbook {
   name = "demo",
   description = "Demonstrate t2t against the in-process simulator: set up a cross-tenant migration, prepare users.\n\n" ..
-    "Starts the simulated Microsoft cloud with a seeded pair (source contoso, target fabrikam), then runs\n" ..
-    "what the two admins would: setup-target (first half, before the source is ready), setup-source (consent,\n" ..
+    "Starts the simulated Microsoft cloud with a seeded pair (source contoso, target fabrikam), bootstraps\n" ..
+    "t2t's own least-privileged app in each tenant and checks what it can do (access-check), then runs, as\n" ..
+    "those apps, what the two admins would: setup-target (first half, before the source is ready), setup-source (consent,\n" ..
     "scope group, organization relationship), setup-target again (it continues where it stopped and creates\n" ..
     "the migration endpoint), a --plan run that shows nothing left to change, and verify-setup on both sides.\n" ..
     "Then the users: export-users by the source admin (with --add-to-scope), prepare-users --from that file by\n" ..
@@ -42,6 +43,7 @@ return runbook {
     "problems real tenants have, and the demo explains them.\n" ..
     "Last, mail authentication: mail-auth on both tenants, dkim-setup for fabrikam.com (CNAMEs published in\n" ..
     "Azure DNS, signing enabled once they resolve), and dkim-verify on a message fabrikam's EXO signed.",
+  needs = {},                 -- the runbooks it runs check their own
   params = {
     { name = "users", type = "integer", default = 46, min = 1, help = "seeded mailboxes in the source tenant (4 more with problems)" },
     { name = "seed", type = "integer", default = 42, help = "simulator seed" },
@@ -71,21 +73,33 @@ return runbook {
     local okr, err = pcall(function()
       ctx:say("Simulated cloud on 127.0.0.1:%s -- source contoso (%d mailboxes), target fabrikam", tostring(s.port), p.users)
       ctx:say("Hand-off and secret files in %s%s", dir, p.dir and "" or " (removed at the end; --dir DIR keeps them)")
+      -- t2t's own identity first: an app per tenant with exactly what the setup runbooks need; they
+      -- then sign in as it (docs/setup.md, "t2t in a real tenant: bootstrap"); the user and DKIM
+      -- steps below run as the simulator's seeded admins
+      for _, tn in ipairs({ "fabrikam", "contoso" }) do
+        banner(ctx, "%s admin: t2t run bootstrap --tenant %s   (t2t's own app, least privilege)", tn, tn)
+        run("bootstrap", { "--tenant", tn, "--profile-name", tn .. "-t2t", "--config-path", dir .. "/config.lua",
+                           "--with", "consent" })
+      end
+      banner(ctx, "What can it do?  t2t run access-check --tenant contoso-t2t")
+      run("access-check", { "--tenant", "contoso-t2t" })
       banner(ctx, "Target admin: t2t run setup-target --skip-endpoint   (before the source is ready)")
-      run("setup-target", { "--handoff", handoff, "--secret-file", secret_file, "--skip-endpoint" })
+      local as_apps = { "--target", "fabrikam-t2t", "--source", "contoso-t2t" }
+      local function with(list) return table.move(list, 1, #list, #as_apps + 1, table.move(as_apps, 1, #as_apps, 1, {})) end
+      run("setup-target", with { "--handoff", handoff, "--secret-file", secret_file, "--skip-endpoint" })
       banner(ctx, "Source admin: t2t run setup-source --handoff FILE --consent --create-scope-group --members ...")
       local members = {}
       local mb = s.profile and s.profile.sample_mailboxes or {}
       for i = 1, math.min(3, #mb) do members[i] = mb[i] end
-      local args = { "--handoff", handoff, "--consent", "--create-scope-group" }
+      local args = { "--source", "contoso-t2t", "--handoff", handoff, "--consent", "--create-scope-group" }
       if #members > 0 then args[#args + 1] = "--members"; args[#args + 1] = table.concat(members, ",") end
       run("setup-source", args)
       banner(ctx, "Target admin: t2t run setup-target   (continues: creates the migration endpoint)")
-      run("setup-target", { "--handoff", handoff, "--secret-file", secret_file })
+      run("setup-target", with { "--handoff", handoff, "--secret-file", secret_file })
       banner(ctx, "Anything left to do?  t2t run setup-target --plan")
-      run("setup-target", { "--handoff", handoff, "--secret-file", secret_file }, { plan = true })
+      run("setup-target", with { "--handoff", handoff, "--secret-file", secret_file }, { plan = true })
       banner(ctx, "Both admins: t2t run verify-setup")
-      run("verify-setup", { "--handoff", handoff })
+      run("verify-setup", with { "--handoff", handoff })
       local users, map = dir .. "/users.jsonl", "contoso.com=fabrikam.com,contoso.net=fabrikam.co.uk,contoso-eu.com=fabrikam.com"
       banner(ctx, "Source admin: t2t run export-users --all --add-to-scope --out users.jsonl")
       run("export-users", { "--all", "--add-to-scope", "--out", users })

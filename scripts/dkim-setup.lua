@@ -70,6 +70,9 @@ return runbook {
     "--enable it waits until both resolve, then turns signing on. --rotate starts a key rotation (the other\n" ..
     "selector gets a new key that signs 96 hours later; 2048 bits on both selectors takes two rotations).\n" ..
     "Safe to re-run: it reads first and changes only what differs; --plan shows the changes.",
+  -- the tenant's DKIM configs (docs/roles.md); Azure DNS publishing is Azure RBAC, not checked
+  needs = { exchange = { "Transport Hygiene" },
+            azure = { "--publish azure-dns: DNS Zone Contributor on the zone (or its resource group)" } },
   params = {
     { name = "tenant", type = "string", help = "profile of the tenant (default: --profile; the target under --sim)" },
     { name = "domain", type = "list", required = true, help = "domains to set up (accepted domains of the tenant)" },

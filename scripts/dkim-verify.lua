@@ -16,6 +16,7 @@ return runbook {
     "whether a passing signature aligns with the From domain (DMARC). Keys come from DNS (--dns HOST:PORT,\n" ..
     "the simulator's under --sim). Exit 3 when some messages have no passing signature, 1 when none has.",
   rest = "file",
+  needs = {},                 -- message files on this machine and public DNS: no tenant
   params = {
     { name = "file", type = "list", required = true, help = "message files (.eml, LF or CRLF); also without --file" },
     { name = "now", type = "integer", help = "verify as of this Unix time (expired x= signatures; test corpora)" },

@@ -81,6 +81,7 @@ return runbook {
     "variable that is not set, a file that cannot be read, a certificate that does not load.  With\n" ..
     "--profile NAME only that profile; the AZURE_* variables are checked when set.",
   diagnoses_config = true,
+  needs = {},                 -- this machine only: no tenant
   params = {
     { name = "ca-file", type = "file", help = "an extra CA bundle to check is readable" },
     { name = "strict", type = "boolean", default = false, help = "treat warnings as failures" },

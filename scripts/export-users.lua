@@ -19,6 +19,11 @@ return runbook {
     "0600: it holds names and addresses). The target admin runs prepare-users --from FILE and validate-users\n" ..
     "--from FILE with it. Changes nothing, unless --add-to-scope: then the mailboxes not yet in the scope group\n" ..
     "are added to it (the target admin cannot). With --sim the source defaults to contoso.",
+  -- the source's mailboxes and scope group (docs/roles.md)
+  needs = {
+    exchange = { "View-Only Recipients", "View-Only Configuration" },
+    when = { ["add-to-scope"] = { exchange = { "Distribution Groups" } } },
+  },
   params = {
     { name = "source", type = "string", help = "profile of the source tenant (default with --sim: contoso)" },
     { name = "csv", type = "file", help = "users: SourceUser[,TargetUser][,Batch] (as CSS-val) or EmailAddress" },

@@ -11,6 +11,8 @@ return runbook {
     "CNAME, zone doubled, trailing dot, wrong target, TTL under 3600; the key behind them), DMARC (found by the\n" ..
     "RFC 9989 tree walk, p/sp, report addresses, tags RFC 9989 removed). Every result carries its rule id.\n" ..
     "Exit 3 when a rule fails. DNS: --dns HOST:PORT, else the simulator's under --sim, else the system's.",
+  -- read-only: the accepted domains and DKIM configs of each tenant (docs/roles.md)
+  needs = { exchange = { "View-Only Configuration" } },
   params = {
     { name = "target", type = "string", help = "profile of the target tenant" },
     { name = "source", type = "string", help = "profile of the source tenant" },

@@ -19,6 +19,14 @@ return runbook {
     "(GAL sync) is removed only with --replace-contacts. Re-runs change nothing; --plan shows the changes;\n" ..
     "--report FILE (.csv or .json) keeps one row per user and --only-failed re-runs the ones not done.\n" ..
     "With --sim the source defaults to contoso and the target to fabrikam.",
+  -- the target's mail users and licences; without --from, the source's mailboxes and scope
+  -- group too (docs/roles.md)
+  needs = {
+    target = { exchange = { "Mail Recipient Creation", "Mail Recipients", "View-Only Configuration" },
+               when = { license = { graph = { "LicenseAssignment.ReadWrite.All", "User.ReadWrite.All" } },
+                        ["usage-location"] = { graph = { "User.ReadWrite.All" } } } },
+    source = { exchange = { "View-Only Recipients", "View-Only Configuration", "Distribution Groups" } },
+  },
   params = S.params("re-run", {
     { name = "license", type = "list", help = "licences to assign once the GUID is stamped: ctudm, skuPartNumbers or skuIds" },
     { name = "disable-plans", type = "list", help = "service plans of the --license SKUs to leave off (e.g. EXCHANGE_S_ENTERPRISE)" },

@@ -20,6 +20,14 @@ return runbook {
     "REPLACE the relationship's current scopes, as the script and the current docs do (the plan shows\n" ..
     "before -> after); --merge-scopes keeps the current ones and adds these.  Dehydration is checked first.\n" ..
     "With --sim the source defaults to the simulator's contoso.",
+  -- What it needs (docs/roles.md); preflight checks it before the first change.
+  needs = {
+    graph = { "Application.Read.All" },
+    exchange = { "Organization Configuration", "Distribution Groups", "Federated Sharing" },
+    when = { consent = { graph = { "Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All" } } },
+    -- when the scope group is missing, whether a plain security group has its name (a clearer message)
+    optional = { graph = { "GroupMember.Read.All" } },
+  },
   params = {
     { name = "source", type = "string", help = "profile of the source tenant (default with --sim: contoso)" },
     { name = "handoff", type = "string", default = "t2t-handoff.json", help = "hand-off file from setup-target" },

@@ -67,6 +67,16 @@ return runbook {
     "--keyvault the subscription and the location are checked before anything is changed.\n\n" ..
     "A new client secret is shown once on the terminal or written to --secret-file (mode 0600); it is never\n" ..
     "logged. With --sim the target defaults to the simulator's fabrikam and the source to contoso.",
+  -- What it needs in each tenant (docs/roles.md); preflight checks it before the first change.
+  needs = {
+    target = {
+      graph = { "Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All" },
+      exchange = { "Organization Configuration", "Federated Sharing", "Migration" },
+      when = { invite = { graph = { "User.Invite.All", "User.Read.All" } },
+               keyvault = { azure = { "Owner (or Contributor + User Access Administrator) on the subscription" } } },
+    },
+    source = { graph = { "Application.Read.All" }, exchange = { "View-Only Configuration" } },
+  },
   params = {
     { name = "target", type = "string", help = "profile of the target tenant (default with --sim: fabrikam)" },
     { name = "source", type = "string", help = "profile of the source tenant, when you administer both (optional)" },

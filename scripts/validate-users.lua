@@ -31,6 +31,12 @@ return runbook {
     "fixes CSS-val offers (never to dir-synced objects: those are changed on-premises). --test-move runs\n" ..
     "Test-MigrationServerAvailability per user. Delegates that would be split (not in the list, or in another\n" ..
     "Batch column value) are warned about. Users not ready make the exit code 3.",
+  -- read-only but for --fix (docs/roles.md)
+  needs = {
+    target = { exchange = { "View-Only Recipients", "View-Only Configuration" },
+               when = { ["test-move"] = { exchange = { "Migration" } }, fix = { exchange = { "Mail Recipients" } } } },
+    source = { exchange = { "View-Only Recipients", "View-Only Configuration" } },
+  },
   params = S.params("re-check", {
     { name = "fix", type = "boolean", default = false, help = "apply the fixes CSS-val offers (not on dir-synced objects)" },
     { name = "test-move", type = "boolean", default = false, help = "Test-MigrationServerAvailability for each user" },

@@ -16,6 +16,12 @@ return runbook {
     "and [Failed] lines as the script does, each failure saying what is wrong and how to fix it; exit 1 if\n" ..
     "anything failed. Unlike VerifySetup.ps1 it reports the app-owner check, and treats a relationship set up\n" ..
     "for moves in both directions as a warning.",
+  -- Read-only; what it reads in each tenant (docs/roles.md).
+  needs = {
+    target = { graph = { "Application.Read.All" }, exchange = { "View-Only Configuration", "Migration" },
+               when = { ["keyvault-url"] = { azure = { "Reader on the key vault's resource group" } } } },
+    source = { graph = { "Application.Read.All" }, exchange = { "View-Only Configuration", "View-Only Recipients" } },
+  },
   params = {
     { name = "target", type = "string", help = "profile of the target tenant" },
     { name = "source", type = "string", help = "profile of the source tenant" },

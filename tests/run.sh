@@ -28,16 +28,16 @@ layer() { # layer NAME COMMAND...
   "$@" > "$out" 2>&1
   rc=$?
   secs=$(( $(date +%s) - t0 ))
-  p=$(grep -cE '^ok\b' "$out" | tr -d ' ')
-  s=$(grep -cE '^ok\b.*# *SKIP' "$out" | tr -d ' ')
-  f=$(grep -cE '^not ok\b' "$out" | tr -d ' ')
+  p=$(grep -acE '^ok\b' "$out" | tr -d ' ')
+  s=$(grep -acE '^ok\b.*# *SKIP' "$out" | tr -d ' ')
+  f=$(grep -acE '^not ok\b' "$out" | tr -d ' ')
   p=$((p - s))
   if [ "$rc" != 0 ] && [ "$f" = 0 ]; then   # crashed without reporting a failure
     f=1; echo "not ok - $name exited $rc" >> "$out"
   fi
   echo "$p passed, $f failed, $s skipped  (${secs}s)"
   if [ "$f" != 0 ]; then
-    grep -E -A12 '^not ok\b' "$out" | head -60 | sed 's/^/    /'
+    grep -aE -A12 '^not ok\b' "$out" | head -60 | sed 's/^/    /'
   fi
   cat "$out" >> "$LOG/all"
 }
@@ -52,8 +52,8 @@ for t in tests/cli/test_*.sh tests/e2e/test_*.sh tests/compat/test_*.sh; do
   [ -f "$t" ] && layer "${t#tests/}" sh "$t"
 done
 
-P=$(grep -cE '^ok\b' "$LOG/all"); S=$(grep -cE '^ok\b.*# *SKIP' "$LOG/all")
-F=$(grep -cE '^not ok\b' "$LOG/all")
+P=$(grep -acE '^ok\b' "$LOG/all"); S=$(grep -acE '^ok\b.*# *SKIP' "$LOG/all")
+F=$(grep -acE '^not ok\b' "$LOG/all")
 P=$((P - S))
 rm -rf "$B/test-log" && cp -R "$LOG" "$B/test-log"   # the last run's logs, for reading
 echo "$P passed, $F failed, $S skipped"

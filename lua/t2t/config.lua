@@ -420,6 +420,68 @@ function M.list(path)
 end
 
 ---------------------------------------------------------------------------------------------
+-- Writing a profile (t2t run bootstrap): the file is re-written as data, keys sorted.
+
+local function serialize(v, indent)
+  if type(v) == "string" then return string.format("%q", v) end
+  if type(v) ~= "table" then return tostring(v) end
+  local keys, out = {}, {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  if #v > 0 then
+    for i = 1, #v do out[#out + 1] = serialize(v[i], indent) end
+    return "{ " .. table.concat(out, ", ") .. " }"
+  end
+  local pad = string.rep("  ", indent + 1)
+  for _, k in ipairs(keys) do
+    local key = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or ("[" .. serialize(k, 0) .. "]")
+    out[#out + 1] = pad .. key .. " = " .. serialize(v[k], indent + 1) .. ","
+  end
+  return "{\n" .. table.concat(out, "\n") .. "\n" .. string.rep("  ", indent) .. "}"
+end
+
+-- same(a, b): equal data tables.
+local function same(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not same(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
+-- profile_change(path, name, profile) -> {path, text, before, changed} | nil, err: what writing
+-- profile `name` into the config file would do (the other profiles and `default` kept; the
+-- profile checked as a loaded one is).  Nothing is written.
+function M.profile_change(path, name, profile)
+  path = M.path(path)
+  if not path then return nil, "no config file: set HOME or XDG_CONFIG_HOME, or pass --config FILE" end
+  local ok, perr = M.check_profile(name, profile)
+  if not ok then return nil, perr end
+  local cfg = { profiles = {} }
+  local f = io.open(path, "r")
+  if f then
+    f:close()
+    local loaded, err = M.load(path)
+    if not loaded then return nil, err end
+    cfg = { profiles = loaded.profiles, default = loaded.default }
+  end
+  local before = cfg.profiles[name]
+  local changed = not same(before, profile)
+  cfg.profiles[name] = profile
+  if cfg.default == nil then cfg.default = name end
+  local text = "-- t2t profiles (data only: see docs/auth.md).  Written by t2t; comments are not kept.\n" ..
+               "return " .. serialize({ default = cfg.default, profiles = cfg.profiles }, 0) .. "\n"
+  local back, berr = M.parse(text, path)
+  if not back then return nil, "t2t made an invalid config file (a bug): " .. tostring(berr) end
+  return { path = path, text = text, before = before, changed = changed }
+end
+
+-- write_profile(change) -> true | nil, err: the file written atomically, mode 0600.
+function M.write_profile(change)
+  return require("t2t.core.fs").write_private(change.path, change.text)
+end
+
+---------------------------------------------------------------------------------------------
 -- Azure Identity's environment variables: a profile like a config file's.
 
 M.ENV_PROFILE = "env"

@@ -18,8 +18,16 @@ local function tokens(profile, http_client, simi)
   local auth = require "t2t.auth"
   local cache = nil                    -- the default token cache file...
   if simi then cache = false end       -- ...but never for the simulator's tokens
-  local cred, err = auth.credential(profile, { http = http_client, cache = cache,
-                                               ca_file = http_client.ca_file, connect_to = http_client.connect_to })
+  local o = { http = http_client, cache = cache, ca_file = http_client.ca_file, connect_to = http_client.connect_to }
+  if simi and profile.device_code then
+    -- a simulated device-code sign-in is approved by the simulator as profile.sim_user (default:
+    -- the tenant's seeded admin), at once
+    o.sleep = function() end
+    o.prompt = function(info)
+      simi:control("POST", "/_sim/device/approve", { user_code = info.user_code, user = profile.sim_user })
+    end
+  end
+  local cred, err = auth.credential(profile, o)
   if not cred then return nil, err end
   return function(resource) return cred:token_provider(resource) end
 end

@@ -20,6 +20,7 @@ function M.new(opts, decl)
     summary_rows = {},
     items = { ok = 0, failed = 0, list = {} },
     json = opts.output == "json",
+    decl = decl,
     outputs = {},
   }, M)
   -- every mutation a runbook makes goes through ctx.plan (--plan: shown, not applied)
@@ -179,6 +180,35 @@ local function json_result(self, status, value, err)
   io.write(log.redact(cjson.encode(doc)), "\n")
 end
 
+-- Preflight: before anything changes in tenant `t` (a t2t.tenant, opened as `role`), check its
+-- signed-in principal against the runbook's `needs`; a missing grant ends the run here, saying
+-- what is missing, how it would be granted and who can (t2t.roles.preflight).  Once per tenant.
+function M:preflight(role, t)
+  local needs = self.decl and self.decl.needs
+  if needs == nil or self.opts.no_preflight then return true end
+  self.preflighted = self.preflighted or {}
+  local key = tostring(role) .. "|" .. tostring(t.id or t.name)
+  if self.preflighted[key] then return true end
+  local r = require("t2t.roles.needs").resolve(needs, role, self.params)
+  if #r.graph + #r.exchange + #r.entra == 0 and #r.optional.graph + #r.optional.exchange == 0 then return true end
+  local report, err = require("t2t.roles.preflight").evaluate(t, r)
+  if not report then self:fail("preflight in %s: %s", tostring(t.name), tostring(err)) end
+  local explain = require "t2t.roles.explain"
+  local missing_optional = false
+  for _, e in ipairs(report.optional) do if not e.ok then missing_optional = true end end
+  if not report.ok or missing_optional then explain.explain(t, report) end
+  if report.ok and not missing_optional then
+    self:say("Preflight in %s: %s holds %s", tostring(t.name), explain.who_label(report.principal),
+             #report.items > 0 and string.format("the %d grants this runbook needs", #report.items)
+             or string.format("the %d optional grants this runbook uses", #report.optional))
+  else
+    for _, line in ipairs(explain.lines(report, "Preflight in " .. tostring(t.name))) do self:say("%s", line) end
+  end
+  self.preflighted[key] = report
+  if not report.ok then self:fail("%s", explain.message(report, t.name)) end
+  return true
+end
+
 -- Run the declaration's `run` and turn its outcome into output and an exit code.
 -- The simulator's state, saved now under --sim=STATE when changes were made: a state that
 -- cannot be saved is a lost record, so the run fails (exit 1).  true | nil, err
@@ -195,6 +225,7 @@ local function save_sim(self)
 end
 
 function M:execute(decl, params)
+  self.params = params
   local host = require "t2t.core.host"
   local ok, value = host.pcall(decl.run, self, params)
   for _, dir in ipairs(self.tempdirs or {}) do remove_tree(dir) end

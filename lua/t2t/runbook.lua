@@ -3,6 +3,7 @@
 --   return runbook{
 --     name = "setup-target", description = "one line\n\nmore text",
 --     params = { {name = "app-name", type = "string", default = "...", help = "..."}, ... },
+--     needs = { graph = {...}, exchange = {...} },   -- what it needs in a tenant (t2t.roles.needs)
 --     run = function(ctx, p) ... end,
 --   }
 -- Runbook files load in text mode, in a fresh environment with strict globals, where `runbook`
@@ -53,6 +54,15 @@ local function declare(decl, where)
   end
   decl.params = params
   decl.by_flag = seen
+  if decl.needs ~= nil then      -- what it needs in each tenant (docs/roles.md), checked now
+    local ok, err = require("t2t.roles.needs").check(decl.needs)
+    if not ok then decl_error(where, "%s", err) end
+    for _, n in ipairs({ decl.needs, decl.needs.target or {}, decl.needs.source or {} }) do
+      for p in pairs(n.when or {}) do
+        if not seen[(p:gsub("_", "-"))] then decl_error(where, "needs.when.%s names no parameter", p) end
+      end
+    end
+  end
   -- rest = "NAME": a list param that also takes the arguments given without --NAME (files)
   if decl.rest ~= nil and not (seen[decl.rest] and seen[decl.rest].type == "list") then
     decl_error(where, "field 'rest' must name a list param")

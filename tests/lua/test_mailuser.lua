@@ -303,3 +303,15 @@ function TestMailuserCollection.test_streamed_file_round_trip_and_cut_short()
   lu.assertNil(io.open(path, "r"))
   lu.assertNil(io.open(path .. ".t2t-partial", "r"))
 end
+
+-- Exchange prints an unset GUID as null (JSON null): the record keeps no ArchiveGuid for it.
+function TestMailuserRules.test_null_guids_are_unset()
+  local null = require("cjson").null
+  lu.assertTrue(C.is_zero(null))
+  lu.assertTrue(C.is_zero(C.ZERO))
+  lu.assertFalse(C.guid_eq(null, null))
+  local r = export.record({ Name = "a", ArchiveGuid = null, DisabledArchiveGuid = null,
+                            ExchangeGuid = "11111111-2222-3333-4444-555555555555" })
+  lu.assertNil(r.ArchiveGuid)
+  lu.assertNil(r.DisabledArchiveGuid)
+end

@@ -14,6 +14,7 @@ M.CTUDM_PART = "Cross_tenant_user_data_migration"
 -- Mailbox kinds a cross-tenant move takes (Get-Mailbox -RecipientTypeDetails).
 M.MOVABLE = { "UserMailbox", "SharedMailbox", "RoomMailbox", "EquipmentMailbox" }
 
+-- (JSON null, as Exchange sends for a GUID that is not set, is no GUID either.)
 function M.is_zero(g) return type(g) ~= "string" or g == "" or lower(g) == M.ZERO end
 
 -- GUIDs equal (case-insensitively), and not the zero GUID.

@@ -6,34 +6,25 @@ local cjson = require "cjson"
 local exo = require "t2t.exo"
 local model = require "t2t.sim.model"
 local U = require "t2t.sim.exo.util"
+local authz = require "t2t.sim.authz"
 local output = require "t2t.sim.exo.output"
 
 local M = {}
 
 M.AUDIENCE = "https://outlook.office365.com"
 M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "permissions", "holds",
-            "contacts" }
+            "contacts", "rbac" }
 M.RATE_LIMIT = 30000                       -- Rate-Limit-Limit as captured (wire.md §2.5)
 M.NUL_BODY = string.rep("\0", 20)
 
--- Directory roles (template ids, wire.md §5.4) and what they allow here.
-local FULL = { ["29232cdf-9323-42fd-ade2-1d097af3e4de"] = true,   -- Exchange Administrator
-               ["62e90394-69f5-4237-9190-012177145e10"] = true }  -- Global Administrator
-local RECIPIENT = { ["31392ffb-586c-42d1-9346-e59415a2cc4e"] = true } -- Exchange Recipient Admin
-local READER = { ["f2ef992c-3afb-46b9-b7cf-a126ee74c451"] = true,   -- Global Reader
-                 ["5d6b6bb7-de71-4623-b4af-96380a352509"] = true,   -- Security Reader
-                 ["17315797-102d-40b4-93e0-432062caca18"] = true }  -- Compliance Administrator
-local RECIPIENT_AREAS = { recipients = true, groups = true, migration = true, contacts = true,
-                          permissions = true, holds = true }
-
-local handlers, area_of
+local handlers
 local function load_handlers()
   if handlers then return end
-  handlers, area_of = {}, {}
+  handlers = {}
   for _, a in ipairs(M.AREAS) do
     for name, fn in pairs(require("t2t.sim.exo." .. a)) do
       if type(fn) == "function" and name:find("-", 1, true) then
-        handlers[name], area_of[name] = fn, a
+        handlers[name] = fn
       end
     end
   end
@@ -81,23 +72,6 @@ end
 local function nul_403()
   return { status = 403, headers = { ["Content-Encoding"] = "gzip",
                                      ["Content-Type"] = "application/json" }, body = M.NUL_BODY }
-end
-
-local function has(list, v)
-  for _, x in ipairs(list or {}) do if x == v then return true end end
-  return false
-end
-
--- allowed(claims, cmdlet) -> true | nil: Exchange RBAC from the token's directory roles.
-local function allowed(claims, cmdlet)
-  local area = area_of[cmdlet]
-  local read = cmdlet:match("^Get%-") ~= nil
-  for _, w in ipairs(claims.wids or {}) do
-    if FULL[w] then return true end
-    if RECIPIENT[w] and RECIPIENT_AREAS[area] then return true end
-    if READER[w] and read then return true end
-  end
-  return nil
 end
 
 ---------------------------------------------------------------------------------------------
@@ -241,7 +215,10 @@ local function run(sim, req, t, claims, tenant_key, rid)
   local name = exo.cmdlet(input.CmdletName)
   req.note = { cmdlet = name or input.CmdletName }   -- the request log names the cmdlet
   if not name or not handlers[name] then return nul_403() end
-  if not allowed(claims, name) then return nul_403() end
+  -- Exchange RBAC: the one check (t2t.sim.authz); the role that allowed it goes to the log
+  local role = authz.exo(t, claims, name)
+  if not role then return nul_403() end
+  req.note.exo_role, req.note.tid = role, t.id
   local params = {}
   for k, v in pairs(type(input.Parameters) == "table" and input.Parameters or {}) do
     if type(k) == "string" and not k:find("@", 1, true) then params[k] = v end
@@ -337,9 +314,7 @@ function M.handle(sim, req)
   local t = model.tenant(sim.state, tenant_key)
   -- Without Exchange.ManageAsApp (or delegated Exchange.Manage) the gateway answers 401
   -- (wire.md §2.10: "neither grant gives 401").
-  local scp = type(claims.scp) == "string" and claims.scp or ""
-  if not (has(claims.roles, "Exchange.ManageAsApp") or scp:find("Exchange.Manage", 1, true)) or
-     not t or claims.tid ~= t.id then
+  if not authz.exo_gateway(claims) or not t or claims.tid ~= t.id then
     return { status = 401, headers = { ["WWW-Authenticate"] =
       'Bearer client_id="00000002-0000-0ff1-ce00-000000000000", trusted_issuers="00000001-0000-0000-c000-000000000000@*", token_types="app_asserted_user_v1 service_asserted_app_v1", error="invalid_token"' },
       body = "" }

@@ -4,6 +4,7 @@
 local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 local store = require "t2t.sim.graph.store"
+local authz = require "t2t.sim.authz"
 
 local M = {}
 
@@ -18,6 +19,9 @@ end
 register(require "t2t.sim.graph.apps")
 register(require "t2t.sim.graph.dir")
 register(require "t2t.sim.graph.org")
+register(require "t2t.sim.graph.roles")
+register(require "t2t.sim.graph.pim_requests")
+register(require "t2t.sim.graph.pim_policies")
 register(require "t2t.sim.graph.delta")
 
 -- Split "/v1.0/servicePrincipals(appId='x')/appRoleAssignedTo" into segments; key forms
@@ -179,6 +183,7 @@ local function dispatch(base, method, path, q, headers, body)
       end
       util.fail(400, "BadRequest", string.format("Resource not found for the segment '%s'.", bad))
     end
+    authz.graph(ctx, route, params)         -- the one authorization check (t2t.sim.authz)
     return route[3](ctx, params)
   end)
   if not ok then

@@ -6,11 +6,13 @@
 --   GET  /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/discovery/v2.0/keys
 -- Hooks: approve/deny (POST /_sim/device/approve|deny {user_code, user?}) and control
 -- (/_sim/svc/login/settings {token_lifetime, device_interval, device_expires_in}).
--- Errors are exactly the §1.1 shape.  Tokens come from sim.tokens with roles/wids computed
--- from the model (model.roles_for / wids_for).  Sign-in state (device codes, refresh tokens,
--- seen assertion ids) lives beside the state, not in it: it does not survive a restart.
+-- Errors are exactly the §1.1 shape.  Tokens come from sim.tokens with roles from the model
+-- (model.roles_for) and wids from t2t.sim.pim at the simulated time of issue (PIM activations
+-- and expiries included).  Sign-in state (device codes, refresh tokens, seen assertion ids)
+-- lives beside the state, not in it: it does not survive a restart.
 local cjson = require "cjson"
 local model = require "t2t.sim.model"
+local pim = require "t2t.sim.pim"
 
 local M = {}
 
@@ -409,7 +411,7 @@ local function user_token(sim, t, user, client_id, res_sp, aud, names, want_rt)
   for k, v in pairs {
     tid = t.id, aud = aud, appid = client_id, oid = user.id, upn = user.userPrincipalName,
     unique_name = user.userPrincipalName, name = user.displayName, idtyp = "user", appidacr = "0",
-    amr = { "pwd", "mfa" }, scp = delegated_scp(res_sp, names), wids = model.wids_for(t, user.id),
+    amr = { "pwd", "mfa" }, scp = delegated_scp(res_sp, names), wids = pim.wids(t, user.id, sim:now()),
     acr = "1", given_name = user.givenName, family_name = user.surname,
     sid = (sim.tokens.rng or sim.rng):guid(), ipaddr = "127.0.0.1",
   } do claims[k] = v end
@@ -424,7 +426,7 @@ local function app_token(sim, t, sp, client_id, res_sp, aud, acr)
   local claims = common_claims(sim, t, client_id)
   for k, v in pairs {
     tid = t.id, aud = aud, appid = client_id, oid = sp.id, idtyp = "app", appidacr = acr,
-    roles = model.roles_for(t, sp.id, res_sp.appId), wids = model.wids_for(t, sp.id),
+    roles = model.roles_for(t, sp.id, res_sp.appId), wids = pim.wids(t, sp.id, sim:now()),
   } do claims[k] = v end
   return token_response(sim, claims)
 end

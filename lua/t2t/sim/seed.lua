@@ -51,7 +51,33 @@ M.GRAPH_PERMS = {
   ["Organization.Read.All"] = { "498476ce-e0fe-48b0-b801-37ba7e2685c6", false },
   ["Domain.Read.All"] = { "dbb9058a-0e50-45d7-ae91-66909b5d4664", false },
   ["LicenseAssignment.ReadWrite.All"] = { "5facf0c1-8979-4e95-abcf-ff3d079771c0", false },
+  ["Application.Read.All"] = { "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30", "c79f8feb-a9db-4090-85f9-90d820caa0eb" },
+  ["RoleManagement.Read.Directory"] = { "483bed4a-2ad3-4361-a73b-c83ccdbdc53c", "741c54c3-0c1e-44a1-818b-3f97ab4e8c83" },
 }
+-- Permissions t2t.roles uses that neither the reference nor the checked sources give ids for:
+-- the simulator makes stable ids from the name (clients resolve every id by value from the
+-- service principal's appRoles / oauth2PermissionScopes, wire.md §5.3).  Delegated-only for
+-- the first two: the application ids are in M.GRAPH_PERMS.
+M.SIM_GRAPH_PERMS = {
+  ["RoleManagement.ReadWrite.Directory"] = "delegated", ["AppRoleAssignment.ReadWrite.All"] = "delegated",
+  ["GroupMember.Read.All"] = "both", ["Group.Create"] = "both", ["LicenseAssignment.Read.All"] = "both",
+  ["RoleAssignmentSchedule.ReadWrite.Directory"] = "both", ["RoleEligibilitySchedule.ReadWrite.Directory"] = "both",
+  ["RoleManagementPolicy.Read.Directory"] = "both", ["RoleManagementPolicy.Read.AzureADGroup"] = "both",
+  ["PrivilegedAccess.Read.AzureADGroup"] = "both", ["PrivilegedAccess.ReadWrite.AzureADGroup"] = "both",
+  ["PrivilegedEligibilitySchedule.Read.AzureADGroup"] = "both",
+  ["PrivilegedAssignmentSchedule.Read.AzureADGroup"] = "both",
+  ["PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup"] = "both",
+}
+local function sim_perm_id(name, kind)
+  local r = model.rng("graph-permission:" .. kind .. ":" .. name)
+  return r:guid()
+end
+for name, kinds in pairs(M.SIM_GRAPH_PERMS) do
+  local p = M.GRAPH_PERMS[name] or { false, false }
+  if kinds == "both" and not p[1] then p[1] = sim_perm_id(name, "Role") end
+  if not p[2] then p[2] = sim_perm_id(name, "Scope") end
+  M.GRAPH_PERMS[name] = p
+end
 
 M.EXO_PERMS = {
   ["Exchange.ManageAsApp"] = { "dc50a0fb-09a3-484d-be87-e023b12c6440", false },
@@ -95,6 +121,9 @@ M.SKUS = {
   { id = "946ce899-873d-44bb-9d8b-671870cbfdbf", part = "Cross_tenant_user_data_migration", plans = {
       { nil, "EXCHANGEONLINE_T2TMBXMOVE", "ExchangeT2TMbxMove" },
       { nil, "SHAREPOINTONLINE_T2TODMOVE" } } },
+  -- Microsoft Entra ID P2 (PIM): ScubaGear and Maester call the PIM APIs only with it [public]
+  { id = "84a661c4-e949-4bd2-a560-ed7766fcaf2b", part = "AAD_PREMIUM_P2", plans = {
+      { "eec0eb4f-6444-4f95-aba0-50c24d67f998", "AAD_PREMIUM_P2" } } },
 }
 M.SKU = { e3 = M.SKUS[1].id, exo_plan1 = M.SKUS[2].id, ctudm = M.SKUS[3].id }
 
@@ -106,6 +135,9 @@ M.ADMIN_GRAPH_ROLES = {
   "LicenseAssignment.ReadWrite.All",
 }
 M.ADMIN_EXO_ROLES = { "Exchange.ManageAsApp" }
+-- Consented too, with ids from a stream of their own (the seed's other ids stay as they were):
+-- PIM for Groups (t2t.roles reads it; tests and demos set it up).
+M.ADMIN_GRAPH_EXTRA = { "PrivilegedAccess.ReadWrite.AzureADGroup", "RoleManagementPolicy.Read.AzureADGroup" }
 
 M.OWNER_ROLE = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"   -- [public] Azure RBAC "Owner"
 
@@ -282,16 +314,17 @@ local function admin_app(state, t, rng)
     servicePrincipalType = "Application", accountEnabled = true, appRoles = {},
     oauth2PermissionScopes = {}, servicePrincipalNames = { app_id }, tags = {}, created = created,
   })
-  local function grant(resource_appid, perms, names)
+  local function grant(r, resource_appid, perms, names)
     local res = model.sp_by_appid(t, resource_appid)
     for _, v in ipairs(names) do
-      model.add_app_role_assignment(t, { id = rng:guid(), appRoleId = perms[v][1],
+      model.add_app_role_assignment(t, { id = r:guid(), appRoleId = perms[v][1],
         principalId = sp.id, principalType = "ServicePrincipal", principalDisplayName = sp.displayName,
         resourceId = res.id, resourceDisplayName = res.displayName, created = created })
     end
   end
-  grant(M.APP.graph, M.GRAPH_PERMS, M.ADMIN_GRAPH_ROLES)
-  grant(M.APP.exo, M.EXO_PERMS, M.ADMIN_EXO_ROLES)
+  grant(rng, M.APP.graph, M.GRAPH_PERMS, M.ADMIN_GRAPH_ROLES)
+  grant(rng, M.APP.exo, M.EXO_PERMS, M.ADMIN_EXO_ROLES)
+  grant(rng:fork("admin-extra"), M.APP.graph, M.GRAPH_PERMS, M.ADMIN_GRAPH_EXTRA)
   model.add_role_assignment(t, { id = rng:guid(), roleDefinitionId = M.ROLE["Exchange Administrator"],
     principalId = sp.id, directoryScopeId = "/" })
   t.seeded.admin_app = { app_id = app_id, object_id = app.id, sp_id = sp.id }

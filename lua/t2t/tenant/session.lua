@@ -86,6 +86,7 @@ function M.open(ctx, role, name, o)
     say = function(line) ctx:say("%s", line) end, log = ctx.log,
   }
   t.profile = prof
+  if ctx.preflight then ctx:preflight(role, t) end   -- the runbook's needs, before any change
   local ok, derr = t:discover()
   if not ok then return nil, M.explain_connect(derr, t) end
   M.warn_own_expiry(t, prof, (o and o.warn_expiry) or 30)

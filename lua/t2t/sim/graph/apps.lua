@@ -84,7 +84,7 @@ local function app_entity(ctx, app, status)
 end
 
 -- GET /applications
-store.list_route(route, "applications", "application", "app_read")
+store.list_route(route, "applications", "application")
 
 -- POST /applications (wire.md §3.2) → 201
 -- A new application from a POST body (or an upsert's, with its uniqueName) -> 201.
@@ -117,12 +117,10 @@ local function create_app(ctx, body)
 end
 
 route("POST", "applications", function(ctx)
-  store.need(ctx, "app_write")
   return create_app(ctx, ctx.json or {})
 end)
 
 route("GET", "applications/:id", function(ctx, p)
-  store.need(ctx, "app_read")
   return app_entity(ctx, store.must_resolve(ctx, "application", p.id))
 end)
 
@@ -130,7 +128,6 @@ end)
 -- PATCH /applications(uniqueName='x') with "Prefer: create-if-missing" creates it (201) when no
 -- application has that uniqueName: Graph's idempotent create (upsert).
 route("PATCH", "applications/:id", function(ctx, p)
-  store.need(ctx, "app_write")
   local app, unique = store.upsert_target(ctx, "application", p.id)
   local body = ctx.json or {}
   if not app then
@@ -149,7 +146,7 @@ route("PATCH", "applications/:id", function(ctx, p)
   return store.no_content()
 end)
 
-store.delete_route(route, "applications/:id", "application", "app_write")
+store.delete_route(route, "applications/:id", "application")
 
 -- A new client secret: 16-64 chars (we use 40), returned once as secretText.
 local SECRET_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789~.-_"
@@ -199,11 +196,9 @@ local function remove_password(ctx, owner, sig)
 end
 
 route("POST", "applications/:id/addPassword", function(ctx, p)
-  store.need(ctx, "app_write")
   return add_password(ctx, store.must_resolve(ctx, "application", p.id), "application.addPassword")
 end)
 route("POST", "applications/:id/removePassword", function(ctx, p)
-  store.need(ctx, "app_write")
   return remove_password(ctx, store.must_resolve(ctx, "application", p.id), "application.removePassword")
 end)
 -- addKey (wire.md §3.3): the proof is a JWT signed with one of the owner's current certificates:
@@ -229,7 +224,6 @@ local function check_proof(ctx, owner, proof)
 end
 
 local function add_key(ctx, owner, sig)
-  if ctx.claims.appid ~= owner.appId then store.need(ctx, "app_write") end
   local body = ctx.json or {}
   types.check_action(sig, body)
   if body.passwordCredential ~= nil and body.passwordCredential ~= util.null then
@@ -253,12 +247,11 @@ end)
 
 -- Service principals ---------------------------------------------------------------------
 
-store.list_route(route, "servicePrincipals", "servicePrincipal", "app_read")
+store.list_route(route, "servicePrincipals", "servicePrincipal")
 
 -- POST /servicePrincipals {"appId"} (wire.md §3.4) → 201; also in a foreign tenant for a
 -- multi-tenant app.
 route("POST", "servicePrincipals", function(ctx)
-  store.need(ctx, "app_write")
   local body = ctx.json or {}
   types.check_body("servicePrincipal", body, { allow_read_only = {} })
   if type(body.appId) ~= "string" then util.bad("Property 'appId' is required.", "Request_BadRequest") end
@@ -302,13 +295,11 @@ route("POST", "servicePrincipals", function(ctx)
 end)
 
 route("GET", "servicePrincipals/:id", function(ctx, p)
-  store.need(ctx, "app_read")
   return store.entity(ctx, "servicePrincipal", "servicePrincipals",
     store.must_resolve(ctx, "servicePrincipal", p.id))
 end)
 
 route("PATCH", "servicePrincipals/:id", function(ctx, p)
-  store.need(ctx, "app_write")
   local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
   local body = ctx.json or {}
   types.check_body("servicePrincipal", body)
@@ -317,14 +308,12 @@ route("PATCH", "servicePrincipals/:id", function(ctx, p)
   return store.no_content()
 end)
 
-store.delete_route(route, "servicePrincipals/:id", "servicePrincipal", "app_write")
+store.delete_route(route, "servicePrincipals/:id", "servicePrincipal")
 
 route("POST", "servicePrincipals/:id/addPassword", function(ctx, p)
-  store.need(ctx, "app_write")
   return add_password(ctx, store.must_resolve(ctx, "servicePrincipal", p.id), "servicePrincipal.addPassword")
 end)
 route("POST", "servicePrincipals/:id/removePassword", function(ctx, p)
-  store.need(ctx, "app_write")
   return remove_password(ctx, store.must_resolve(ctx, "servicePrincipal", p.id),
     "servicePrincipal.removePassword")
 end)
@@ -349,8 +338,6 @@ local PRINCIPAL_TYPES = { servicePrincipal = "ServicePrincipal", user = "User", 
 
 -- Create an assignment; `principal_fixed`/`resource_fixed` come from the URL.
 local function create_assignment(ctx, resource_fixed, principal_fixed)
-  store.need(ctx, "ara_write")
-  store.need(ctx, "app_read")
   local body = ctx.json or {}
   types.check_body("appRoleAssignment", body)
   for _, k in ipairs({ "principalId", "resourceId", "appRoleId" }) do
@@ -402,7 +389,6 @@ local function assignment_entity(_ctx, a, context, status)
 end
 
 local function delete_assignment(ctx, field, owner, aid)
-  store.need(ctx, "ara_write")
   local a = assignments(ctx)[aid]
   if not a or a[field] ~= owner.id or not store.visible(ctx, a) then util.not_found(aid) end
   store.remove_app_role_assignment(ctx, aid)
@@ -414,7 +400,6 @@ for _, set in ipairs({ "servicePrincipals", "users", "groups" }) do
   local ctxpath = function(id) return set .. "('" .. id .. "')" end
   -- /{set}/{id}/appRoleAssignments: what the principal was granted
   route("GET", set .. "/:id/appRoleAssignments", function(ctx, p)
-    store.need(ctx, kind == "servicePrincipal" and "app_read" or "dir_read")
     local owner = store.must_resolve(ctx, kind, p.id)
     return store.collection(ctx, "appRoleAssignment", ctxpath(owner.id) .. "/appRoleAssignments",
       assignment_list(ctx, "principalId", owner.id))
@@ -431,7 +416,6 @@ end
 
 -- /servicePrincipals/{resource}/appRoleAssignedTo: who was granted roles of this resource
 route("GET", "servicePrincipals/:id/appRoleAssignedTo", function(ctx, p)
-  store.need(ctx, "app_read")
   local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
   return store.collection(ctx, "appRoleAssignment", "servicePrincipals('" .. sp.id .. "')/appRoleAssignedTo",
     assignment_list(ctx, "resourceId", sp.id))
@@ -442,7 +426,6 @@ route("POST", "servicePrincipals/:id/appRoleAssignedTo", function(ctx, p)
   return assignment_entity(ctx, a, "servicePrincipals('" .. sp.id .. "')/appRoleAssignedTo", 201)
 end)
 route("GET", "servicePrincipals/:id/appRoleAssignedTo/:aid", function(ctx, p)
-  store.need(ctx, "app_read")
   local sp = store.must_resolve(ctx, "servicePrincipal", p.id)
   local a = assignments(ctx)[p.aid]
   if not a or a.resourceId ~= sp.id or not store.visible(ctx, a) then util.not_found(p.aid) end

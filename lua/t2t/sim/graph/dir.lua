@@ -12,20 +12,17 @@ local now = store.now
 
 -- Users -------------------------------------------------------------------------------------
 
-store.list_route(route, "users", "user", "user_read")
+store.list_route(route, "users", "user")
 
 route("GET", "users/$count", function(ctx)
-  store.need(ctx, "user_read")
   return M.count(ctx, "user")
 end)
 
 route("GET", "users/:id", function(ctx, p)
-  store.need(ctx, "user_read")
   return store.entity(ctx, "user", "users", store.must_resolve(ctx, "user", p.id))
 end)
 
 route("POST", "users", function(ctx)
-  store.need(ctx, "user_write")
   local body = ctx.json or {}
   types.check_body("user", body)
   for _, k in ipairs({ "accountEnabled", "displayName", "mailNickname", "userPrincipalName", "passwordProfile" }) do
@@ -57,7 +54,6 @@ route("POST", "users", function(ctx)
 end)
 
 route("PATCH", "users/:id", function(ctx, p)
-  store.need(ctx, "user_write")
   local u = store.must_resolve(ctx, "user", p.id)
   local body = ctx.json or {}
   types.check_body("user", body)
@@ -78,8 +74,6 @@ route("PATCH", "users/:id", function(ctx, p)
   store.touch(ctx, u)
   return store.no_content()
 end)
-
-store.delete_route(route, "users/:id", "user", "user_write")
 
 -- Licences (wire.md §3.10, ms-setup-and-prep.md §5.2) -----------------------------------------
 
@@ -149,7 +143,6 @@ local function exchange_effects(ctx, user, sku, disabled)
 end
 
 local function assign_license(ctx, p)
-  store.need(ctx, "license")
   local u = store.must_resolve(ctx, "user", p.id)
   local body = ctx.json or {}
   types.check_action("user.assignLicense", body)
@@ -201,13 +194,12 @@ route("POST", "users/:id/assignLicense", assign_license)
 
 -- DELETE /users/{id} → 204 (into deleted items in Entra ID: delta reports it as changed); the
 -- user's Exchange recipient goes with it.
-store.delete_route(route, "users/:id", "user", "user_write", function(ctx, u)
+store.delete_route(route, "users/:id", "user", function(ctx, u)
   local r = store.recipient_of(ctx, u.id)
   if r then require("t2t.sim.model").remove_recipient(ctx.tenant, r.Guid) end
 end)
 
 route("GET", "users/:id/memberOf", function(ctx, p)
-  store.need(ctx, "dir_read")
   local u = store.must_resolve(ctx, "user", p.id)
   local out = {}
   for gid, set in pairs(ctx.tenant.dir.members or {}) do
@@ -251,23 +243,31 @@ local function bind_ids(ctx, urls, what)
   return ids
 end
 
-local function member_write_check(ctx, g)
-  if exchange_mastered(g) then util.bad(CANNOT_UPDATE) end
-  store.need(ctx, "member_write")
-  if g.isAssignableToRole then store.need(ctx, "role_write") end
+-- Role-assignable groups hold no groups (roles-and-mailauth.md §3) [inferred message].
+local function no_nesting(ctx, g, ids)
+  if not g.isAssignableToRole then return end
+  for _, id in ipairs(ids) do
+    if store.kind(store.get(ctx, id)) == "group" then
+      util.bad("A group cannot be added as a member of a role-assignable group: role-assignable groups "
+        .. "can't be nested.")
+    end
+  end
 end
 
-store.list_route(route, "groups", "group", "group_read")
+local function member_write_check(ctx, g, ids)
+  if exchange_mastered(g) then util.bad(CANNOT_UPDATE) end
+  if ids then no_nesting(ctx, g, ids) end
+end
+
+store.list_route(route, "groups", "group")
 
 route("GET", "groups/$count", function(ctx)
-  store.need(ctx, "group_read")
   return M.count(ctx, "group")
 end)
 
 -- POST /groups (wire.md §3.8) → 201; mail-enabled security / distribution → 400.
 -- A new group from a POST body (or an upsert's, with its uniqueName) -> 201.
 local function create_group(ctx, body)
-  store.need(ctx, "group_create")
   types.check_body("group", body)
   if body.uniqueName ~= nil and store.by_unique_name(ctx, "group", tostring(body.uniqueName)) then
     util.fail(409, "Request_MultipleObjectsWithSameKeyValue", "Another object with the same value for " ..
@@ -283,12 +283,17 @@ local function create_group(ctx, body)
     util.bad("A group must be mail-enabled or security-enabled.")
   end
   if g.isAssignableToRole then
-    store.need(ctx, "role_write")
     if not g.securityEnabled or util.contains(g.groupTypes, "DynamicMembership") then
       util.bad("Role-assignable groups must be security-enabled and cannot have dynamic membership.")
     end
+    local pim = require "t2t.sim.pim"
+    if pim.assignable_groups(ctx.tenant) >= pim.ASSIGNABLE_LIMIT then   -- §3 [inferred message]
+      util.bad(string.format("The tenant already has the maximum of %d role-assignable groups.",
+        pim.ASSIGNABLE_LIMIT))
+    end
   end
   local member_ids = body["members@odata.bind"] and bind_ids(ctx, body["members@odata.bind"], "members") or {}
+  no_nesting(ctx, g, member_ids)
   local owner_ids = body["owners@odata.bind"] and bind_ids(ctx, body["owners@odata.bind"], "owners") or {}
   if #member_ids + #owner_ids > 20 then
     util.bad("A maximum of 20 relationships can be added in one request.")
@@ -313,7 +318,6 @@ end
 route("POST", "groups", function(ctx) return create_group(ctx, ctx.json or {}) end)
 
 route("GET", "groups/:id", function(ctx, p)
-  store.need(ctx, "group_read")
   return store.entity(ctx, "group", "groups", store.must_resolve(ctx, "group", p.id))
 end)
 
@@ -333,8 +337,8 @@ route("PATCH", "groups/:id", function(ctx, p)
   end
   local add = body["members@odata.bind"]
   if add then
-    member_write_check(ctx, g)
     local ids = bind_ids(ctx, add, "members")
+    member_write_check(ctx, g, ids)
     if #ids > 20 then util.bad("A maximum of 20 relationships can be added in one request.") end
     local set = members(ctx, g.id)
     for _, id in ipairs(ids) do
@@ -345,15 +349,12 @@ route("PATCH", "groups/:id", function(ctx, p)
     end
     for _, id in ipairs(ids) do store.add_member(ctx, g.id, id) end
   end
-  local other = false
-  for k in pairs(body) do if not k:find("@", 1, true) then other = true end end
-  if other then store.need(ctx, "group_write") end
   store.apply_patch(g, body)
   store.touch(ctx, g)
   return store.no_content()
 end)
 
-store.delete_route(route, "groups/:id", "group", "group_write", function(_, g)
+store.delete_route(route, "groups/:id", "group", function(_, g)
   if exchange_mastered(g) then util.bad(CANNOT_UPDATE) end
 end)
 
@@ -367,13 +368,11 @@ local function member_list(ctx, g)
 end
 
 route("GET", "groups/:id/members", function(ctx, p)
-  store.need(ctx, "group_read")
   local g = store.must_resolve(ctx, "group", p.id)
   return store.collection(ctx, "directoryObject", "directoryObjects", member_list(ctx, g), { mixed = true })
 end)
 
 route("GET", "groups/:id/transitiveMembers", function(ctx, p)
-  store.need(ctx, "group_read")
   local g = store.must_resolve(ctx, "group", p.id)
   local seen, out = { [g.id] = true }, {}
   local function walk(gid)
@@ -393,7 +392,6 @@ route("GET", "groups/:id/transitiveMembers", function(ctx, p)
 end)
 
 route("GET", "groups/:id/members/$count", function(ctx, p)
-  store.need(ctx, "group_read")
   local g = store.must_resolve(ctx, "group", p.id)
   return M.count(ctx, nil, member_list(ctx, g))
 end)
@@ -407,6 +405,7 @@ route("POST", "groups/:id/members/$ref", function(ctx, p)
   if type(url) ~= "string" then util.bad("Invalid request body: '@odata.id' is required.", "BadRequest") end
   local id = url:match("([^/%(%)']+)'?%)?$")
   store.must(ctx, id)
+  no_nesting(ctx, g, { id })
   local set = members(ctx, g.id)
   if set[id] then
     util.bad("One or more added object references already exist for the following modified "
@@ -427,14 +426,11 @@ end)
 
 -- Owners of groups, applications and service principals: list, add ($ref), remove ----------
 
-local OWNER_SETS = { groups = { "group", "group_read", "group_write" },
-                     applications = { "application", "app_read", "app_write" },
-                     servicePrincipals = { "servicePrincipal", "app_read", "app_write" } }
+local OWNER_SETS = { groups = "group", applications = "application",
+                     servicePrincipals = "servicePrincipal" }   -- authorization: t2t.sim.authz
 
-for set, k in pairs(OWNER_SETS) do
-  local kind, read, write = k[1], k[2], k[3]
+for set, kind in pairs(OWNER_SETS) do
   route("GET", set .. "/:id/owners", function(ctx, p)
-    store.need(ctx, read)
     local o = store.must_resolve(ctx, kind, p.id)
     local list = {}
     for _, id in ipairs(o._owners or {}) do
@@ -444,7 +440,6 @@ for set, k in pairs(OWNER_SETS) do
     return store.collection(ctx, "directoryObject", "directoryObjects", list, { mixed = true })
   end)
   route("POST", set .. "/:id/owners/$ref", function(ctx, p)
-    store.need(ctx, write)
     local o = store.must_resolve(ctx, kind, p.id)
     local url = (ctx.json or {})["@odata.id"]
     if type(url) ~= "string" then util.bad("Invalid request body: '@odata.id' is required.", "BadRequest") end
@@ -460,7 +455,6 @@ for set, k in pairs(OWNER_SETS) do
     return store.no_content()
   end)
   route("DELETE", set .. "/:id/owners/:oid/$ref", function(ctx, p)
-    store.need(ctx, write)
     local o = store.must_resolve(ctx, kind, p.id)
     for i, id in ipairs(o._owners or {}) do
       if id == p.oid then
@@ -476,7 +470,6 @@ end
 -- Invitations (wire.md §3.7) ------------------------------------------------------------------
 
 route("POST", "invitations", function(ctx)
-  store.need(ctx, "invite")
   local body = ctx.json or {}
   types.check_body("invitation", body)
   local email, redirect = body.invitedUserEmailAddress, body.inviteRedirectUrl

@@ -1,6 +1,6 @@
 -- t2t.sim.graph.store: the simulated directory as Graph sees it — typed lookups over
--- tenant.dir.objects honouring replication lag (sim:visible), alternate keys, permissions,
--- and the collection response (filter, count, paging, projection).
+-- tenant.dir.objects honouring replication lag (sim:visible), alternate keys, and the
+-- collection response (filter, count, paging, projection).
 local util = require "t2t.sim.graph.util"
 local types = require "t2t.sim.graph.types"
 local query = require "t2t.sim.graph.query"
@@ -18,49 +18,6 @@ M.ROOT = "https://graph.microsoft.com/v1.0"
 -- The simulated clock in whole seconds (model times are epoch seconds; types.project shows
 -- them as ISO 8601).
 function M.now(ctx) return math.floor(ctx.sim:now()) end
-
--- Permission sets: any one of the listed roles/scopes allows the operation.
-M.PERM = {
-  app_read = { "Application.Read.All", "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy",
-               "Directory.Read.All", "Directory.ReadWrite.All" },
-  app_write = { "Application.ReadWrite.All", "Application.ReadWrite.OwnedBy" },
-  ara_write = { "AppRoleAssignment.ReadWrite.All" },
-  user_read = { "User.Read.All", "User.ReadWrite.All", "User.ReadBasic.All", "Directory.Read.All",
-                "Directory.ReadWrite.All" },
-  user_write = { "User.ReadWrite.All", "Directory.ReadWrite.All" },
-  license = { "LicenseAssignment.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All" },
-  group_read = { "Group.Read.All", "Group.ReadWrite.All", "GroupMember.Read.All",
-                 "GroupMember.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All" },
-  group_create = { "Group.Create", "Group.ReadWrite.All", "Directory.ReadWrite.All" },
-  group_write = { "Group.ReadWrite.All", "Directory.ReadWrite.All" },
-  member_write = { "GroupMember.ReadWrite.All", "Group.ReadWrite.All", "Directory.ReadWrite.All" },
-  invite = { "User.Invite.All", "User.ReadWrite.All", "Directory.ReadWrite.All" },
-  domain_read = { "Domain.Read.All", "Domain.ReadWrite.All", "Directory.Read.All",
-                  "Directory.ReadWrite.All" },
-  org_read = { "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All",
-               "Directory.ReadWrite.All", "User.Read" },
-  sku_read = { "Organization.Read.All", "Organization.ReadWrite.All", "Directory.Read.All",
-               "Directory.ReadWrite.All", "LicenseAssignment.Read.All", "LicenseAssignment.ReadWrite.All" },
-  role_read = { "RoleManagement.Read.Directory", "RoleManagement.Read.All",
-                "RoleManagement.ReadWrite.Directory", "Directory.Read.All", "Directory.ReadWrite.All" },
-  role_write = { "RoleManagement.ReadWrite.Directory" },
-  dir_read = { "Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Group.Read.All",
-               "Application.Read.All", "Application.ReadWrite.All" },
-}
-
--- Raise 403 unless the caller holds one of the permissions in set (a M.PERM key or a list).
-function M.need(ctx, set)
-  local list = type(set) == "string" and M.PERM[set] or set
-  if ctx.all_access then return end
-  for _, p in ipairs(list) do
-    if ctx.perms[p] then return end
-  end
-  util.fail(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
-end
-
-function M.has(ctx, set)
-  return (pcall(M.need, ctx, set))
-end
 
 function M.kind(obj)
   local t = obj and obj["@odata.type"]
@@ -400,18 +357,16 @@ function M.apply_patch(obj, body, skip, special)
   end
 end
 
--- GET /{set} listing every visible object of `kind`, needing permission set `perm`.
-function M.list_route(route, set, kind, perm)
+-- GET /{set} listing every visible object of `kind` (its authorization: t2t.sim.authz).
+function M.list_route(route, set, kind)
   route("GET", set, function(ctx)
-    M.need(ctx, perm)
     return M.collection(ctx, kind, set, M.source(ctx, kind))
   end)
 end
 
--- DELETE /{kind}s/:id needing permission set `perm`; check(ctx, obj) may refuse first.
-function M.delete_route(route, path, kind, perm, check)
+-- DELETE /{kind}s/:id; check(ctx, obj) may refuse first (authorization: t2t.sim.authz).
+function M.delete_route(route, path, kind, check)
   route("DELETE", path, function(ctx, p)
-    M.need(ctx, perm)
     local obj = M.must_resolve(ctx, kind, p.id)
     if check then check(ctx, obj) end
     M.remove(ctx, obj.id)
