@@ -80,7 +80,7 @@ return runbook {
   run = function(ctx, p)
     if p.as and p.as ~= "target" and p.as ~= "source" then ctx:fail("--as must be target or source") end
     local t = must(ctx, session.open(ctx, "tenant", p.tenant or (session.sim(ctx) and "contoso") or nil))
-    if not t then ctx:fail("which tenant? pass --tenant PROFILE (or --profile, or --sim)") end
+    if not t then ctx:usage("which tenant? pass --tenant PROFILE (or --profile, or --sim)") end
     local data, derr = roles.data(t)
     if not data then
       ctx:say("(the role data of %s cannot be read with this sign-in: %s; only what its token shows is used)",

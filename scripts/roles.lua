@@ -61,7 +61,7 @@ return runbook {
   },
   run = function(ctx, p)
     local t = must(ctx, session.open(ctx, "tenant", p.tenant or (session.sim(ctx) and "contoso") or nil))
-    if not t then ctx:fail("which tenant? pass --tenant PROFILE (or --profile, or --sim)") end
+    if not t then ctx:usage("which tenant? pass --tenant PROFILE (or --profile, or --sim)") end
     local data = must(ctx, roles.data(t))
     ctx:say("Privileged roles in %s (%s)%s", t.name, t.id, data.p2 and "" or
       "   [no Microsoft Entra ID P2: no PIM data; MS.AAD.7.4-7.9 fail]")

@@ -46,9 +46,9 @@ local h = dir .. "/h.json"
 run(s, "setup-target", { "--handoff", h, "--secret-file", h .. ".secret", "--skip-endpoint" })
 assert(run(s, "setup-source", { "--handoff", h, "--consent", "--create-scope-group" }) == 0, "setup-source")
 local exo0 = exo_calls
-local t0 = t2t.now()
+local t0, c0 = t2t.now(), os.clock()
 local code = run(s, "prepare-users", { "--all", "--domain-map", MAP, "--report", dir .. "/r.csv" })
-local wall = t2t.now() - t0
+local wall, cpu = t2t.now() - t0, os.clock() - c0
 s:stop()
 local calls = exo_calls - exo0
 local ideal = calls * 0.020 / 3
@@ -56,6 +56,9 @@ io.write(string.format("bench: prep_users = %d (prepare-users exit %d)\n", N, co
 io.write(string.format("bench: prep_exo_calls = %d\n", calls))
 io.write(string.format("bench: prep_wall_s = %.1f\n", wall))
 io.write(string.format("bench: prep_ratio = %.2f\n", wall / ideal))
+-- CPU of this process (t2t and the in-process simulator's thread) during the run: read with
+-- prep_wall_s, it says whether the run waited on the simulated latency or on a busy machine
+io.write(string.format("bench: prep_cpu_s = %.1f\n", cpu))
 
 ---------------------------------------------------------------------------------------------
 -- Memory: a standalone simulator with BIG users, and a child t2t that exports and maps them.

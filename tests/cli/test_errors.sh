@@ -60,7 +60,7 @@ t2t_run run setup-target --target nosuch --secret-file "$D/s"
 expect_rc 2 "setup-target with an unknown --target"; expect_err "profile 'nosuch'" "names the profile"
 t2t_run run verify-setup --sim --handoff "$D/none.json"
 expect_rc 2 "verify-setup without a hand-off"; expect_err "which app? pass --handoff FILE or --app-id" "says what to pass"
-for r in prepare-users validate-users export-users mail-auth "dkim-setup --domain contoso.com"; do
+for r in prepare-users validate-users export-users mail-auth "dkim-setup --domain contoso.com" roles access-check; do
   t2t_run run $r
   expect_rc 2 "$r without a tenant"; expect_err "which" "$r: says which parameter"
 done

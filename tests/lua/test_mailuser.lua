@@ -315,3 +315,24 @@ function TestMailuserRules.test_null_guids_are_unset()
   lu.assertNil(r.ArchiveGuid)
   lu.assertNil(r.DisabledArchiveGuid)
 end
+
+-- On a terminal, a change the plan shows while the bar is up goes on a line of its own (the bar
+-- line cleared first, redrawn after), and the plan's own output is back when the bar finishes.
+function TestMailuserRules.test_progress_keeps_changes_off_the_bar()
+  local session = require "t2t.mailuser.session"
+  local err, shown = {}, {}
+  local fake = { write = function(_, ...) for _, s in ipairs({ ... }) do err[#err + 1] = s end end,
+                 flush = function() end }
+  local own = function(line) shown[#shown + 1] = line; err[#err + 1] = "<" .. line .. ">" end
+  local ctx = { plan = { out = own } }
+  local bar = session.progress(ctx, "Preparing users", 2, { tty = true, err = fake })
+  bar:update(1)
+  ctx.plan.out("+ create mail user 'a'")
+  local text = table.concat(err)
+  lu.assertStrContains(text, "\r\27[K<+ create mail user 'a'>\r\27[KPreparing users")
+  lu.assertStrContains(text, "1/2")
+  bar:finish()
+  lu.assertEquals(ctx.plan.out, own)
+  lu.assertEquals(shown, { "+ create mail user 'a'" })
+  lu.assertNil(session.progress(ctx, "none", 0))
+end
