@@ -10,7 +10,7 @@ return runbook {
     "Each user's state, progress, data moved, skipped items, times (queued, started, synced, completed) and, for a\n" ..
     "failure, its exception and the documented fix. The HTML file is self-contained (styles, SVG charts and a few\n" ..
     "lines of script inline; it loads nothing) so it can be mailed or shared: progress over time per batch, users\n" ..
-    "by state, throughput over time, failures by cause (open, and fixed by batch-fix), a sortable user table.\n" ..
+    "by state, throughput over time, failures by cause (open, fixed by batch-fix, left out), a sortable user table (the users left out too).\n" ..
     "Files are written with mode 0600 (they hold names and addresses).",
   needs = {
     target = { exchange = { "Migration", "Move Mailboxes" }, when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } } } },
@@ -52,8 +52,8 @@ return runbook {
     end
     local fixed, left = 0, 0
     for _, f in ipairs(data.failures) do fixed, left = fixed + f.fixed, left + f.left end
-    ctx:say("%d users in %d batches: %d completed, %d failed now; %d failures fixed by batch-fix, %d users left out.",
-            data.totals.users, #names, data.totals.completed, data.totals.failed, fixed, left)
+    ctx:say("%d users in %d batch%s: %d completed, %d failed now; %d failures fixed by batch-fix, %d users left out.",
+            data.totals.users, #names, #names == 1 and "" or "es", data.totals.completed, data.totals.failed, fixed, left)
     ctx:summary("users", #rows)
     return { users = #rows, batches = #names, completed = data.totals.completed, failed = data.totals.failed }
   end,

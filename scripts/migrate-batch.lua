@@ -8,7 +8,7 @@ local plan_mod = require "t2t.batch.plan"
 local function say_plan(ctx, result, J, size)
   local n = 0
   for _, b in ipairs(result.batches) do n = n + #b.users end
-  ctx:say("Plan: %d users in %d batches (at most %d a batch)", n, #result.batches, size)
+  ctx:say("Plan: %d users in %d batch%s (at most %d a batch)", n, #result.batches, #result.batches == 1 and "" or "es", size)
   for _, b in ipairs(result.batches) do
     local jb = J:batch(b.name)
     ctx:say("  %-28s %5d users%s", b.name, #b.users, jb and jb.of and (" (retry of " .. jb.of .. ")") or "")

@@ -10,7 +10,8 @@
 --    "endpoint", "tdd", "options": {complete, start_after, notify, size},
 --    "batches": [{name, of?, created_by: "plan"|"fix", job_id?}],
 --    "users": {lower target address: {target, source, batch, exchange_guid, archive_guid,
---              legacy_dn, source_id, name, delegates: {FullAccess, SendAs, SendOnBehalf, Calendar}}},
+--              legacy_dn, source_id, name, delegates: {FullAccess, SendAs, SendOnBehalf, Calendar},
+--              left_out?, left_from?, left_exception?, left_error? (batch-fix --leave-out: no batch)}},
 --    "history": [{time, user, batch, exception, action, result, to}]}
 local cjson = require "cjson"
 
