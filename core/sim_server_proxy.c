@@ -11,7 +11,11 @@
  * Why C and not Lua over the existing server: libmicrohttpd cannot hand a CONNECT socket over to
  * a tunnel, and no Lua primitive here owns raw sockets.  The proxy knows nothing about the hosts
  * it allows (Lua passes them); it is one thread with a poll() loop over at most PX_MAX tunnels,
- * stopped through a self-pipe, never calling Lua. */
+ * stopped through a self-pipe, never calling Lua.
+ *
+ * No client can starve the others: a request head must arrive within PX_HEAD_SECONDS, and when
+ * every slot is taken a new client takes the slot of the connection idle the longest (one still
+ * sending its head first), so a local user holding PX_MAX idle sockets cannot lock others out. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host.h"
@@ -33,6 +38,7 @@
 #define PX_MAX 256                   /* open tunnels at once; more wait in the listen backlog */
 #define PX_BUF 65536                 /* bytes buffered per direction */
 #define PX_HEAD 8192                 /* longest CONNECT request head */
+#define PX_HEAD_SECONDS 10.0         /* a head that takes longer is dropped */
 
 enum { C_HEAD, C_TUNNEL };
 
@@ -41,6 +47,7 @@ struct px_dir { char buf[PX_BUF]; size_t off, len; int eof, shut; };
 struct px_conn {
     int cfd, ufd;                    /* client, upstream (-1 until connected) */
     int state;
+    double since, last;              /* accepted, last bytes moved (monotonic seconds) */
     char head[PX_HEAD + 1];
     size_t hlen;
     struct px_dir up, down;          /* client -> upstream, upstream -> client */
@@ -61,6 +68,12 @@ struct px {
 };
 
 typedef struct { struct px *p; } px_box;
+
+static double mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int nonblock(int fd) {
     int fl = fcntl(fd, F_GETFL);
@@ -175,6 +188,7 @@ static int pump_out(int dst, struct px_dir *d) {
 
 /* One step of a connection after poll; 0 when it is finished. */
 static int step(struct px *p, struct px_conn *c, short cre, short ure) {
+    if (cre || ure) c->last = mono();
     if (c->state == C_HEAD) {
         if ((cre & (POLLIN | POLLHUP | POLLERR)) && !read_head(p, c)) return 0;
         if (c->state == C_HEAD) return 1;
@@ -188,16 +202,49 @@ static int step(struct px *p, struct px_conn *c, short cre, short ure) {
     return !(c->up.shut && c->down.shut);
 }
 
+/* The slot to give up when all are taken: the connection idle the longest, one still waiting
+ * for its head before any tunnel. */
+static size_t victim(const struct px *p) {
+    size_t best = 0;
+    for (size_t i = 1; i < PX_MAX; i++) {
+        const struct px_conn *a = p->conns[i], *b = p->conns[best];
+        int ah = a->state == C_HEAD, bh = b->state == C_HEAD;
+        if (ah > bh || (ah == bh && a->last < b->last)) best = i;
+    }
+    return best;
+}
+
 static void accept_one(struct px *p) {
     int fd = accept(p->lfd, NULL, NULL);
     if (fd < 0) return;
     size_t i = 0;
     while (i < PX_MAX && p->conns[i]) i++;
-    struct px_conn *c = i < PX_MAX ? calloc(1, sizeof *c) : NULL;
+    if (i == PX_MAX) {
+        i = victim(p);
+        conn_free(p->conns[i]);
+        p->conns[i] = NULL;
+    }
+    struct px_conn *c = calloc(1, sizeof *c);
     if (!c || nonblock(fd) < 0) { close(fd); free(c); return; }
     c->cfd = fd;
     c->ufd = -1;
+    c->since = c->last = mono();
     p->conns[i] = c;
+}
+
+/* Drop the connections whose head is overdue; -> the poll timeout (ms) until the next is due. */
+static int expire_heads(struct px *p) {
+    double now = mono(), next = -1;
+    for (size_t i = 0; i < PX_MAX; i++) {
+        struct px_conn *c = p->conns[i];
+        if (!c || c->state != C_HEAD) continue;
+        double left = c->since + PX_HEAD_SECONDS - now;
+        if (left <= 0) {
+            conn_free(c);
+            p->conns[i] = NULL;
+        } else if (next < 0 || left < next) next = left;
+    }
+    return next < 0 ? -1 : (int)(next * 1000) + 1;
 }
 
 static void *px_main(void *arg) {
@@ -205,6 +252,7 @@ static void *px_main(void *arg) {
     struct pollfd fds[2 + 2 * PX_MAX];
     size_t slot[PX_MAX];                 /* the connection behind each pair of pollfds */
     for (;;) {
+        int wait_ms = expire_heads(p);
         nfds_t n = 2, m = 0;
         fds[0] = (struct pollfd){p->wake[0], POLLIN, 0};
         fds[1] = (struct pollfd){p->lfd, POLLIN, 0};
@@ -219,7 +267,7 @@ static void *px_main(void *arg) {
             fds[n++] = (struct pollfd){c->ufd, uev, 0};   /* -1 is ignored by poll */
             slot[m++] = i;
         }
-        if (poll(fds, n, -1) < 0 && errno != EINTR) break;
+        if (poll(fds, n, wait_ms) < 0 && errno != EINTR) break;
         if (fds[0].revents) break;                      /* stop() */
         for (size_t j = 0; j < m; j++) {
             struct px_conn *c = p->conns[slot[j]];

@@ -76,10 +76,13 @@ function M:check_outputs()
 end
 
 -- Print a line of the runbook's output (text mode only; redacted).
+-- Above a live progress bar, if one is drawn (t2t.progress.above).
 function M:say(fmt, ...)
   if self.json then return end
-  local s = select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt)
-  io.write(log.redact(s), "\n")
+  local s = log.redact(select("#", ...) > 0 and string.format(fmt, ...) or tostring(fmt))
+  local progress = package.loaded["t2t.progress"]      -- no bar can be live if never loaded
+  if progress then progress.above(function() io.write(s, "\n") end)
+  else io.write(s, "\n") end
 end
 
 -- Stop the runbook with a message a person can act on.

@@ -3,8 +3,13 @@
 --   local bar = progress.new("Preparing users", #users)
 --   t2t.parallel(users, fn, {on_progress = function(done, total) bar:update(done) end})
 --   bar:finish()
+-- While a bar is live on a terminal, what a run prints (ctx:say, the plan's change lines) goes
+-- on its own line above it: progress.above(write) clears the bar, writes, and redraws it.
+-- Elsewhere stdout is flushed before each bar line, so a log of both keeps their order.
 local M = {}
 M.__index = M
+
+local live = nil             -- the bar drawn in place on a terminal right now, if any
 
 local function clock()
   local ok, t2t = pcall(require, "t2t")
@@ -49,12 +54,14 @@ end
 function M:update(done)
   self.done = done or (self.done + 1)
   if self.tty then
+    live = self
     self.out:write("\r\27[K", self:line())
     self.out:flush()
   else
     local decile = self.total > 0 and math.floor(self.done * 10 / self.total) or 10
     if decile > self.last_decile then
       self.last_decile = decile
+      io.stdout:flush()
       self.out:write(self:line(), "\n")
     end
   end
@@ -63,9 +70,23 @@ end
 function M:finish()
   if self.finished then return end
   self.finished = true
+  if live == self then live = nil end
   if self.tty then self.out:write("\r\27[K", self:line(), "\n")
-  elseif self.last_decile < 10 then self.out:write(self:line(), "\n") end
+  elseif self.last_decile < 10 then io.stdout:flush(); self.out:write(self:line(), "\n") end
   self.out:flush()
+end
+
+-- progress.above(write): call write() (which prints a line) with the live bar, if any, cleared
+-- first and redrawn after, so the line never lands after the bar's text.
+function M.above(write)
+  local bar = live
+  if not bar then return write() end
+  bar.out:write("\r\27[K")
+  bar.out:flush()
+  write()
+  io.stdout:flush()
+  bar.out:write(bar:line())
+  bar.out:flush()
 end
 
 return M

@@ -35,3 +35,19 @@ function TestProgress.test_empty_total()
   bar:finish()
   lu.assertStrContains(table.concat(buf), "0/0 100%")
 end
+
+-- what a run prints while a bar is live on a terminal goes above it, never after its text
+function TestProgress.test_above_clears_and_redraws_the_live_bar()
+  local buf, out = sink()
+  local bar = progress.new("Users", 4, { out = out, tty = true, width = 4 })
+  bar:update(1)
+  progress.above(function() buf[#buf + 1] = "<line>\n" end)
+  local text = table.concat(buf)
+  lu.assertStrContains(text, "1/4  25%")
+  lu.assertStrContains(text, "\r\27[K<line>\nUsers [#...] 1/4")
+  bar:finish()
+  local n = #buf
+  progress.above(function() buf[#buf + 1] = "<after>\n" end)   -- no live bar: just the line
+  lu.assertEquals(buf[n + 1], "<after>\n")
+  lu.assertEquals(#buf, n + 1)
+end

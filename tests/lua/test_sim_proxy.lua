@@ -52,3 +52,27 @@ function TestSimProxy.test_bad_options_raise()
   p:stop()
   lu.assertErrorMsgContains("stopped proxy", p.port, p)
 end
+
+-- A local user holding every slot with idle sockets (no CONNECT head) must not lock others out:
+-- a new client takes the slot of the one idle the longest.  (Failed before: 256 idle sockets
+-- made the proxy drop every new client.)
+function TestSimProxy.test_idle_sockets_cannot_starve_clients()
+  local s = assert(require("t2t.sim").start { users = 2, seed = 1, connect_proxy = 0 })
+  local port = s.proxy_url:match(":(%d+)$")
+  local ready = os.tmpname()
+  os.execute(string.format("bash -c 'for i in $(seq 10 300); do eval \"exec $i<>/dev/tcp/127.0.0.1/%s\" || exit 1; done; " ..
+    "echo up > %s; sleep 20' >/dev/null 2>&1 &", port, ready))
+  for _ = 1, 200 do
+    local f = io.open(ready)
+    local up = f and f:read("a") or ""
+    if f then f:close() end
+    if up:find("up") then break end
+    os.execute("sleep 0.05")
+  end
+  local out, rc = sh(string.format("curl -sS --max-time 20 --proxy %s --cacert %s -o /dev/null -w 'status=%%{http_code}' "
+    .. "https://graph.microsoft.com/v1.0/organization", s.proxy_url, s.ca_file))
+  os.remove(ready)
+  s:stop()
+  lu.assertEquals(rc, 0, out)
+  lu.assertStrContains(out, "status=401")
+end

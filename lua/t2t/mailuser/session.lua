@@ -210,28 +210,14 @@ function M.on_count(ctx, label, o)
 end
 
 -- A progress bar for n users on stderr (a line per tenth when not a terminal; none for json).
--- The changes the plan shows while it runs go above it on a terminal, not after its text, and
--- into one file in their order (stdout is flushed before each bar line).
+-- What the run prints meanwhile goes above it (t2t.progress.above, through ctx:say).
 local NOWHERE = { write = function() end, flush = function() end }
 -- (test: {tty = bool, err = file} in place of the terminal's answer and stderr.)
 function M.progress(ctx, label, n, test)
   if n == 0 then return nil end
   local progress = require "t2t.progress"
   if ctx.json then return progress.new(label, n, { out = NOWHERE }) end
-  local err = test and test.err or io.stderr
-  local bar = progress.new(label, n, { tty = test and test.tty, out = {
-    write = function(_, ...) io.stdout:flush(); err:write(...) end,
-    flush = function() err:flush() end } })
-  local pl = ctx.plan
-  if bar.tty and pl and pl.out then
-    local out = pl.out
-    pl.out = function(line)
-      err:write("\r\27[K"); out(line); io.stdout:flush(); bar:update(bar.done)
-    end
-    local finish = bar.finish
-    bar.finish = function(self) pl.out = out; return finish(self) end
-  end
-  return bar
+  return progress.new(label, n, { tty = test and test.tty, out = test and test.err or io.stderr })
 end
 
 return M
