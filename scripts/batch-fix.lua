@@ -68,7 +68,7 @@ return runbook {
       if not res then ctx:fail("%s", tostring(err)) end
     end
     local snaps = S.snapshots(ctx, run, names, { detail = 0 })
-    local members, merr = run.backend:members()
+    local members, merr = batch.members(run.backend)
     if not members then ctx:fail("reading the migration users: %s", tostring(merr)) end
     local fx = { target = run.target, source = run.source, backend = run.backend, journal = J, members = members,
                  plan_mode = ctx.opts.plan, opts = p }

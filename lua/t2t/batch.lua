@@ -32,6 +32,14 @@ function M.backend(target, o)
   return require("t2t.batch.exo").new(target, o)
 end
 
+-- members(B) -> {lower address = {entry, ...}}: every migration user of the backend, by user
+-- (a user in two batches has two entries) | nil, err
+function M.members(B)
+  local list, err = B:entries()
+  if not list then return nil, err end
+  return status.by_address(list)
+end
+
 -- Is a migration user's entry moving or moved (it then stays where it is)?
 local SETTLED_BAD = { failed = true, incrementalfailed = true, completionfailed = true, corrupted = true,
                       stopped = true, stopping = true, incrementalstopped = true, removing = true }
@@ -40,7 +48,7 @@ function M.active(e)
 end
 
 -- ensure(B, spec, addrs, members, o) -> {name, created, added, moving_elsewhere, removed} | nil,
--- err: batch spec.name exists and holds addrs.  members: B:members() (read before); o.ours: the
+-- err: batch spec.name exists and holds addrs.  members: M.members(B) (read before); o.ours: the
 -- set of batch names the batches file owns -- a user whose failed or stopped entry sits in one
 -- of ours is taken out of it first (a re-homing that a killed run left half done).
 function M.ensure(B, spec, addrs, members, o)
@@ -86,7 +94,7 @@ end
 -- create(B, spec, addrs) -> the ensure result: the issue's create (a batch found by name is not
 -- made again; missing users are added).
 function M.create(B, spec, addrs)
-  local members, err = B:members()
+  local members, err = M.members(B)
   if not members then return nil, err end
   return M.ensure(B, spec, addrs, members)
 end
@@ -106,7 +114,7 @@ end
 -- the users the file gives it.  o.only: a set of lower-case names to look at.
 function M.converge(B, J, o)
   o = o or {}
-  local members, err = B:members()
+  local members, err = M.members(B)
   if not members then return nil, err end
   local ours = {}
   for _, n in ipairs(J:names()) do ours[lower(n)] = true end
@@ -167,7 +175,7 @@ function M.resubmit(B, J, list, o)
   end
   local members = {}
   if not o.plan_mode then
-    local m, err = B:members()
+    local m, err = M.members(B)
     if not m then return nil, err end
     members = m
   end

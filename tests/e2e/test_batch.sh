@@ -58,12 +58,16 @@ cp "$D/prepared.json" "$K"
 SIMPID=$!
 i=0; while [ ! -s "$D/cfg.lua" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 KB="--batches $D/kb.json"
+# kills ARGS AT...: start t2t ARGS and kill -9 it AT seconds in, once per AT; n = the runs killed
+kills() {
+  a=$1; shift; n=0
+  for at in "$@"; do
+    "$T2T" $a >/dev/null 2>&1 &
+    pid=$!; sleep "$at"; kill -9 "$pid" 2>/dev/null && n=$((n + 1)); wait "$pid" 2>/dev/null
+  done
+}
 KARGS="--config $D/cfg.lua run migrate-batch --target fabrikam --source contoso --from $D/coll.jsonl $MAP $KB"
-n=0
-for at in 0.2 0.35 0.5; do
-  "$T2T" $KARGS >/dev/null 2>&1 &
-  pid=$!; sleep "$at"; kill -9 "$pid" 2>/dev/null && n=$((n + 1)); wait "$pid" 2>/dev/null
-done
+kills "$KARGS" 0.2 0.35 0.5
 t2t_run $KARGS
 expect_rc 0 "kill -9: migrate-batch after $n kills finishes"
 "$T2T" "$STATE" "$K" > "$D/k.txt"
@@ -73,11 +77,7 @@ grep -q '^users in two batches: 0$' "$D/k.txt" && grep -q '^users in no batch: 0
   && ok "kill -9 (migrate-batch): every user in one batch, none in two" || notok "kill -9 (migrate-batch): every user in one batch"
 sleep 1
 FARGS="--config $D/cfg.lua run batch-fix --target fabrikam --source contoso $KB"
-n=0
-for at in 0.35 0.7 1.0; do
-  "$T2T" $FARGS >/dev/null 2>&1 &
-  pid=$!; sleep "$at"; kill -9 "$pid" 2>/dev/null && n=$((n + 1)); wait "$pid" 2>/dev/null
-done
+kills "$FARGS" 0.35 0.7 1.0
 t2t_run $FARGS
 "$T2T" "$STATE" "$K" > "$D/k.txt"
 grep -q '^users in two batches: 0$' "$D/k.txt" && grep -q '^users in no batch: 0$' "$D/k.txt" \

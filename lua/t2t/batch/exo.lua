@@ -50,19 +50,6 @@ function B:entries(name)
   return self.t:xo("Get-MigrationUser", p)
 end
 
--- members() -> {lower address = {entry, ...}} for every migration user | nil, err
-function B:members()
-  local list, err = self:entries()
-  if not list then return nil, err end
-  local out = {}
-  for _, e in ipairs(list) do
-    local k = lower(e.Identity or e.MailboxEmailAddress or "")
-    out[k] = out[k] or {}
-    table.insert(out[k], e)
-  end
-  return out
-end
-
 -- in_batch(name, addrs) -> true when every address has an entry in batch name.
 function B:in_batch(name, addrs)
   local l = self:entries(name)

@@ -118,18 +118,6 @@ function B:entries(name)
   return out
 end
 
-function B:members()
-  local list, err = self:entries()
-  if not list then return nil, err end
-  local out = {}
-  for _, e in ipairs(list) do
-    local k = lower(e.Identity)
-    out[k] = out[k] or {}
-    table.insert(out[k], e)
-  end
-  return out
-end
-
 -- The job's body for a batch spec and target addresses (their source object ids).
 function B:body(spec, addrs, name)
   local ids, missing = {}, {}

@@ -142,6 +142,18 @@ function M.batch(b)
            notify = b.NotificationEmails, raw = b }
 end
 
+-- by_address(entries) -> {lower address = {entry, ...}}: a backend's migration users by user (a
+-- user in two batches has two entries).
+function M.by_address(entries)
+  local out = {}
+  for _, e in ipairs(entries) do
+    local k = lower(e.Identity or e.MailboxEmailAddress or "")
+    out[k] = out[k] or {}
+    table.insert(out[k], e)
+  end
+  return out
+end
+
 -- summary(snap, now) -> counts by state, bytes, throughput (bytes/s), ETA (s), settled, and
 -- the failures grouped by exception.
 function M.summary(snap, now)
