@@ -19,14 +19,27 @@ export LUA_PATH="./?.lua;;"
 ONLY=${TESTS:-}
 : > "$LOG/all"
 
-layer() { # layer NAME COMMAND...
-  name=$1; shift
-  case "$name" in *"$ONLY"*) ;; *) return ;; esac
-  printf '%-28s ' "$name"
+# Layers run JOBS at a time (T2T_TEST_JOBS, default 2: most of a layer's time is waiting on a
+# simulator, a server or a child process, not CPU), each into its own log; their lines are
+# printed in order, each as soon as it and every layer before it has finished.
+JOBS=${T2T_TEST_JOBS:-2}
+QUEUE=""                                      # started, not yet reported: "name|pid|t0" ...
+running=0
+
+run_layer() { # run_layer OUT COMMAND...   (in the background: the command, then its exit code)
+  out=$1; shift
+  # each layer its own config, cache and state homes: layers side by side must not see each
+  # other's token caches or configs
+  XDG_CONFIG_HOME="$out.home/config" XDG_CACHE_HOME="$out.home/cache" XDG_STATE_HOME="$out.home/state" \
+    "$@" > "$out" 2>&1
+  echo $? > "$out.rc"
+}
+
+report() { # report NAME PID T0: wait for a started layer and print its line
+  name=$1; pid=$2; t0=$3
+  wait "$pid"
   out="$LOG/$(echo "$name" | tr / _).out"
-  t0=$(date +%s)
-  "$@" > "$out" 2>&1
-  rc=$?
+  rc=$(cat "$out.rc" 2>/dev/null || echo 1)
   secs=$(( $(date +%s) - t0 ))
   p=$(grep -acE '^ok\b' "$out" | tr -d ' ')
   s=$(grep -acE '^ok\b.*# *SKIP' "$out" | tr -d ' ')
@@ -35,11 +48,31 @@ layer() { # layer NAME COMMAND...
   if [ "$rc" != 0 ] && [ "$f" = 0 ]; then   # crashed without reporting a failure
     f=1; echo "not ok - $name exited $rc" >> "$out"
   fi
-  echo "$p passed, $f failed, $s skipped  (${secs}s)"
+  printf '%-28s %s\n' "$name" "$p passed, $f failed, $s skipped  (${secs}s)"
   if [ "$f" != 0 ]; then
     grep -aE -A12 '^not ok\b' "$out" | head -60 | sed 's/^/    /'
   fi
   cat "$out" >> "$LOG/all"
+}
+
+report_oldest() {
+  first=${QUEUE%% *}
+  QUEUE=${QUEUE#"$first"}; QUEUE=${QUEUE# }
+  IFS='|' read -r n pid t0 <<EOF
+$first
+EOF
+  report "$n" "$pid" "$t0"
+  running=$((running - 1))
+}
+
+layer() { # layer NAME COMMAND...   (report() reuses plain names: keep these apart)
+  lname=$1; shift
+  case "$lname" in *"$ONLY"*) ;; *) return ;; esac
+  [ "$running" -lt "$JOBS" ] || report_oldest
+  lout="$LOG/$(echo "$lname" | tr / _).out"
+  run_layer "$lout" "$@" &
+  QUEUE="${QUEUE:+$QUEUE }$lname|$!|$(date +%s)"
+  running=$((running + 1))
 }
 
 for t in "$B"/tests/test_*; do
@@ -51,6 +84,7 @@ done
 for t in tests/cli/test_*.sh tests/e2e/test_*.sh tests/compat/test_*.sh; do
   [ -f "$t" ] && layer "${t#tests/}" sh "$t"
 done
+while [ "$running" -gt 0 ]; do report_oldest; done
 
 P=$(grep -acE '^ok\b' "$LOG/all"); S=$(grep -acE '^ok\b.*# *SKIP' "$LOG/all")
 F=$(grep -acE '^not ok\b' "$LOG/all")
