@@ -126,8 +126,13 @@ return runbook {
     local left_out, migrated = 0, 0
     for _, s in ipairs(skipped) do
       ctx:item(s.source or "?", s.ok or false, s.reason)
-      if s.ok then migrated = migrated + 1 else left_out = left_out + 1 end
+      if s.ok then migrated = migrated + 1 else
+        left_out = left_out + 1
+        if left_out == 1 then ctx:say("Left out (not in any batch):") end
+        if left_out <= 20 then ctx:say("  %s: %s", s.source or s.target or "?", s.reason) end
+      end
     end
+    if left_out > 20 then ctx:say("  ... %d more (--output json lists them all)", left_out - 20) end
     if not ctx.opts.plan then
       local ok, err = J:save()
       if not ok then ctx:fail("--batches %s: %s", p.batches, tostring(err)) end

@@ -7,6 +7,7 @@
 local mailuser = require "t2t.mailuser"
 local MS = require "t2t.mailuser.session"
 local C = require "t2t.mailuser.common"
+local t2t = require "t2t"
 
 local M = {}
 local lower, fmt = string.lower, string.format
@@ -67,6 +68,8 @@ local function records(ctx, p, run)
 end
 
 local function list(v) return C.list(v) end
+local MAILUSER = { MailUser = true, GuestMailUser = true }       -- what Get-MailUser lists
+local MAILBOX = { UserMailbox = true, SharedMailbox = true, RoomMailbox = true, EquipmentMailbox = true }
 
 -- target_index(target) -> {lower address = the target mail user} over every mail user | nil, err
 local function target_index(target)
@@ -84,6 +87,59 @@ local function target_index(target)
   return idx
 end
 
+-- lookup(target, addrs, o) -> {lower address = {recipient = the object} | {} (none) | {err}}:
+-- the addresses the mail user listing lacks, each looked up on its own.  A mail user made
+-- moments ago (prepare-users just ran) is missing from listings and answers "not found" for a
+-- while (replication lag): each lookup waits it out, all of them within one shared window of
+-- o.settle seconds (the tenant's), so a user is left out only when it is still missing then.
+-- Get-Recipient finds a mail user and a mailbox (migrated already) in one call.
+local function lookup(target, addrs, o)
+  local deadline = t2t.now() + (o.settle or target.settle or 0)
+  local res = t2t.parallel(addrs, function(a)
+    local r, err = C.get_one(target, "Get-Recipient", { Identity = a },
+                             { wait_visible = math.max(0, deadline - t2t.now()) })
+    return { recipient = r, err = err }
+  end, { concurrency = o.concurrency or 16 })
+  local out = {}
+  for i, r in ipairs(res) do out[lower(addrs[i])] = r.ok and r.value or { err = r.err } end
+  return out
+end
+
+-- left(u, tgt, found) -> the skipped row of a user whose target is not a mail user (found: what
+-- lookup() saw of it).
+local function left(u, tgt, found)
+  local r, err = found.recipient, found.err
+  local why
+  if err then why = "the target could not be read: " .. tostring(err) .. " (run migrate-batch again)"
+  elseif not r then why = "no target mail user: run prepare-users"
+  elseif MAILBOX[r.RecipientTypeDetails] then
+    if C.guid_eq(r.ExchangeGuid, u.ExchangeGuid) then
+      return { source = u.PrimarySmtpAddress, target = tgt, ok = true, reason = "migrated already" }
+    end
+    why = "the target is a mailbox already (licensed before its ExchangeGuid was stamped? see validate-users)"
+  else
+    why = fmt("the target is a %s, not a mail user", tostring(r.RecipientTypeDetails or "recipient"))
+  end
+  return { source = u.PrimarySmtpAddress, target = tgt, reason = why }
+end
+
+-- entry(u, mu, tgt) -> the user in the plan shape, with what the batches file keeps (rec).
+local function entry(u, mu, tgt)
+  local names = { u.Name, u.Alias, u.UserPrincipalName, u.PrimarySmtpAddress }
+  for _, a in ipairs(list(u.EmailAddresses)) do names[#names + 1] = (a:gsub("^%a+:", "")) end
+  local target = mu.PrimarySmtpAddress or tgt
+  return {
+    target = target, source = u.PrimarySmtpAddress, batch = u.Batch, names = names,
+    delegates = { FullAccess = list(u.FullAccess), SendAs = list(u.SendAs), SendOnBehalf = list(u.SendOnBehalf),
+                  Calendar = list(u.CalendarDelegates) },
+    rec = { target = target, source = u.PrimarySmtpAddress, exchange_guid = u.ExchangeGuid,
+            archive_guid = u.ArchiveGuid, legacy_dn = u.LegacyExchangeDN, source_id = u.ExternalDirectoryObjectId,
+            target_id = mu.ExternalDirectoryObjectId, name = u.Name,
+            delegates = { FullAccess = u.FullAccess, SendAs = u.SendAs, SendOnBehalf = u.SendOnBehalf,
+                          Calendar = u.CalendarDelegates } },
+  }
+end
+
 -- load(ctx, p, run) -> users (plan shape), info, skipped.  Each user: target, source, batch,
 -- names, delegates, rec (what the batches file keeps).
 function M.load(ctx, p, run)
@@ -93,36 +149,31 @@ function M.load(ctx, p, run)
   local idx
   idx, err = target_index(run.target)
   if not idx then ctx:fail("reading the target's mail users: %s", tostring(err)) end
+  local mapped, missing = mailuser.map_all(recs, rules), {}
+  for _, m in ipairs(mapped) do
+    local tgt = m.user.TargetUser or (m.target and m.target.PrimarySmtpAddress)
+    m.tgt = tgt
+    if tgt and not idx[lower(tgt)] then missing[#missing + 1] = tgt end
+  end
+  local found = {}
+  if #missing > 0 then
+    ctx:say("Looking up %d target%s the mail user listing lacks (made moments ago, migrated already, or missing)",
+            #missing, #missing == 1 and "" or "s")
+    found = lookup(run.target, missing, { concurrency = p.concurrency })
+  end
   local users = {}
-  for _, m in ipairs(mailuser.map_all(recs, rules)) do
-    local u = m.user
-    local tgt = u.TargetUser or (m.target and m.target.PrimarySmtpAddress)
+  for _, m in ipairs(mapped) do
+    local u, tgt = m.user, m.tgt
     local mu = tgt and idx[lower(tgt)]
+    local f = tgt and found[lower(tgt)]
+    if f and f.recipient and MAILUSER[f.recipient.RecipientTypeDetails] then mu = f.recipient end
     if not tgt then
       skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, reason = "no target address: " ..
         tostring(m.problems[1] or "give TargetUser or --domain-map") }
     elseif not mu then
-      local mbx = C.get_one(run.target, "Get-Mailbox", { Identity = tgt })
-      if mbx and C.guid_eq(mbx.ExchangeGuid, u.ExchangeGuid) then
-        skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, target = tgt, ok = true, reason = "migrated already" }
-      else
-        skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, target = tgt, reason = mbx and
-          "the target is a mailbox already (licensed before its ExchangeGuid was stamped? see validate-users)" or
-          "no target mail user: run prepare-users" }
-      end
+      skipped[#skipped + 1] = left(u, tgt, f or {})
     else
-      local names = { u.Name, u.Alias, u.UserPrincipalName, u.PrimarySmtpAddress }
-      for _, a in ipairs(list(u.EmailAddresses)) do names[#names + 1] = (a:gsub("^%a+:", "")) end
-      users[#users + 1] = {
-        target = mu.PrimarySmtpAddress or tgt, source = u.PrimarySmtpAddress, batch = u.Batch, names = names,
-        delegates = { FullAccess = list(u.FullAccess), SendAs = list(u.SendAs), SendOnBehalf = list(u.SendOnBehalf),
-                      Calendar = list(u.CalendarDelegates) },
-        rec = { target = mu.PrimarySmtpAddress or tgt, source = u.PrimarySmtpAddress, exchange_guid = u.ExchangeGuid,
-                archive_guid = u.ArchiveGuid, legacy_dn = u.LegacyExchangeDN, source_id = u.ExternalDirectoryObjectId,
-                target_id = mu.ExternalDirectoryObjectId, name = u.Name,
-                delegates = { FullAccess = u.FullAccess, SendAs = u.SendAs, SendOnBehalf = u.SendOnBehalf,
-                              Calendar = u.CalendarDelegates } },
-      }
+      users[#users + 1] = entry(u, mu, tgt)
     end
   end
   return users, info, skipped
