@@ -68,7 +68,10 @@ local function start_sim(opts, cmd)
   opts.sim_instance = s
   return setmetatable({}, { __close = function()
     local ok, e = s:stop()
-    if not ok then io.stderr:write("t2t: --sim: could not save the state: ", tostring(e), "\n") end
+    -- one line about an unwritable state: the run may have said so already (t2t.context)
+    if not ok and not opts.sim_state_reported then
+      io.stderr:write("t2t: --sim: could not save the state: ", tostring(e), "\n")
+    end
   end })
 end
 

@@ -29,6 +29,19 @@ expect_rc 1 "an unwritable --sim state file fails the run"
 expect_err "the simulator's state file (--sim) cannot be written" "it says which file"
 expect_err "nothing was changed" "and that nothing was changed"
 expect_no "changes applied" "no change was applied"
+if [ "$(wc -l <"$ERR")" = 1 ]; then ok "one line says so (no second 'could not save' at exit)"
+else notok "one line says so (no second 'could not save' at exit)"; fi
+
+# a save killed half-way leaves STATE.t2tXXXXXX: the next run removes it, never a live writer's
+cp "$D/seed.json" "$D/s5.json"
+echo stale >"$D/s5.json.t2tAbC123"
+exec 9>>"$D/s5.json.t2tLiVe99"
+flock 9                                        # this shell is the live writer
+t2t_run --sim="$D/s5.json" run verify-setup --handoff "$D/none.json"
+exec 9>&-
+if [ ! -e "$D/s5.json.t2tAbC123" ] && [ -e "$D/s5.json.t2tLiVe99" ]; then
+  ok "a stale temporary state file is removed, a locked one (a live writer's) is kept"
+else notok "a stale temporary state file is removed, a locked one (a live writer's) is kept"; ls "$D" | sed 's/^/#   /'; fi
 
 cp "$D/seed.json" "$D/s2.json"
 t2t_run --sim="$D/s2.json" --audit /dev/full run setup-target --handoff "$D/h2.json" --skip-endpoint
