@@ -525,13 +525,21 @@ function M:check_credentials(app, window_days)
   return out
 end
 
--- remove_secrets(app, label, why): delete the app's client secrets named `label` (one change
--- each).  Used for secrets whose value was lost: with a lost response, or by a killed run.
-function M:remove_secrets(app, label, why)
+-- remove_secrets(app, label, why [, keep]): delete the app's client secrets named `label` (one
+-- change each); with `keep`, the others beside the secret whose keyId it is, and only when the
+-- app holds that one.  Used for secrets whose value was lost: with a lost response, or by a
+-- killed run.
+function M:remove_secrets(app, label, why, keep)
   local a, err = self:gget("/applications/" .. app.id)
   if err then return nil, err end
-  for _, c in ipairs(a and a.passwordCredentials or {}) do
-    if c.displayName == label then
+  local creds = a and a.passwordCredentials or {}
+  if keep then                    -- siblings of a secret this app holds, never of another app's
+    local held = false
+    for _, c in ipairs(creds) do held = held or c.keyId == keep end
+    if not held then return true end
+  end
+  for _, c in ipairs(creds) do
+    if c.displayName == label and (keep == nil or c.keyId ~= keep) then
       local _, derr = self:checked({
         kind = "delete", target = "unusable client secret '" .. label .. "' (keyId " .. tostring(c.keyId) ..
           ") on application '" .. tostring(app.displayName) .. "'", tenant = self.name, operation = "add_secret",
@@ -552,12 +560,25 @@ function M:remove_secrets(app, label, why)
   return true
 end
 
+-- Once a secret is made after attempts whose outcome was unknown: any other secret under its
+-- label is one of those attempts' (the directory may show it only now, replication being
+-- eventual), so it is removed.  A removal that fails here is left to the next run (the label
+-- and keyId are on record: t2t.tenant.session.clean_pending_secret); the new secret stands.
+local function sweep_siblings(self, app, label, keep)
+  local ok, err = self:remove_secrets(app, label, "made by an earlier attempt whose answer was lost", keep)
+  if not ok then
+    self:warn("could not check for another client secret '%s' on application '%s' (%s): the next " ..
+              "setup-target run removes it", label, tostring(app.displayName), tostring(err))
+  end
+end
+
 -- add_secret(app, {name, days, before = fn(label) -> true | nil, err}): a new client secret.
 -- Returns {secret, keyId, ends, name} (the secret is registered with the log redactor and never
 -- printed by t2t), or nil, "planned" | err.  before(label) runs ahead of every request that may
 -- make one: the caller records the label durably, so a secret made by a run that is killed
 -- before its value is kept can be found and removed by the next run (remove_secrets).
--- A secret whose response was lost can never be read again: it is removed and made anew.
+-- A secret whose response was lost can never be read again: it is removed and made anew; every
+-- attempt carries the same label, so whatever one of them made is found under it.
 function M:add_secret(app, o)
   o = o or {}
   local days = o.days or 180
@@ -573,6 +594,7 @@ function M:add_secret(app, o)
     local ok, berr = o.before(label)
     if not ok then return nil, berr end
   end
+  local unknown = false
   for _ = 1, 3 do
     local res, err = self.plan:change {
       kind = "add", target = target, tenant = self.name, operation = "add_secret",
@@ -586,9 +608,11 @@ function M:add_secret(app, o)
     if err == "planned" then return nil, "planned" end
     if res and res.secretText then
       log.secret(res.secretText)
+      if unknown then sweep_siblings(self, app, label, res.keyId) end
       return { secret = res.secretText, keyId = res.keyId, ends = ends, name = label }
     end
     -- Unknown outcome: a secret made without us seeing its value is useless; remove it.
+    unknown = true
     self.sleep(self.poll)
     local ok, rerr = self:remove_secrets(app, label, "its value was lost with the response")
     if not ok then return nil, rerr end
