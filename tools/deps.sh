@@ -17,7 +17,8 @@
 #   `make test` runs briefly and `make fuzz` at length),
 #   knot (the authoritative DNS server the simulator and the DNS tests start on loopback),
 #   python3-dkim, opendkim and opendkim-tools (the reference DKIM verifiers of the differential
-#   test), publicsuffix (the Public Suffix List, for RFC 7489's Organizational Domain); and only
+#   test), publicsuffix (the Public Suffix List, for RFC 7489's Organizational Domain), chromium
+#   (headless: the batch report's HTML is opened, checked and photographed in a real browser); and only
 #   when no `node` is on the PATH, nodejs + npm (tests/compat runs Microsoft's own Node client
 #   libraries against the simulator; a Node.js installed from elsewhere, with its own npm, is
 #   left alone, since Debian's npm would pull Debian's nodejs over it).
@@ -27,7 +28,7 @@
 BUILD="liblua5.4-dev lua-cjson-dev libcurl4-openssl-dev libssl-dev libedit-dev libmicrohttpd-dev pkg-config libc-ares-dev"
 LINT="lua-check cppcheck"
 FUZZ="clang libclang-rt-14-dev"
-TEST="lua-unit openssl tmux curl valgrind nghttp2-server $LINT $FUZZ knot python3-dkim opendkim opendkim-tools publicsuffix"
+TEST="lua-unit openssl tmux curl valgrind nghttp2-server $LINT $FUZZ knot python3-dkim opendkim opendkim-tools publicsuffix chromium"
 BENCH="lua5.4 perl knot python3-dkim"
 list=
 [ "$1" = --list ] && { list=1; shift; }

@@ -163,6 +163,89 @@ S["validate-users"] = function(D)
            steps = { { args = { "--target", "fab-x", "--from", D .. "/users.jsonl", "--domain-map", MAP,
                                 "--test-move" }, code = nil } } }
 end
+-- batches: a small migration the seeded admins set up (the tenants, three users, a batch file),
+-- as far as o asks: break(D) plants failures before the batch is made, batch makes it, complete
+-- completes it.  The exact principals then run the batch runbook.
+local function batch_world(D, o)
+  o = o or {}
+  assert(L.s:control("POST", "/_sim/svc/exo/migration", { speed = 1e6 }))
+  local base = { "--target", "fabrikam-admin", "--source", "contoso-admin", "--handoff", D .. "/h.json",
+                 "--secret-file", D .. "/sec" }
+  L.run("setup-target", plus(base, "--skip-endpoint"))
+  L.run("setup-source", { "--source", "contoso-admin", "--handoff", D .. "/h.json", "--consent", "--create-scope-group" })
+  L.run("setup-target", base)
+  local f = assert(io.open(D .. "/users.csv", "w"))
+  f:write("SourceUser\n")
+  for i, m in ipairs(L.s.profile.sample_mailboxes or {}) do if i <= 3 then f:write(m, "\n") end end
+  for _, alias in ipairs(o.extra or {}) do            -- users of the scenario's own
+    assert(L.s:control("POST", "/_sim/recipients", { tenant = "contoso", alias = alias, primary = alias .. "@contoso.com" }))
+    f:write(alias, "@contoso.com\n")
+  end
+  f:close()
+  L.run("export-users", { "--source", "contoso-admin", "--csv", D .. "/users.csv", "--add-to-scope", "--out", D .. "/u.jsonl" })
+  L.run("prepare-users", { "--target", "fabrikam-admin", "--from", D .. "/u.jsonl", "--domain-map", MAP, "--license", "ctudm" })
+  if o.before then o.before() end
+  local c, out = 0, ""
+  if o.batch then
+    c, out = L.run("migrate-batch", { "--target", "fabrikam-admin", "--source", "contoso-admin", "--from", D .. "/u.jsonl",
+                                      "--domain-map", MAP, "--batches", D .. "/b.json", "--name", "w" })
+    require("t2t").sleep(0.5)
+  end
+  if o.complete then
+    c, out = L.run("batch-complete", { "--target", "fabrikam-admin", "--batches", D .. "/b.json", "--wait", "--interval",
+                                       "0.2", "--timeout", "30" })
+  end
+  if c ~= 0 then print("# batch_world: " .. out:gsub("\n", "\n# ")) end
+  return c
+end
+local function batch_target(name, D, o, args, code)
+  return { prepare = function() return batch_world(D, o) end,
+           principals = { { tenant = "fabrikam", as = "target", pname = "fab-x" } },
+           steps = { { args = plus({ "--target", "fab-x", "--batches", D .. "/b.json" }, table.unpack(args or {})), code = code or 0 } } }
+end
+S["migrate-batch"] = function(D)
+  return { prepare = function() return batch_world(D) end,
+           principals = { { tenant = "fabrikam", as = "target", pname = "fab-x" },
+                          { tenant = "contoso", as = "source", pname = "con-x" } },
+           steps = { { args = { "--target", "fab-x", "--source", "con-x", "--csv", D .. "/users.csv", "--domain-map", MAP,
+                                "--batches", D .. "/b.json" }, code = 0 } } }
+end
+S["batch-status"] = function(D) return batch_target("batch-status", D, { batch = true }) end
+S["batch-report"] = function(D)
+  return batch_target("batch-report", D, { batch = true }, { "--html", D .. "/r.html", "--csv", D .. "/r.csv", "--json", D .. "/r.json" })
+end
+S["batch-complete"] = function(D) return batch_target("batch-complete", D, { batch = true }) end
+-- batch-fix: one user out of the scope group (a source fix), one without its ExchangeGuid, one
+-- without its cross-tenant licence (the licence through Graph), one with a foreign proxy
+S["batch-fix"] = function(D)
+  local mb = L.s.profile.sample_mailboxes or {}
+  local function before()
+    local src = L.admin("contoso")
+    assert(src:xo("Remove-DistributionGroupMember", { Identity = "T2T-Migration-Scope", Member = mb[1] }))
+    local function target_of(m) return (m:gsub("@.*$", "@fabrikam.com")) end
+    assert(L.s:control("PATCH", "/_sim/recipients/fabrikam/" .. target_of(mb[2]):gsub("@", "%%40"),
+                       { ExchangeGuid = "00000000-0000-0000-0000-000000000000" }))
+    assert(L.s:control("PATCH", "/_sim/recipients/fabrikam/" .. target_of(mb[3]):gsub("@", "%%40"), { licenses = {} }))
+    assert(L.s:control("PATCH", "/_sim/recipients/fabrikam/pfix%40fabrikam.com", { add_addresses = { "smtp:pfix@contoso.com" } }))
+  end
+  return { prepare = function() return batch_world(D, { before = before, batch = true, extra = { "pfix" } }) end,
+           principals = { { tenant = "fabrikam", as = "target", pname = "fab-x" },
+                          { tenant = "contoso", as = "source", pname = "con-x" } },
+           steps = { { args = { "--target", "fab-x", "--source", "con-x", "--batches", D .. "/b.json" }, code = 0 } } }
+end
+-- post-migration: after completion, with a Send on Behalf delegate who moved too
+S["post-migration"] = function(D)
+  local mb = L.s.profile.sample_mailboxes or {}
+  return { prepare = function()
+             assert(L.s:control("PATCH", "/_sim/recipients/contoso/" .. mb[1]:gsub("@", "%%40"),
+                                { send_on_behalf = { (mb[2]:gsub("@.*$", "")) } }))
+             return batch_world(D, { batch = true, complete = true })
+           end,
+           principals = { { tenant = "fabrikam", as = "target", pname = "fab-x" },
+                          { tenant = "contoso", as = "source", pname = "con-x" } },
+           params = { dkim = true },
+           steps = { { args = { "--target", "fab-x", "--source", "con-x", "--batches", D .. "/b.json" }, code = 0 } } }
+end
 S["demo"] = "composes"       -- it runs the others as their own principals; its needs must be empty
 
 

@@ -56,15 +56,17 @@ function TestSimExoMoreMigration.test_remove_user_then_new_batch()
   setup(sim)
   local r = clean_mailboxes(sim.src, 1)
   local addr = prepare(sim, r)
+  sim.state.migration = { speed = 1000 }
   batch(sim, "b1", { addr }, true)
   lu.assertEquals(muser(sim, addr).Status, "Syncing")
   lu.assertEquals(#ok(sim, sim.tgt, "Get-MoveRequest"), 1)
-  local st, doc = call(sim, sim.tgt, "New-MigrationBatch", { Name = "b2", SourceEndpoint = "ep",
-    CSVData = { Data = exo.base64_encode("EmailAddress\n" .. addr .. "\n") } })
-  lu.assertEquals(st, 400)
-  lu.assertStrContains(detail(doc), "UserDuplicateInOtherBatchException")
+  -- in a second batch the user fails there, with the documented exception (§8)
+  batch(sim, "b0", { addr }, true)
+  local dup = ok(sim, sim.tgt, "Get-MigrationUser", { BatchId = "b0" })[1]
+  lu.assertStrContains(dup.ErrorSummary, "UserDuplicateInOtherBatchException")
+  ok(sim, sim.tgt, "Remove-MigrationBatch", { Identity = "b0" })
   -- an unknown user: the 404 of the other Get/Remove cmdlets
-  st, doc = call(sim, sim.tgt, "Remove-MigrationUser", { Identity = "nobody@fabrikam.com" })
+  local st, doc = call(sim, sim.tgt, "Remove-MigrationUser", { Identity = "nobody@fabrikam.com" })
   lu.assertEquals(st, 404)
   local typ, text = detail(doc)
   lu.assertStrContains(typ, "ManagementObjectNotFoundException")
@@ -85,6 +87,7 @@ end
 function TestSimExoMoreMigration.test_statistics_follow_the_batches()
   local sim = new_sim()
   setup(sim)
+  sim.state.migration = { speed = 1000 }
   local r1, r2 = clean_mailboxes(sim.src, 2)
   local a1, a2 = prepare(sim, r1), prepare(sim, r2, true)    -- a2 lacks its ExchangeGuid
   local function stats()
@@ -96,8 +99,8 @@ function TestSimExoMoreMigration.test_statistics_follow_the_batches()
   local s = stats()
   lu.assertEquals({ s.TotalCount, s.PendingCount, s.ActiveCount }, { 0, 0, 0 })
   batch(sim, "b1", { a1, a2 }, false)
-  s = stats()
-  lu.assertEquals({ s.TotalCount, s.PendingCount, s.ActiveCount }, { 2, 2, 0 })
+  s = stats()                                 -- created, not started: its users are stopped
+  lu.assertEquals({ s.TotalCount, s.StoppedCount, s.ActiveCount }, { 2, 2, 0 })
   ok(sim, sim.tgt, "Start-MigrationBatch", { Identity = "b1" })
   s = stats()
   lu.assertEquals({ s.ActiveCount, s.FailedCount, s.PendingCount }, { 1, 1, 0 })
@@ -105,7 +108,7 @@ function TestSimExoMoreMigration.test_statistics_follow_the_batches()
   s = stats()
   lu.assertEquals({ s.ActiveCount, s.SyncedCount, s.FailedCount }, { 0, 1, 1 })
   ok(sim, sim.tgt, "Complete-MigrationBatch", { Identity = "b1" })
-  sim.clock = sim.clock + mig.COMPLETE_SECONDS + 1
+  sim.clock = sim.clock + mig.engine.FINAL / 1000 + 1
   s = stats()
   lu.assertEquals({ s.TotalCount, s.SyncedCount, s.FinalizedCount, s.FailedCount }, { 2, 0, 1, 1 })
   ok(sim, sim.tgt, "Remove-MigrationUser", { Identity = a2 })

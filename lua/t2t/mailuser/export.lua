@@ -16,7 +16,7 @@ M.SELECT = { "Name", "Alias", "DisplayName", "UserPrincipalName", "PrimarySmtpAd
   "RecipientTypeDetails", "ExchangeGuid", "ArchiveGuid", "LegacyExchangeDN", "EmailAddresses",
   "IsDirSynced", "LitigationHoldEnabled", "DelayHoldApplied", "DelayReleaseHoldApplied",
   "ComplianceTagHoldApplied", "InPlaceHolds", "MailboxLocations", "PersistedCapabilities",
-  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation" }
+  "GrantSendOnBehalfTo", "DisabledArchiveGuid", "UsageLocation", "ExternalDirectoryObjectId" }
 
 local function aux_count(locs)
   local n = 0
@@ -47,6 +47,7 @@ function M.record(m)
     InPlaceHolds = nonempty(m.InPlaceHolds), AuxArchiveCount = aux > 0 and aux or nil,
     PersistedCapabilities = nonempty(m.PersistedCapabilities), SendOnBehalf = nonempty(m.GrantSendOnBehalfTo),
     DisabledArchiveGuid = not C.is_zero(m.DisabledArchiveGuid) and m.DisabledArchiveGuid or nil,
+    ExternalDirectoryObjectId = m.ExternalDirectoryObjectId,
   }
 end
 
@@ -153,6 +154,17 @@ function M.details(source, u)
   perms, err = source:xo("Get-RecipientPermission", { Identity = id, AccessRights = "SendAs" })
   if not perms then return nil, err end
   u.SendAs = principals(perms, "Trustee")
+  -- calendar delegates (Editor with the delegate flag): they move only with their principal (§5.6)
+  perms, err = source:xo("Get-MailboxFolderPermission", { Identity = (u.PrimarySmtpAddress or id) .. ":\\Calendar" })
+  if perms then
+    local cal = {}
+    for _, e in ipairs(perms) do
+      if tostring(e.SharingPermissionFlags or ""):find("Delegate", 1, true) and e.User then cal[#cal + 1] = e.User end
+    end
+    u.CalendarDelegates = #cal > 0 and cal or nil
+  elseif not C.not_found(err) then
+    return nil, err
+  end
   u.depth = "full"
   return true
 end

@@ -130,6 +130,12 @@ M.GRAPH = {
       "RoleManagementPolicy.ReadWrite.AzureADGroup" },
   ["RoleManagementPolicy.ReadWrite.AzureADGroup"] = { "RoleManagementPolicy.ReadWrite.AzureADGroup",
       roles = { "Privileged Role Administrator" } },
+  -- the cross-tenant migration job API (beta; ms-setup-and-prep.md §11.1).  Delegated: the
+  -- Microsoft 365 Migration Administrator role, or Global Administrator (not in M.ROLES yet)
+  ["CrossTenantContentMigration.Read.All"] = { "CrossTenantContentMigration.Read.All",
+      "CrossTenantContentMigration.ReadWrite.All" },
+  ["CrossTenantContentMigration.ReadWrite.All"] = { "CrossTenantContentMigration.ReadWrite.All",
+      roles = { "Global Administrator" } },
 }
 
 -- known(permission) -> true when the catalog names it (as a need or as what satisfies one).

@@ -106,6 +106,18 @@ M.GRAPH = {
     { need = "PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup", self = "pim_self" },
   ["POST identityGovernance/privilegedAccess/group/eligibilityScheduleRequests"] =
     "PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",
+  -- the cross-tenant migration job API (beta; t2t.sim.graph.migrations)
+  ["GET solutions/migrations/crossTenantMigrationJobs"] = "CrossTenantContentMigration.Read.All",
+  ["POST solutions/migrations/crossTenantMigrationJobs"] = "CrossTenantContentMigration.ReadWrite.All",
+  ["POST solutions/migrations/crossTenantMigrationJobs/validate"] = "CrossTenantContentMigration.ReadWrite.All",
+  ["GET solutions/migrations/crossTenantMigrationJobs/:id"] = "CrossTenantContentMigration.Read.All",
+  ["PATCH solutions/migrations/crossTenantMigrationJobs/:id"] = "CrossTenantContentMigration.ReadWrite.All",
+  ["DELETE solutions/migrations/crossTenantMigrationJobs/:id"] = "CrossTenantContentMigration.ReadWrite.All",
+  ["POST solutions/migrations/crossTenantMigrationJobs/:id/migrate"] = "CrossTenantContentMigration.ReadWrite.All",
+  ["POST solutions/migrations/crossTenantMigrationJobs/:id/cancel"] = "CrossTenantContentMigration.ReadWrite.All",
+  ["GET solutions/migrations/crossTenantMigrationJobs/:id/users"] = "CrossTenantContentMigration.Read.All",
+  ["GET solutions/migrations/crossTenantMigrationJobs/:id/users/:uid"] = "CrossTenantContentMigration.Read.All",
+  ["POST solutions/migrations/crossTenantMigrationJobs/:id/users/:uid/cancel"] = "CrossTenantContentMigration.ReadWrite.All",
 }
 
 -- Predicates: (ctx, params) -> extra needs (also), true (unless/self).

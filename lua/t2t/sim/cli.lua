@@ -19,6 +19,8 @@ options:
   --faults SPEC       e.g. 429=0.05,503=0.02,reset=0.01,lost=0.01,lag=2s,exo_concurrency=3,
                       graph_rate=600, graph.504=0.1 (one service only); shares are 0..1
   --latency MS|A-B    added latency per response, fixed or a uniform range (milliseconds)
+  --speed N           migration speed factor: moves run N times faster than the service's
+                      (default 1; a demo moves gigabytes in seconds with 20000)
   --log FILE          append every request and its outcome as JSON lines (no bodies, no secrets)
   --scenario FILE     after seeding, apply a population scenario (JSON: mailboxes, mail users,
                       contacts, holds, licences, delegates ...; see docs/simulator.md)
@@ -44,7 +46,7 @@ Every call needs this instance's key: the header line in the 0600 file printed a
 local SPEC = { port = "int", users = "int", seed = "int", ["target-users"] = "int",
                state = "str", faults = "str", latency = "str", log = "str", json = "flag",
                scenario = "str", ["write-config"] = "str", ["no-dns"] = "flag", ["log-bodies"] = "flag",
-               ["connect-proxy"] = "int" }
+               ["connect-proxy"] = "int", speed = "num" }
 
 -- parse(args) -> options | nil, err | "help"
 function M.parse(args)
@@ -68,7 +70,11 @@ function M.parse(args)
         v = args[i]
         if v == nil then return nil, "sim: --" .. name .. " needs a value" end
       end
-      if kind == "int" then
+      if kind == "num" then
+        local n = tonumber(v)
+        if not n or n <= 0 then return nil, "sim: --" .. name .. " needs a positive number, got '" .. v .. "'" end
+        v = n
+      elseif kind == "int" then
         local n = math.tointeger(tonumber(v))
         if not n or n < 0 then return nil, "sim: --" .. name .. " needs a whole number, got '" .. v .. "'" end
         v = n
@@ -242,7 +248,8 @@ function M.main(_, args)
   local s, serr = sim.start { port = o.port, users = o.users, seed = o.seed, state = o.state,
                               faults = o.faults, latency = o.latency, log = o.log,
                               log_bodies = o.log_bodies, target_users = o.target_users,
-                              connect_proxy = o.connect_proxy, dns = not o.no_dns, scenario = o.scenario }
+                              connect_proxy = o.connect_proxy, dns = not o.no_dns, scenario = o.scenario,
+                              speed = o.speed }
   if not s then
     io.stderr:write("t2t: sim: ", tostring(serr), "\n")
     return 1

@@ -13,7 +13,7 @@ local M = {}
 
 M.AUDIENCE = "https://outlook.office365.com"
 M.AREAS = { "recipients", "orgrel", "groups", "migration", "dkim", "permissions", "holds",
-            "contacts", "rbac" }
+            "contacts", "rbac", "mailbox" }
 M.RATE_LIMIT = 30000                       -- Rate-Limit-Limit as captured (wire.md §2.5)
 M.NUL_BODY = string.rep("\0", 20)
 
@@ -293,6 +293,25 @@ local function run(sim, req, t, claims, tenant_key, rid)
       "/InvokeCommand?" .. (sel and ("$select=" .. sel .. "&") or "") .. "$skiptoken=" .. next_token
   end
   return { status = 200, headers = headers(sim, t, rid), body = exo.json_encode(out) }
+end
+
+-- Control API /_sim/svc/exo/migration: GET -> {speed}; POST {speed = N} sets the migration
+-- engine's speed factor (t2t.sim.exo.moves), kept in the state.
+function M.control(sim, req, rest)
+  if rest ~= "/migration" then
+    return { status = 404, body = { error = { code = "NotFound", message = "exo control: /migration only" } } }
+  end
+  local mig = sim.state.migration or {}
+  if req.method == "POST" then
+    local sp = type(req.json) == "table" and tonumber(req.json.speed)
+    if not sp or sp <= 0 then
+      return { status = 400, body = { error = { code = "BadRequest", message = "give speed (a positive number)" } } }
+    end
+    mig.speed = sp
+    sim.state.migration = mig
+    for _, t in pairs(sim.state.tenants) do require("t2t.sim.exo.moves").touch(t) end
+  end
+  return { status = 200, body = { speed = require("t2t.sim.exo.moves").speed(sim.state) } }
 end
 
 -- handle(sim, req) -> {status, headers, body}.

@@ -23,6 +23,7 @@ register(require "t2t.sim.graph.roles")
 register(require "t2t.sim.graph.pim_requests")
 register(require "t2t.sim.graph.pim_policies")
 register(require "t2t.sim.graph.delta")
+register(require "t2t.sim.graph.migrations")     -- beta: the cross-tenant migration job API
 
 -- Split "/v1.0/servicePrincipals(appId='x')/appRoleAssignedTo" into segments; key forms
 -- set('id') and set(alt='v') become the segments set, "id" / "alt=v".
@@ -144,7 +145,8 @@ local function dispatch(base, method, path, q, headers, body)
       "Too many requests. Retry after " .. wait .. " seconds.", M.throttle_headers(ctx.claims, wait))
   end
   local segs = segments(path)
-  if segs[1] ~= "v1.0" then
+  local version = segs[1]
+  if version ~= "v1.0" and version ~= "beta" then
     return error_response(ctx, 400, "BadRequest", "Invalid version: " .. tostring(segs[1]))
   end
   table.remove(segs, 1)
@@ -165,6 +167,12 @@ local function dispatch(base, method, path, q, headers, body)
     return { status = 200, body = { ["@odata.context"] = store.ROOT .. "/$metadata", value = util.EMPTY } }
   end
   local route, params = match_route(method, segs)
+  -- beta routes (the migration job API) answer only under /beta, and /beta only them
+  if route and (route.beta and version ~= "beta") then route, params = nil, nil end
+  if version == "beta" and not (route and route.beta) then
+    return error_response(ctx, 501, "NotImplemented", "The simulator serves /beta only for " ..
+      "solutions/migrations/crossTenantMigrationJobs (Graph v1.0 otherwise).")
+  end
   local ok, res = pcall(function()
     if not route then
       if params then

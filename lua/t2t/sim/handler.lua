@@ -130,6 +130,10 @@ function M.init(arg)
   sim.json_encode = M.json_encode
   M.sim = sim
   if arg.scenario and not loaded then M.scenario(arg.scenario) end
+  if tonumber(arg.speed) then            -- the migration engine's speed factor (t2t.sim.exo.moves)
+    state.migration = state.migration or {}
+    state.migration.speed = tonumber(arg.speed)
+  end
   if arg.dns then            -- a real DNS server for the tenants' domains (t2t.sim.dnsworld)
     local ok, err = require("t2t.sim.dnsworld").start(sim)
     if not ok then sim.dns_error = err end

@@ -89,7 +89,7 @@ local function start_proxy(self, port)
 end
 
 -- start{users, seed, state, faults, latency, log, log_bodies, port, target_users, dns, scenario,
---       connect_proxy = PORT (0: any)} -> instance | nil, err.
+--       connect_proxy = PORT (0: any), speed = N (migration speed factor, kept in the state)} -> instance | nil, err.
 -- dns = true: serve the tenants' domains from a real DNS server at once (Knot, when
 -- installed); otherwise instance:dns() starts it on first use.  scenario: a population scenario
 -- (path of a JSON file, or a table) applied after seeding (docs/simulator.md "Population").
@@ -118,7 +118,7 @@ function M.start(o)
                     latency = o.latency, log = o.log, log_bodies = o.log_bodies,
                     target_users = o.target_users, log_errors = o.log_errors,
                     control_key = control_key, dns = o.dns,
-                    scenario = o.scenario },
+                    scenario = o.scenario, speed = o.speed },
   }
   if not srv then
     os.remove(ca_file)

@@ -67,6 +67,8 @@ M.SIM_GRAPH_PERMS = {
   ["PrivilegedEligibilitySchedule.Read.AzureADGroup"] = "both",
   ["PrivilegedAssignmentSchedule.Read.AzureADGroup"] = "both",
   ["PrivilegedAssignmentSchedule.ReadWrite.AzureADGroup"] = "both",
+  -- the Graph cross-tenant migration job API (ms-setup-and-prep.md §11.1; t2t.batch's graph backend)
+  ["CrossTenantContentMigration.ReadWrite.All"] = "both", ["CrossTenantContentMigration.Read.All"] = "both",
 }
 local function sim_perm_id(name, kind)
   local r = model.rng("graph-permission:" .. kind .. ":" .. name)
@@ -137,7 +139,8 @@ M.ADMIN_GRAPH_ROLES = {
 M.ADMIN_EXO_ROLES = { "Exchange.ManageAsApp" }
 -- Consented too, with ids from a stream of their own (the seed's other ids stay as they were):
 -- PIM for Groups (t2t.roles reads it; tests and demos set it up).
-M.ADMIN_GRAPH_EXTRA = { "PrivilegedAccess.ReadWrite.AzureADGroup", "RoleManagementPolicy.Read.AzureADGroup" }
+M.ADMIN_GRAPH_EXTRA = { "PrivilegedAccess.ReadWrite.AzureADGroup", "RoleManagementPolicy.Read.AzureADGroup",
+                        "CrossTenantContentMigration.ReadWrite.All" }
 
 M.OWNER_ROLE = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"   -- [public] Azure RBAC "Owner"
 

@@ -1,0 +1,31 @@
+-- The whole batch flow against an in-process simulator, as an admin runs it: migrate-batch,
+-- watch, batch-fix, watch, batch-fix with the flags the remaining fixes need, watch,
+-- batch-complete --wait.  With FAULTS (the users test's spec) every call may meet 429s, 503s,
+-- resets, lost answers and replication lag; the final state must be the clean run's.
+--   build/t2t tests/e2e/batch_flow.lua STATE.json DIR [FAULTS]
+local state, dir, faults = arg[1], arg[2], arg[3]
+local lib = require "tests.e2e.batch_lib"
+local s = assert(require("t2t.sim").start { state = state, faults = faults, dns = false })
+local bf = { "--batches", dir .. "/t2t-batches.json" }
+local function with(args)
+  local out = {}
+  for _, x in ipairs(args) do out[#out + 1] = x end
+  for _, x in ipairs(bf) do out[#out + 1] = x end
+  return out
+end
+local watch = with { "--watch", "--interval", "0.3", "--timeout", "60", "--rows", "0" }
+local codes = {}
+local ok, err = pcall(function()
+  codes[#codes + 1] = lib.run(s, "migrate-batch", with { "--from", dir .. "/coll.jsonl", "--domain-map", "contoso.com=fabrikam.com" })
+  require("t2t").sleep(2.5)                    -- past the replication lag of the new batches
+  lib.run(s, "batch-status", watch)
+  codes[#codes + 1] = lib.run(s, "batch-fix", with {})
+  lib.run(s, "batch-status", watch)
+  codes[#codes + 1] = lib.run(s, "batch-fix", with { "--enable-archive", "--approve-skipped" })
+  require("t2t").sleep(2.5)
+  lib.run(s, "batch-status", watch)
+  codes[#codes + 1] = lib.run(s, "batch-complete", with { "--wait", "--interval", "0.3", "--timeout", "60" })
+end)
+assert(s:stop())
+io.stderr:write("batch flow exited ", table.concat(codes, ", "), "\n")
+if not ok then io.stderr:write("batch_flow: ", tostring(err), "\n") os.exit(1) end
