@@ -35,6 +35,8 @@ global options (before or after the command):
   --audit FILE               append every applied change to FILE (JSON lines)
   --sim[=STATE.json]         run against an in-process simulator (state file: with '=')
   --dns HOST[:PORT],...      DNS servers for lookups (default: /etc/resolv.conf)
+  --warn-expiry DAYS         name a credential a run signs in with that expires within DAYS
+                             (default 30; 0: never)
   -h, --help                 this help
 
 exit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some items failed)

@@ -44,9 +44,29 @@ end
 -- that cannot be used stops the run with what to fix (exit 2 when it is a usage error).
 function M:connect(name)
   local c, err = require("t2t.connect").profile(name, self.opts)
-  if c then return c end
+  if c then
+    local p = c.profile or {}
+    self:check_expiry(require("t2t.tenant").new { name = p.name, id = p.tenant_id, graph = c.graph, plan = self.plan,
+                                                  say = function(line) self:say("%s", line) end }, p)
+    return c
+  end
   if err.usage then self.code = EXIT.usage end
   error(err, 0)
+end
+
+-- ctx:expiry_window() -> days: a credential expiring within them is named (--warn-expiry).
+M.EXPIRY_DAYS = 30
+function M:expiry_window() return self.opts.warn_expiry or M.EXPIRY_DAYS end
+
+-- ctx:check_expiry(t, profile): at the start of every run, name the credential this profile
+-- signs in with when it expires within the --warn-expiry window -- once per credential and run,
+-- whichever path opened it (t2t.tenant.session.open, connect() in a runbook file).
+function M:check_expiry(t, prof)
+  local key = tostring(prof.client_id) .. "@" .. tostring(prof.tenant_id or prof.tenant or t.id)
+  self.expiry_checked = self.expiry_checked or {}
+  if self.expiry_checked[key] then return end
+  self.expiry_checked[key] = true
+  require("t2t.tenant.session").warn_own_expiry(t, prof, self:expiry_window())
 end
 
 -- The --sim=STATE file of this run, when there is one.

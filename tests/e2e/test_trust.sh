@@ -128,3 +128,24 @@ expect_rc 0 "setup-source runs"
 expect_out "which profile 'contoso' signs in with, expires on $SOON" "setup-source names its profile's expiring secret at the start"
 t2t_run --sim="$D/x.json" run setup-source --handoff "$D/clean.h" --consent --create-scope-group --warn-expiry 5
 expect_no "expires on $SOON" "--warn-expiry 5: a secret expiring in 10 days is not named"
+# --warn-expiry is a global option, and every runbook names the credential it signs in with
+t2t_run --sim="$D/x.json" --warn-expiry 20 run access-check
+expect_out "which profile 'contoso' signs in with, expires on $SOON" "access-check names its profile's expiring secret"
+t2t_run --sim="$D/x.json" --warn-expiry 5 run batch-status
+expect_no "expires on $SOON" "--warn-expiry 5 before the command: batch-status names nothing"
+expect_err "no migration batches" "and it ran"
+t2t_run --sim="$D/x.json" run batch-status
+expect_out "which profile 'fabrikam' signs in with, expires on $SOON" "batch-status names its profile's expiring secret (default 30 days)"
+cat >"$D/peek.lua" <<'LUA'
+return runbook { name = "peek", description = "reads the organization", params = {},
+  run = function(ctx)
+    for _ = 1, 2 do ctx:say("org %s", connect("contoso").graph:get("/organization").value[1].id) end
+  end }
+LUA
+t2t_run --sim="$D/x.json" run "$D/peek.lua"
+if [ "$(grep -c "which profile 'contoso' signs in with, expires on $SOON" "$OUT")" = 1 ]; then
+  ok "connect() in a runbook file names the expiring secret, once per run"
+else notok "connect() in a runbook file names the expiring secret, once per run"; fi
+t2t_run --sim="$D/x.json" --warn-expiry soon run access-check
+expect_rc 2 "--warn-expiry takes a number of days"
+expect_err "'soon' is not a number of days" "it says so"

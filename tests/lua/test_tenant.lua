@@ -844,3 +844,25 @@ function TestTenant.test_names_fit_exchange_and_the_app_is_keyed_by_the_source_t
   lu.assertEquals(again.appId, old.appId)
   lu.assertEquals(#g.apps, 1)
 end
+
+-- A certificate profile whose app registration it may not read: its own certificate file's
+-- notAfter is enough to name it at the start of a run (--warn-expiry).
+function TestTenant.test_expiring_certificate_of_the_profile_named_from_its_file()
+  local crypto = require "t2t.crypto"
+  local session = require "t2t.tenant.session"
+  local cert = assert(crypto.new_ca { subject = "CN=t2t admin", days = 10 })
+  local path = os.tmpname()
+  assert(require("t2t.core.fs").write_private(path, cert:pem()))
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, lines = new(f)
+  t.now = os.time
+  t.graph = nil                          -- nothing to read the app registration with
+  local prof = { name = "fabrikam", client_id = "app-1", certificate = path }
+  session.warn_own_expiry(t, prof, 30)
+  lu.assertEquals(#t.warnings, 1)
+  lu.assertStrContains(lines[#lines], "the certificate '" .. path .. "' of app app-1, which profile 'fabrikam' " ..
+                       "signs in with, expires on " .. os.date("!%Y-%m-%d", cert:not_after()))
+  session.warn_own_expiry(t, prof, 5)
+  lu.assertEquals(#t.warnings, 1, "not within 5 days")
+  os.remove(path)
+end

@@ -58,13 +58,25 @@ function M.profile(ctx, role, name)
   return prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }
 end
 
+-- The certificate file of a certificate profile, as a credential of the app for t:expiring
+-- (its notAfter), when it can be read without a passphrase; else nil.
+local function local_certificate(prof)
+  if type(prof.certificate) ~= "string" then return nil end
+  local cert = require("t2t.crypto").load_cert_file((prof.certificate:gsub("^~", os.getenv("HOME") or "~")))
+  if not cert then return nil end
+  return { keyCredentials = { { displayName = prof.certificate, endDateTime = tenant.iso(cert:not_after()) } } }
+end
+
 -- The profile's own credential (the app t2t signs in as): a secret or certificate of that app
 -- expiring within `days` is named, with its date, at the start of every run that uses it.
--- Read from the app registration when the profile may read it; silent when it may not.
+-- Read from the app registration when the profile may read it, else from a certificate
+-- profile's own file; silent for a secret the profile may not read.  Called through
+-- ctx:check_expiry (t2t.context), once per credential and run.
 function M.warn_own_expiry(t, prof, days)
-  if not days or days <= 0 or not prof.client_id or not t.graph then return end
-  local app = t:gget("/applications(appId='" .. tostring(prof.client_id) .. "')")
-  if type(app) ~= "table" then return end
+  if not days or days <= 0 or not prof.client_id then return end
+  local app = t.graph and t:gget("/applications(appId='" .. tostring(prof.client_id) .. "')")
+  if type(app) ~= "table" then app = local_certificate(prof) end
+  if not app then return end
   for _, c in ipairs(t:expiring(app, days)) do
     t:warn("the %s '%s' of app %s, which profile '%s' signs in with, %s %s: make a new one (App registrations " ..
            "> the app > Certificates & secrets) and update the profile before then", c.kind, c.name,
@@ -73,9 +85,9 @@ function M.warn_own_expiry(t, prof, days)
   end
 end
 
--- open(ctx, role, name, {warn_expiry = days}) -> tenant object (ids discovered) | nil (no
--- profile given) | nil, err
-function M.open(ctx, role, name, o)
+-- open(ctx, role, name) -> tenant object (ids discovered) | nil (no profile given) | nil, err.
+-- The profile's credential is named when it expires soon (ctx:check_expiry, --warn-expiry).
+function M.open(ctx, role, name)
   local prof, http_opts = M.profile(ctx, role, name)
   if not prof then return nil, http_opts end
   local c, err = M.clients(prof, http_opts, M.sim(ctx))
@@ -89,7 +101,7 @@ function M.open(ctx, role, name, o)
   if ctx.preflight then ctx:preflight(role, t) end   -- the runbook's needs, before any change
   local ok, derr = t:discover()
   if not ok then return nil, M.explain_connect(derr, t) end
-  M.warn_own_expiry(t, prof, (o and o.warn_expiry) or 30)
+  if ctx.check_expiry then ctx:check_expiry(t, prof) end
   return t
 end
 
