@@ -1,13 +1,16 @@
 /* fs.c — the file-system calls Lua's io library lacks, for files that hold secrets or records:
  * private (0600) files written atomically, append-only records that never follow a link and are
  * synced line by line, bounded reads of regular files only, a writability check made before a
- * run changes anything, directories made with a mode, chmod, stat mode.
+ * run changes anything, directories made with a mode, chmod, stat mode, and the removal of
+ * temporary files a killed writer left behind.
  * Module "t2t.core.fs".  No shell: paths are never quoted or interpreted. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,10 +92,27 @@ static int write_all(int fd, const char *p, size_t n) {
     return 0;
 }
 
+/* A new temporary file beside path (tmp = path.t2tXXXXXX, made 0600 by mkstemp), locked
+ * (flock) for as long as its writer lives: fs.remove_stale removes only unlocked ones, those a
+ * killed writer left.  A temp removed by a cleaner between mkstemp and flock is made again.
+ * Returns the fd, or -1 with errno set. */
+static int locked_temp(char *tmp, size_t len) {
+    for (int tries = 0; tries < 5; tries++) {
+        memcpy(tmp + len, ".t2tXXXXXX", sizeof ".t2tXXXXXX");
+        int fd = mkstemp(tmp);                        /* 0600, O_EXCL */
+        if (fd < 0) return -1;
+        struct stat st;
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) return fd;
+        close(fd);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 /* fs.write_private(path, data) -> true | nil, err: the file holds exactly data with mode 0600,
  * replaced atomically (a temporary file made 0600 by mkstemp in the same directory, synced,
- * renamed over path), so it is never readable by others nor seen half-written.  Missing
- * parent directories are made 0700. */
+ * renamed over path while still locked), so it is never readable by others nor seen
+ * half-written.  Missing parent directories are made 0700. */
 static int l_write_private(lua_State *L) {
     size_t len, dlen;
     const char *path = luaL_checklstring(L, 1, &len);
@@ -106,19 +126,42 @@ static int l_write_private(lua_State *L) {
         if (err) return fail(L, "cannot create directory", tmp, err);
     }
     memcpy(tmp, path, len);
-    memcpy(tmp + len, ".t2tXXXXXX", sizeof ".t2tXXXXXX");
-    int fd = mkstemp(tmp);                            /* 0600, O_EXCL */
+    int fd = locked_temp(tmp, len);
     if (fd < 0) return fail(L, "cannot create a file beside", path, errno);
     int err = write_all(fd, data, dlen);
     if (!err && fsync(fd) != 0) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;  /* before close: the lock covers it */
+    if (err) unlink(tmp);
     if (close(fd) != 0 && !err) err = errno;
-    if (!err && rename(tmp, path) != 0) err = errno;
-    if (err) {
-        unlink(tmp);
-        return fail(L, "cannot write", path, err);
-    }
+    if (err) return fail(L, "cannot write", path, err);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* Is name base + ".t2t" + six mkstemp characters? */
+static int temp_of(const char *name, const char *base, size_t blen) {
+    if (strncmp(name, base, blen) != 0 || strncmp(name + blen, ".t2t", 4) != 0) return 0;
+    const char *x = name + blen + 4;
+    for (int i = 0; i < 6; i++) {
+        char c = x[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return 0;
+    }
+    return x[6] == '\0';
+}
+
+/* Remove full if it is a stale temporary file: a regular file of ours that no writer holds
+ * locked (write_private keeps its temp locked until it is renamed).  1 when removed. */
+static int remove_if_stale(const char *full) {
+    int fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat st, now;
+    int removed = 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()
+        && flock(fd, LOCK_EX | LOCK_NB) == 0
+        && lstat(full, &now) == 0 && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+        removed = unlink(full) == 0;                /* still that file, and nobody writes it */
+    close(fd);
+    return removed;
 }
 
 /* An append-only record file (audit, logs): opened without following a link, regular files only,
@@ -323,10 +366,9 @@ static int dir_close(lua_State *L) {
     return 0;
 }
 
-/* fs.list(dir) -> sorted list of the names in dir (no "." or "..") | nil, err */
-static int l_list(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    DIR **d = lua_newuserdatauv(L, sizeof *d, 0);      /* closed state first (liolib) */
+/* A new directory handle on the stack, in the closed state (liolib): open it last. */
+static DIR **new_dir(lua_State *L) {
+    DIR **d = lua_newuserdatauv(L, sizeof *d, 0);
     *d = NULL;
     if (luaL_newmetatable(L, "t2t.fs.Dir")) {
         lua_pushcfunction(L, dir_close);
@@ -335,6 +377,13 @@ static int l_list(lua_State *L) {
         lua_setfield(L, -2, "__close");
     }
     lua_setmetatable(L, -2);
+    return d;
+}
+
+/* fs.list(dir) -> sorted list of the names in dir (no "." or "..") | nil, err */
+static int l_list(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    DIR **d = new_dir(L);
     lua_newtable(L);
     *d = opendir(path);                                 /* the resource last */
     if (!*d) return fail(L, "cannot read directory", path, errno);
@@ -355,11 +404,46 @@ static int l_list(lua_State *L) {
     return 1;
 }
 
+/* fs.remove_stale(path) -> number removed | nil, err: the temporary files of write_private(path)
+ * that a killed writer left (path.t2tXXXXXX, unlocked); a live writer's is never touched. */
+static int l_remove_stale(lua_State *L) {
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    char *dir = lua_newuserdatauv(L, len + 2, 0);      /* the directory, then dir/NAME */
+    memcpy(dir, path, len + 1);
+    char *slash = strrchr(dir, '/');
+    const char *base = path;
+    if (slash) {
+        base = path + (slash - dir) + 1;
+        slash[slash == dir ? 1 : 0] = '\0';
+    } else strcpy(dir, ".");
+    size_t blen = strlen(base), dlen = strlen(dir);
+    char *full = lua_newuserdatauv(L, dlen + 2 + 256, 0);
+    DIR **d = new_dir(L);
+    *d = opendir(dir);                                 /* the resource last */
+    if (!*d) {
+        if (errno == ENOENT) { lua_pushinteger(L, 0); return 1; }
+        return fail(L, "cannot read directory", dir, errno);
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(*d)) != NULL) {
+        if (!temp_of(e->d_name, base, blen) || strlen(e->d_name) > 255) continue;
+        snprintf(full, dlen + 2 + 256, "%s/%s", dir, e->d_name);
+        n += remove_if_stale(full);
+    }
+    closedir(*d);
+    *d = NULL;
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 int luaopen_t2t_fs(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"mkdir", l_mkdir}, {"chmod", l_chmod}, {"mode", l_mode}, {"uid", l_uid}, {"list", l_list},
         {"write_private", l_write_private}, {"open_append", l_open_append},
-        {"read_file", l_read_file}, {"check_write", l_check_write}, {NULL, NULL}};
+        {"read_file", l_read_file}, {"check_write", l_check_write}, {"remove_stale", l_remove_stale},
+        {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

@@ -42,10 +42,9 @@ return runbook {
     { name = "members", type = "list", help = "mailboxes to add to the (first) scope group" },
     { name = "consent", type = "boolean", default = false, help = "grant the app's admin consent in this tenant now" },
     { name = "orgrel-name", type = "string", help = "organization relationship name when one is created (default TARGET_SOURCE)" },
-    { name = "warn-expiry", type = "integer", default = 30, help = "name the profile's credential if it expires within this many days" },
   },
   run = function(ctx, p)
-    local s = must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry }))
+    local s = must(ctx, session.open(ctx, "source", p.source))
     if not s then ctx:usage("which source tenant? pass --source PROFILE (or --sim)") end
     local h, herr = session.read_handoff(p.handoff)
     if herr then ctx:fail("%s", tostring(herr)) end

@@ -89,7 +89,6 @@ return runbook {
     { name = "secret-file", type = "string", help = "keeps the client secret: read if it exists, else a new secret is written here (0600)" },
     { name = "new-secret", type = "boolean", default = false, help = "make a new client secret (rotation) and recreate the endpoint" },
     { name = "secret-days", type = "integer", default = 180, help = "validity of a new client secret, days" },
-    { name = "warn-expiry", type = "integer", default = 30, help = "name every credential (the app's, the profile's) that expires within this many days" },
     { name = "invite", type = "string", help = "send a B2B invitation to this source admin address (ResourceTenantAdminEmail)" },
     { name = "reinvite", type = "boolean", default = false, help = "send the invitation again even if the guest exists" },
     { name = "wait-consent", type = "integer", default = 0, help = "seconds to wait for the source (needs --source), or to proceed without asking" },
@@ -107,10 +106,10 @@ return runbook {
     { name = "certificate-subject", type = "string", help = "--keyvault: subject, CN=... (default CN=TARGET_SOURCE)" },
   },
   run = function(ctx, p)
-    local t = must(ctx, session.open(ctx, "target", p.target, { warn_expiry = p.warn_expiry }))
+    local t = must(ctx, session.open(ctx, "target", p.target))
     if not t then ctx:usage("which target tenant? pass --target PROFILE (or --sim)") end
     local src
-    if p.source or session.sim(ctx) then src = must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry })) end
+    if p.source or session.sim(ctx) then src = must(ctx, session.open(ctx, "source", p.source)) end
     local prior = session.read_handoff(p.handoff)
     -- checked before the first change: a run never changes the tenant and then cannot record it
     if not ctx.opts.plan then ctx:output(p.handoff, "the hand-off file (--handoff)") end
@@ -142,7 +141,7 @@ return runbook {
                                          invite = p.invite ~= nil, key = tenant.app_key(sid), also = legacy })
     if not app.planned then
       must(ctx, session.clean_pending_secret(ctx, t, app, p.secret_file))
-      t:check_credentials(app, p.warn_expiry)
+      t:check_credentials(app, ctx:expiry_window())   -- --warn-expiry
     end
     local sp = must(ctx, t:ensure_sp(app))
     must(ctx, t:grant_consent(sp, tenant.EXO_APP_ID, "Mailbox.Migration"))

@@ -32,7 +32,6 @@ return runbook {
     { name = "source-domain", type = "string", help = "source initial domain (PartnerTenantDomain)" },
     { name = "target-tenant-id", type = "string", help = "target tenant GUID (PartnerTenantId, verifying the source)" },
     { name = "keyvault-url", type = "string", help = "legacy: the Key Vault certificate URL the endpoint must use" },
-    { name = "warn-expiry", type = "integer", default = 30, help = "name every credential (the app's, the profile's) that expires within this many days" },
   },
   run = function(ctx, p)
     local h, herr = session.read_handoff(p.handoff)
@@ -42,8 +41,8 @@ return runbook {
     local side = p.side or ((p.target or sim) and (p.source or sim) and "both")
                  or (p.target and "target") or (p.source and "source")
     if not side then ctx:usage("nothing to verify: pass --target PROFILE and/or --source PROFILE (or --sim)") end
-    local t = (side == "target" or side == "both") and must(ctx, session.open(ctx, "target", p.target, { warn_expiry = p.warn_expiry })) or nil
-    local s = (side == "source" or side == "both") and must(ctx, session.open(ctx, "source", p.source, { warn_expiry = p.warn_expiry })) or nil
+    local t = (side == "target" or side == "both") and must(ctx, session.open(ctx, "target", p.target)) or nil
+    local s = (side == "source" or side == "both") and must(ctx, session.open(ctx, "source", p.source)) or nil
     local app_id = p.app_id or h.app_id
     if not app_id then ctx:usage("which app? pass --handoff FILE or --app-id") end
     local passed, warned, failed = 0, 0, 0
@@ -66,7 +65,7 @@ return runbook {
       if not sid or not sdom then ctx:usage("verifying the target needs the source: --handoff, or --source-tenant-id and --source-domain") end
       local checks = verify.target(t, { app_id = app_id, partner_id = sid, partner_domain = sdom,
                                         partner_domains = { sdom, s and s.domain }, partner_label = sdom,
-                                        kv_url = p.keyvault_url or h.keyvault_url, window_days = p.warn_expiry })
+                                        kv_url = p.keyvault_url or h.keyvault_url, window_days = ctx:expiry_window() })
       show(string.format("Target %s (%s)", t.name, t.id), checks)
       out.target = checks
     end

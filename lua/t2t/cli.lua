@@ -35,6 +35,8 @@ global options (before or after the command):
   --audit FILE               append every applied change to FILE (JSON lines)
   --sim[=STATE.json]         run against an in-process simulator (state file: with '=')
   --dns HOST[:PORT],...      DNS servers for lookups (default: /etc/resolv.conf)
+  --warn-expiry DAYS         name a credential a run signs in with that expires within DAYS
+                             (default 30; 0: never)
   -h, --help                 this help
 
 exit codes: 0 ok, 1 failure, 2 usage error, 3 partial (some items failed)
@@ -68,7 +70,10 @@ local function start_sim(opts, cmd)
   opts.sim_instance = s
   return setmetatable({}, { __close = function()
     local ok, e = s:stop()
-    if not ok then io.stderr:write("t2t: --sim: could not save the state: ", tostring(e), "\n") end
+    -- one line about an unwritable state: the run may have said so already (t2t.context)
+    if not ok and not opts.sim_state_reported then
+      io.stderr:write("t2t: --sim: could not save the state: ", tostring(e), "\n")
+    end
   end })
 end
 

@@ -31,7 +31,7 @@ function M.new(opts, decl)
   }
   if opts.audit then self:output(opts.audit, "the audit file (--audit)") end
   local state = M.sim_state(opts)
-  if state then self:output(state, "the simulator's state file (--sim)") end
+  if state then self:output(state, "the simulator's state file (--sim)", "sim_state") end
   -- the runbook file's connect(name) opens tenants with this run's options
   if decl and type(decl.env) == "table" then
     rawset(decl.env, "connect", function(name) return self:connect(name) end)
@@ -44,9 +44,29 @@ end
 -- that cannot be used stops the run with what to fix (exit 2 when it is a usage error).
 function M:connect(name)
   local c, err = require("t2t.connect").profile(name, self.opts)
-  if c then return c end
+  if c then
+    local p = c.profile or {}
+    self:check_expiry(require("t2t.tenant").new { name = p.name, id = p.tenant_id, graph = c.graph, plan = self.plan,
+                                                  say = function(line) self:say("%s", line) end }, p)
+    return c
+  end
   if err.usage then self.code = EXIT.usage end
   error(err, 0)
+end
+
+-- ctx:expiry_window() -> days: a credential expiring within them is named (--warn-expiry).
+M.EXPIRY_DAYS = 30
+function M:expiry_window() return self.opts.warn_expiry or M.EXPIRY_DAYS end
+
+-- ctx:check_expiry(t, profile): at the start of every run, name the credential this profile
+-- signs in with when it expires within the --warn-expiry window -- once per credential and run,
+-- whichever path opened it (t2t.tenant.session.open, connect() in a runbook file).
+function M:check_expiry(t, prof)
+  local key = tostring(prof.client_id) .. "@" .. tostring(prof.tenant_id or prof.tenant or t.id)
+  self.expiry_checked = self.expiry_checked or {}
+  if self.expiry_checked[key] then return end
+  self.expiry_checked[key] = true
+  require("t2t.tenant.session").warn_own_expiry(t, prof, self:expiry_window())
 end
 
 -- The --sim=STATE file of this run, when there is one.
@@ -56,12 +76,16 @@ function M.sim_state(opts)
   if type(opts.sim) == "string" and opts.sim ~= "" then return opts.sim end
 end
 
--- ctx:output(path, what): a file this run must write (hand-off, report, secret file).  Every
--- one is checked before the first change is made (plan preflight), so a run never changes a
--- tenant and then fails to record it.
-function M:output(path, what)
-  if path then self.outputs[#self.outputs + 1] = { path = path, what = what or "an output file" } end
+-- ctx:output(path, what [, kind]): a file this run must write (hand-off, report, secret file).
+-- Every one is checked before the first change is made (plan preflight), so a run never changes
+-- a tenant and then fails to record it.
+function M:output(path, what, kind)
+  if path then self.outputs[#self.outputs + 1] = { path = path, what = what or "an output file", kind = kind } end
 end
+
+-- The run has said that the simulator's state file cannot be written: the host, which saves
+-- the state once more at exit (t2t.cli), then says nothing more about it.
+local function state_reported(self) self.opts.sim_state_reported = true end
 
 -- check_outputs() -> true | nil, err: every registered output can be written.
 function M:check_outputs()
@@ -69,6 +93,7 @@ function M:check_outputs()
   for _, o in ipairs(self.outputs) do
     local ok, err = fs.check_write(o.path)
     if not ok then
+      if o.kind == "sim_state" then state_reported(self) end
       return nil, string.format("%s cannot be written: %s; give a path you can write", o.what, tostring(err))
     end
   end
@@ -222,6 +247,7 @@ local function save_sim(self)
   end
   local ok, err = s:save()
   if not ok then
+    state_reported(self)
     return nil, string.format("the simulator's state could not be saved to %s: %s", s.state_file, tostring(err))
   end
   return true

@@ -1,11 +1,13 @@
 -- t2t.options: the global options a run was started with (--profile, --config, --sim, --plan,
--- --yes, --output, --log-level, --audit).  The host (t2t.cli) parses them with options.take and
--- hands the table down: to a runbook's ctx.opts, to the REPL, and here, so library code that was
--- given no options (connect(), auth.selected()) uses the run's own.  Nothing here reaches up.
+-- --yes, --output, --log-level, --audit, --dns, --warn-expiry).  The host (t2t.cli) parses them
+-- with options.take and hands the table down: to a runbook's ctx.opts, to the REPL, and here, so
+-- library code that was given no options (connect(), auth.selected()) uses the run's own.
+-- Nothing here reaches up.
 local M = {}
 
 -- name -> {arg = true (a value) | false (a flag) | "optional" (--name or --name=VALUE),
--- choices = {value = true}}.  A value that may look like a file name is only taken with "=".
+-- choices = {value = true}, count = "what the number counts" (a whole number >= 0)}.  A value
+-- that may look like a file name is only taken with "=".
 M.SPEC = {
   profile   = { arg = true },
   config    = { arg = true },
@@ -16,6 +18,9 @@ M.SPEC = {
   audit     = { arg = true },
   sim       = { arg = "optional" },
   dns       = { arg = true },
+  -- every credential a run signs in with (and verify-setup's app's) that expires within DAYS
+  -- is named, with its date, at the start of the run (t2t.context: expiry_window)
+  ["warn-expiry"] = { arg = true, count = "days (0 or more; 0 turns the warnings off)" },
 }
 
 local function choices(spec)
@@ -43,6 +48,13 @@ function M.take(opts, args, i)
     end
     if spec.choices and not spec.choices[value] then
       return false, string.format("option --%s: '%s' is not one of %s", name, value, choices(spec))
+    end
+    if spec.count then
+      local n = math.tointeger(tonumber(value))
+      if not n or n < 0 then
+        return false, string.format("option --%s: '%s' is not a number of %s", name, value, spec.count)
+      end
+      value = n
     end
   elseif spec.arg == "optional" then
     value = inline or true

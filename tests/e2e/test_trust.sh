@@ -29,6 +29,19 @@ expect_rc 1 "an unwritable --sim state file fails the run"
 expect_err "the simulator's state file (--sim) cannot be written" "it says which file"
 expect_err "nothing was changed" "and that nothing was changed"
 expect_no "changes applied" "no change was applied"
+if [ "$(wc -l <"$ERR")" = 1 ]; then ok "one line says so (no second 'could not save' at exit)"
+else notok "one line says so (no second 'could not save' at exit)"; fi
+
+# a save killed half-way leaves STATE.t2tXXXXXX: the next run removes it, never a live writer's
+cp "$D/seed.json" "$D/s5.json"
+echo stale >"$D/s5.json.t2tAbC123"
+exec 9>>"$D/s5.json.t2tLiVe99"
+flock 9                                        # this shell is the live writer
+t2t_run --sim="$D/s5.json" run verify-setup --handoff "$D/none.json"
+exec 9>&-
+if [ ! -e "$D/s5.json.t2tAbC123" ] && [ -e "$D/s5.json.t2tLiVe99" ]; then
+  ok "a stale temporary state file is removed, a locked one (a live writer's) is kept"
+else notok "a stale temporary state file is removed, a locked one (a live writer's) is kept"; ls "$D" | sed 's/^/#   /'; fi
 
 cp "$D/seed.json" "$D/s2.json"
 t2t_run --sim="$D/s2.json" --audit /dev/full run setup-target --handoff "$D/h2.json" --skip-endpoint
@@ -115,3 +128,24 @@ expect_rc 0 "setup-source runs"
 expect_out "which profile 'contoso' signs in with, expires on $SOON" "setup-source names its profile's expiring secret at the start"
 t2t_run --sim="$D/x.json" run setup-source --handoff "$D/clean.h" --consent --create-scope-group --warn-expiry 5
 expect_no "expires on $SOON" "--warn-expiry 5: a secret expiring in 10 days is not named"
+# --warn-expiry is a global option, and every runbook names the credential it signs in with
+t2t_run --sim="$D/x.json" --warn-expiry 20 run access-check
+expect_out "which profile 'contoso' signs in with, expires on $SOON" "access-check names its profile's expiring secret"
+t2t_run --sim="$D/x.json" --warn-expiry 5 run batch-status
+expect_no "expires on $SOON" "--warn-expiry 5 before the command: batch-status names nothing"
+expect_err "no migration batches" "and it ran"
+t2t_run --sim="$D/x.json" run batch-status
+expect_out "which profile 'fabrikam' signs in with, expires on $SOON" "batch-status names its profile's expiring secret (default 30 days)"
+cat >"$D/peek.lua" <<'LUA'
+return runbook { name = "peek", description = "reads the organization", params = {},
+  run = function(ctx)
+    for _ = 1, 2 do ctx:say("org %s", connect("contoso").graph:get("/organization").value[1].id) end
+  end }
+LUA
+t2t_run --sim="$D/x.json" run "$D/peek.lua"
+if [ "$(grep -c "which profile 'contoso' signs in with, expires on $SOON" "$OUT")" = 1 ]; then
+  ok "connect() in a runbook file names the expiring secret, once per run"
+else notok "connect() in a runbook file names the expiring secret, once per run"; fi
+t2t_run --sim="$D/x.json" --warn-expiry soon run access-check
+expect_rc 2 "--warn-expiry takes a number of days"
+expect_err "'soon' is not a number of days" "it says so"

@@ -149,3 +149,23 @@ function TestFs.test_check_write()
   lu.assertStrContains(err, "Not a directory")
   os.execute("rm -rf '" .. d .. "'")
 end
+
+-- A writer killed between its temporary file and the rename leaves PATH.t2tXXXXXX: remove_stale
+-- removes those, and nothing else (another name, a link, a temp a live writer holds locked).
+function TestFs.test_remove_stale_temps_of_write_private()
+  local d = tmpdir()
+  local path = d .. "/state.json"
+  assert(fs.write_private(path, "{}"))
+  lu.assertEquals(fs.list(d), { "state.json" }, "write_private leaves no temporary file")
+  for _, name in ipairs { "state.json.t2tAbC123", "state.json.t2tZZ", "other.json.t2tAbC123", "state.json.t2tAbC123x" } do
+    local f = assert(io.open(d .. "/" .. name, "w")); f:write("x"); f:close()
+  end
+  os.execute("ln -s state.json '" .. d .. "/state.json.t2tLinked'")
+  lu.assertEquals(fs.remove_stale(path), 1)
+  lu.assertEquals(fs.list(d), { "other.json.t2tAbC123", "state.json", "state.json.t2tAbC123x",
+                                "state.json.t2tLinked", "state.json.t2tZZ" })
+  lu.assertEquals(read(path), "{}")
+  lu.assertEquals(fs.remove_stale(d .. "/none/state.json"), 0, "no directory: nothing to remove")
+  lu.assertEquals(fs.remove_stale("relative-name-in-cwd-" .. tostring(os.time())), 0)
+  os.execute("rm -rf '" .. d .. "'")
+end

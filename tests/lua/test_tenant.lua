@@ -9,9 +9,10 @@ local plan = require "t2t.plan"
 local TID, SID = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
 
 -- A fake directory + Exchange organization.  fake.lose[n] = true: the n-th mutation is applied
--- and then its response is lost.  fake.log counts mutations by kind.
+-- and then its response is lost.  fake.late[n] = k: its response is lost and what it does is
+-- seen only after k more Graph reads (replication).  fake.log counts mutations by kind.
 local function fake_tenant(tid, domain)
-  local f = { n = 0, ids = 0, lose = {}, creates = 0, mutations = 0,
+  local f = { n = 0, ids = 0, lose = {}, late = {}, deferred = {}, creates = 0, mutations = 0,
               apps = {}, sps = {}, assignments = {}, users = {}, groups = {},
               org = { IsDehydrated = false }, orgrels = {}, dgs = {}, members = {}, endpoints = {} }
   local function id() f.ids = f.ids + 1 return string.format("%08d-0000-0000-0000-%012d", f.ids, f.ids) end
@@ -22,6 +23,10 @@ local function fake_tenant(tid, domain)
     local e500 = f.err500 and f.err500[f.n]
     if e500 == "before" then             -- the service failed before doing anything
       return nil, { status = 500, code = "HTTP500", message = "HTTP 500", unknown_outcome = true }
+    end
+    if f.late[f.n] then
+      f.deferred[#f.deferred + 1] = { reads = f.late[f.n], fn = fn }
+      return nil, { status = 0, code = "reset", message = "connection reset (lost)", retryable = true }
     end
     local r = fn()
     if f.lose[f.n] then return nil, { status = 0, code = "reset", message = "connection reset (lost)", retryable = true } end
@@ -37,7 +42,18 @@ local function fake_tenant(tid, domain)
   f.sps[#f.sps + 1] = graph_sp
   local g = {}
   local function val(list) return { value = list } end
-  function g:get(path)
+  local get
+  function g:get(path)                   -- each read brings late mutations closer to being seen
+    local a, b = get(path)
+    a = tenant.copy(a)                   -- what was read, not the live object
+    for i = #f.deferred, 1, -1 do
+      local d = f.deferred[i]
+      d.reads = d.reads - 1
+      if d.reads <= 0 then table.remove(f.deferred, i); d.fn() end
+    end
+    return a, b
+  end
+  function get(path)
     path = path:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
     local name = path:match("^/applications%?%$filter=displayName eq '(.*)'$")
     if name then
@@ -548,6 +564,52 @@ function TestTenant.test_failed_removal_of_an_unusable_secret_is_retried()
   lu.assertEquals(pl.failed, 0)
 end
 
+-- A secret whose answer was lost may show in the directory only after the look that follows
+-- (replication): it must not stay live beside the one made next under the same label.
+function TestTenant.test_secret_seen_late_is_removed_once_another_is_made()
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, _, pl = new(f)
+  local app = assert(t:ensure_app { name = "a" })
+  f.late[f.n + 1] = 1                    -- addPassword: answer lost, seen after the next read
+  local s = assert(t:add_secret(app, { days = 30 }))
+  lu.assertEquals(#f.apps[1].passwordCredentials, 1, "only the delivered secret is live")
+  lu.assertEquals(f.apps[1].passwordCredentials[1].keyId, s.keyId)
+  lu.assertEquals(pl.failed, 0, "the secret change counts once, by its outcome")
+end
+
+-- Seen later still (after the run): the next run removes it, from what the secret file (or, for
+-- a secret shown on the terminal, the journal) says was delivered -- and keeps that one.
+function TestTenant.test_secret_seen_after_the_run_is_removed_by_the_next()
+  local session = require "t2t.tenant.session"
+  for _, on_terminal in ipairs { false, true } do
+    local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+    local t = new(f)
+    local app = assert(t:ensure_app { name = "a" })
+    local dir = os.tmpname()
+    os.remove(dir)
+    local file = not on_terminal and (dir .. "/secret") or nil
+    local journal = session.secret_journal(t, app, file)   -- for the terminal: $XDG_STATE_HOME/t2t
+    local said = {}
+    local ctx = { opts = {}, say = function(_, fmt, ...) said[#said + 1] = string.format(fmt, ...) end }
+    f.late[f.n + 1] = 3                  -- seen only after the run's reads
+    local out, screen = io.output(), os.tmpname()     -- the terminal the secret is shown on
+    if on_terminal then io.output(screen) end
+    local s = assert(t:add_secret(app, { days = 30, before = session.journal_writer(journal, app) }))
+    assert(session.deliver(ctx, s, file, journal))
+    if on_terminal then io.output():close() io.output(out) end
+    os.remove(screen)
+    for _ = 1, 2 do t:gget("/organization") end
+    lu.assertEquals(#f.apps[1].passwordCredentials, 2, "the lost attempt's secret shows after the run")
+    assert(session.clean_pending_secret(ctx, new(f), app, file))
+    lu.assertEquals(#f.apps[1].passwordCredentials, 1, "the next run removed it")
+    lu.assertEquals(f.apps[1].passwordCredentials[1].keyId, s.keyId, "and kept the delivered one")
+    assert(session.clean_pending_secret(ctx, new(f), app, file))
+    lu.assertEquals(#f.apps[1].passwordCredentials, 1, "a later run keeps the delivered one")
+    lu.assertNil(require("t2t.core.fs").mode(journal), "the journal is gone once it was acted on")
+    os.execute("rm -rf '" .. dir .. "'")
+  end
+end
+
 -- A wrong client secret is said to be one, at once: not blamed on the source tenant, not
 -- retried for 41 s, and one change that failed (issue 9, defect 4).
 function TestTenant.test_endpoint_with_a_wrong_secret_fails_at_once()
@@ -781,4 +843,26 @@ function TestTenant.test_names_fit_exchange_and_the_app_is_keyed_by_the_source_t
                                        also = tenant.app_name("target-prod", "contoso") })
   lu.assertEquals(again.appId, old.appId)
   lu.assertEquals(#g.apps, 1)
+end
+
+-- A certificate profile whose app registration it may not read: its own certificate file's
+-- notAfter is enough to name it at the start of a run (--warn-expiry).
+function TestTenant.test_expiring_certificate_of_the_profile_named_from_its_file()
+  local crypto = require "t2t.crypto"
+  local session = require "t2t.tenant.session"
+  local cert = assert(crypto.new_ca { subject = "CN=t2t admin", days = 10 })
+  local path = os.tmpname()
+  assert(require("t2t.core.fs").write_private(path, cert:pem()))
+  local f = fake_tenant(TID, "fabrikam.onmicrosoft.com")
+  local t, lines = new(f)
+  t.now = os.time
+  t.graph = nil                          -- nothing to read the app registration with
+  local prof = { name = "fabrikam", client_id = "app-1", certificate = path }
+  session.warn_own_expiry(t, prof, 30)
+  lu.assertEquals(#t.warnings, 1)
+  lu.assertStrContains(lines[#lines], "the certificate '" .. path .. "' of app app-1, which profile 'fabrikam' " ..
+                       "signs in with, expires on " .. os.date("!%Y-%m-%d", cert:not_after()))
+  session.warn_own_expiry(t, prof, 5)
+  lu.assertEquals(#t.warnings, 1, "not within 5 days")
+  os.remove(path)
 end

@@ -117,6 +117,7 @@ end
 function M.init(arg)
   arg = arg or {}
   local state, loaded
+  if arg.state and arg.state ~= "" then model.sweep(arg.state) end   -- a killed save's temps
   if arg.state and arg.state ~= "" and file_exists(arg.state) then
     state, loaded = load_state(arg.state), true
   else

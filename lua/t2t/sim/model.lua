@@ -551,15 +551,28 @@ function M.decode_state(text)
   return st
 end
 
+-- A save killed half-way leaves its temporary file (PATH.t2tXXXXXX, which holds secrets and
+-- keys) beside the state: the first load or save of PATH in a process removes those no live
+-- writer holds (t2t.core.fs.remove_stale).
+local swept = {}
+local function sweep(path)
+  if swept[path] then return end
+  swept[path] = true
+  require("t2t.core.fs").remove_stale(path)
+end
+M.sweep = sweep
+
 -- save(state, path) -> true | nil, err: atomic and durable (a synced 0600 temporary file renamed
 -- over path: the state holds secrets and keys), so a kill leaves the old state or the new one,
 -- never a torn file; a planted link or FIFO is replaced, never written through.
 function M.save(state, path)
+  sweep(path)
   return require("t2t.core.fs").write_private(path, M.encode_state(state))
 end
 
 -- load(path) -> state | nil, err.  A regular file of bounded size only (t2t.files).
 function M.load(path)
+  sweep(path)
   local text, err = require("t2t.files").read(path, "sim_state")
   if not text then return nil, err end
   return M.decode_state(text)

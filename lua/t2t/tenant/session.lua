@@ -58,13 +58,25 @@ function M.profile(ctx, role, name)
   return prof, { ca_file = prof.ca_file, connect_to = prof.connect_to }
 end
 
+-- The certificate file of a certificate profile, as a credential of the app for t:expiring
+-- (its notAfter), when it can be read without a passphrase; else nil.
+local function local_certificate(prof)
+  if type(prof.certificate) ~= "string" then return nil end
+  local cert = require("t2t.crypto").load_cert_file((prof.certificate:gsub("^~", os.getenv("HOME") or "~")))
+  if not cert then return nil end
+  return { keyCredentials = { { displayName = prof.certificate, endDateTime = tenant.iso(cert:not_after()) } } }
+end
+
 -- The profile's own credential (the app t2t signs in as): a secret or certificate of that app
 -- expiring within `days` is named, with its date, at the start of every run that uses it.
--- Read from the app registration when the profile may read it; silent when it may not.
+-- Read from the app registration when the profile may read it, else from a certificate
+-- profile's own file; silent for a secret the profile may not read.  Called through
+-- ctx:check_expiry (t2t.context), once per credential and run.
 function M.warn_own_expiry(t, prof, days)
-  if not days or days <= 0 or not prof.client_id or not t.graph then return end
-  local app = t:gget("/applications(appId='" .. tostring(prof.client_id) .. "')")
-  if type(app) ~= "table" then return end
+  if not days or days <= 0 or not prof.client_id then return end
+  local app = t.graph and t:gget("/applications(appId='" .. tostring(prof.client_id) .. "')")
+  if type(app) ~= "table" then app = local_certificate(prof) end
+  if not app then return end
   for _, c in ipairs(t:expiring(app, days)) do
     t:warn("the %s '%s' of app %s, which profile '%s' signs in with, %s %s: make a new one (App registrations " ..
            "> the app > Certificates & secrets) and update the profile before then", c.kind, c.name,
@@ -73,9 +85,9 @@ function M.warn_own_expiry(t, prof, days)
   end
 end
 
--- open(ctx, role, name, {warn_expiry = days}) -> tenant object (ids discovered) | nil (no
--- profile given) | nil, err
-function M.open(ctx, role, name, o)
+-- open(ctx, role, name) -> tenant object (ids discovered) | nil (no profile given) | nil, err.
+-- The profile's credential is named when it expires soon (ctx:check_expiry, --warn-expiry).
+function M.open(ctx, role, name)
   local prof, http_opts = M.profile(ctx, role, name)
   if not prof then return nil, http_opts end
   local c, err = M.clients(prof, http_opts, M.sim(ctx))
@@ -89,7 +101,7 @@ function M.open(ctx, role, name, o)
   if ctx.preflight then ctx:preflight(role, t) end   -- the runbook's needs, before any change
   local ok, derr = t:discover()
   if not ok then return nil, M.explain_connect(derr, t) end
-  M.warn_own_expiry(t, prof, (o and o.warn_expiry) or 30)
+  if ctx.check_expiry then ctx:check_expiry(t, prof) end
   return t
 end
 
@@ -182,7 +194,16 @@ function M.deliver(ctx, s, secret_file, journal)
   io.write("\n  NEW CLIENT SECRET (shown once; store it in your vault now, t2t does not keep it):\n    ",
            s.secret, "\n  expires ", s.ends:sub(1, 10), "\n\n")
   io.flush()
-  if journal then os.remove(journal) end
+  -- the journal now names the delivered secret (no value): the next run keeps it and removes
+  -- any other under its label (see clean_pending_secret)
+  if journal then
+    local fs, cjson = require "t2t.core.fs", require "cjson"
+    local ok, doc = pcall(cjson.decode, fs.read_file(journal, 64 * 1024) or "")
+    if ok and type(doc) == "table" and doc.label == s.name then
+      doc.keep = s.keyId
+      fs.write_private(journal, cjson.encode(doc))
+    end
+  end
   return true
 end
 
@@ -200,7 +221,8 @@ function M.secret_journal(t, app, secret_file)
   return string.format("%s/t2t/pending-secret-%s-%s.json", base, tostring(t.id or t.name), tostring(app.id))
 end
 
--- journal_writer(path, app) -> function(label) for tenant:add_secret's `before`.
+-- journal_writer(path, app) -> function(label) for tenant:add_secret's `before`.  Once the
+-- secret is shown on the terminal, deliver() adds `keep` (its keyId) to the journal.
 function M.journal_writer(path, app)
   return function(label)
     local ok, err = require("t2t.core.fs").write_private(path, require("cjson").encode {
@@ -211,30 +233,45 @@ function M.journal_writer(path, app)
   end
 end
 
--- The label named on a secret file's second line, or nil.
-local function delivered_label(secret_file)
+-- The secret a secret file holds, from its second line: label, keyId | nil.
+local function delivered(secret_file)
   local data = secret_file and require("t2t.core.fs").read_file(secret_file, 64 * 1024)
-  return data and data:match("\n# t2t client secret '([^'\n]*)'")
+  if not data then return nil end
+  return data:match("\n# t2t client secret '([^'\n]*)' %(keyId ([^)\n]*)%)")
+end
+
+-- The journal at path when it is about this app: {label, keep = keyId | nil} | nil.
+local function read_journal(path, app)
+  local text = require("t2t.core.fs").read_file(path, 64 * 1024)
+  local ok, doc = pcall(require("cjson").decode, text or "")
+  if not ok or type(doc) ~= "table" or doc.app_object_id ~= app.id or type(doc.label) ~= "string" then
+    return nil                               -- none, another app's, or not ours: leave it
+  end
+  return doc
 end
 
 -- clean_pending_secret(ctx, t, app, secret_file): remove the secret an interrupted run made but
--- never delivered (its journal is still there); a delivered one is kept.  true | nil, err
+-- never delivered (its journal is still there), and any other secret under the label of the
+-- delivered one (an attempt whose answer was lost, seen only after that run ended); the
+-- delivered secret is kept.  true | nil, err
 function M.clean_pending_secret(ctx, t, app, secret_file)
   if app.planned then return true end
   local path = M.secret_journal(t, app, secret_file)
-  local text = require("t2t.core.fs").read_file(path, 64 * 1024)
-  if not text then return true end
-  local ok, doc = pcall(require("cjson").decode, text)
-  if not ok or type(doc) ~= "table" or doc.app_object_id ~= app.id or type(doc.label) ~= "string" then
-    return true                              -- another app's, or not ours: leave it
-  end
-  if delivered_label(secret_file) ~= doc.label then
+  local doc = read_journal(path, app)
+  local label, keep = delivered(secret_file)
+  if doc and doc.keep then label, keep = doc.label, doc.keep end
+  if doc and doc.label ~= label then
     ctx:say("  an earlier run was interrupted after asking for client secret '%s' and before keeping its " ..
             "value: it is removed", doc.label)
     local rok, rerr = t:remove_secrets(app, doc.label, "made by an interrupted run; its value was never kept")
     if not rok then return nil, rerr end
   end
-  if not ctx.opts.plan then os.remove(path) end
+  if label and keep then
+    local rok, rerr = t:remove_secrets(app, label, "made beside the delivered one by an attempt whose " ..
+                                       "answer was lost; its value was never kept", keep)
+    if not rok then return nil, rerr end
+  end
+  if doc and not ctx.opts.plan then os.remove(path) end
   return true
 end
 
