@@ -33,7 +33,7 @@ return runbook {
     "those within the limits. --wait waits for the batches to sync first and then to complete. After: post-migration.",
   needs = {
     target = { exchange = { "Migration" },
-               when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
+               when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
                         ["large-item-limit"] = { exchange = { "Move Mailboxes" } } } },
   },
   params = S.params({

@@ -33,7 +33,7 @@ return runbook {
                graph = { "User.Read.All" },
                -- the cross-tenant licence, for a user who fails without one (reported when missing)
                optional = { graph = { "LicenseAssignment.ReadWrite.All" } },
-               when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
+               when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.ReadWrite.All" } }, ["bad-item-limit"] = { exchange = { "Move Mailboxes" } },
                         ["large-item-limit"] = { exchange = { "Move Mailboxes" } },
                         ["usage-location"] = { graph = { "User.ReadWrite.All" } } } },
     source = { exchange = { "Distribution Groups", "View-Only Configuration" },   -- the scope group

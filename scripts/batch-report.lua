@@ -13,7 +13,7 @@ return runbook {
     "by state, throughput over time, failures by cause (open, fixed by batch-fix, left out), a sortable user table (the users left out too).\n" ..
     "Files are written with mode 0600 (they hold names and addresses).",
   needs = {
-    target = { exchange = { "Migration", "Move Mailboxes" }, when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } } } },
+    target = { exchange = { "Migration", "Move Mailboxes" }, when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.Read.All" } } } },
   },
   params = S.params({
     { name = "html", type = "string", default = "batch-report.html", help = "the HTML report (\"\" for none)" },

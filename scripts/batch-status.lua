@@ -34,7 +34,7 @@ return runbook {
     "--interval seconds (on a terminal; a line per change otherwise) until every batch has settled.\n" ..
     "Exits 3 when some users have failed.",
   needs = {
-    target = { exchange = { "Migration", "Move Mailboxes" }, when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } } } },
+    target = { exchange = { "Migration", "Move Mailboxes" }, when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.Read.All" } } } },
   },
   params = S.params({
     { name = "watch", type = "boolean", default = false, help = "refresh until every batch has settled" },

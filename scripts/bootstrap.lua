@@ -85,7 +85,7 @@ return runbook {
     { name = "tenant", type = "string", required = true, help = "the tenant: NAME.onmicrosoft.com or its GUID (with --sim: contoso or fabrikam)" },
     { name = "cloud", type = "string", default = "global", help = "global, usgov, usgovhigh, dod or china" },
     { name = "runbooks", type = "list", default = DEFAULT_RUNBOOKS, help = "the runbooks the app must be able to run" },
-    { name = "with", type = "list", help = "also what they need with these parameters (e.g. consent,invite)" },
+    { name = "with", type = "list", help = "also what they need with these parameters (e.g. consent,invite; a value: backend=graph)" },
     { name = "as", type = "string", help = "target or source: one side of the two-tenant runbooks (default: both)" },
     { name = "app-name", type = "string", default = "t2t automation", help = "display name of the app registration" },
     { name = "via-group", type = "string", help = "give the Entra role through this role-assignable group (made if missing)" },

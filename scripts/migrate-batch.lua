@@ -62,7 +62,7 @@ return runbook {
     "crossTenantMigrationJob API instead (validate, then migrate; beta).",
   needs = {
     target = { exchange = { "View-Only Recipients", "View-Only Configuration", "Migration" },
-               when = { backend = { graph = { "CrossTenantContentMigration.ReadWrite.All" } } } },
+               when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.ReadWrite.All" } } } },
     source = { exchange = { "View-Only Recipients" } },        -- the mailboxes and their delegates
   },
   params = S.params({
@@ -92,9 +92,9 @@ return runbook {
         if terr then ctx:usage("--%s: %s", k:gsub("_", "-"), terr) end
       end
     end
-    if p.backend == "graph" and p.start_after then ctx:usage("--start-after is for --backend exo (a Graph job starts when it is migrated)") end
     ctx:output(p.batches, "the batches file (--batches)")
     local run = S.open(ctx, p)
+    if run.kind == "graph" and p.start_after then ctx:usage("--start-after is for --backend exo (a Graph job starts when it is migrated)") end
     local J = run.journal or journal.new(p.batches)
     S.use_journal(run, J)
     local given = p.from or p.prepared or p.csv or p.group or p.all

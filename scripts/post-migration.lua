@@ -49,7 +49,7 @@ return runbook {
     "shown first, applied once confirmed (--yes).",
   needs = {
     target = { exchange = { "View-Only Recipients", "Migration", "Mail Recipients" },   -- Send on Behalf again
-               when = { backend = { graph = { "CrossTenantContentMigration.Read.All" } }, dkim = { exchange = { "View-Only Configuration" } },
+               when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.Read.All" } }, dkim = { exchange = { "View-Only Configuration" } },
                         teardown = { exchange = { "Federated Sharing" }, graph = { "Application.ReadWrite.All" } } } },
     source = { exchange = { "View-Only Recipients" },
                when = { teardown = { exchange = { "Federated Sharing" }, graph = { "Application.ReadWrite.All" } } } },

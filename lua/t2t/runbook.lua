@@ -58,8 +58,9 @@ local function declare(decl, where)
     local ok, err = require("t2t.roles.needs").check(decl.needs)
     if not ok then decl_error(where, "%s", err) end
     for _, n in ipairs({ decl.needs, decl.needs.target or {}, decl.needs.source or {} }) do
-      for p in pairs(n.when or {}) do
-        if not seen[(p:gsub("_", "-"))] then decl_error(where, "needs.when.%s names no parameter", p) end
+      for k in pairs(n.when or {}) do
+        local p = require("t2t.roles.needs").when_key(k)
+        if not seen[(p:gsub("_", "-"))] then decl_error(where, "needs.when.%s names no parameter", k) end
       end
     end
   end

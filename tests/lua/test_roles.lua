@@ -52,6 +52,34 @@ function TestRolesNeeds.test_resolve_when_sides_and_least_privilege()
   lu.assertEquals(uitems[4].any, { "Application Administrator", "Cloud Application Administrator" })
 end
 
+-- A `when` key "param=value" counts only when the parameter has that value: `--backend exo` given
+-- explicitly must not ask for the Graph backend's permission (it once did: any value counted).
+function TestRolesNeeds.test_when_a_parameter_has_a_value()
+  local params = { { name = "backend", type = "string" }, { name = "invite", type = "boolean" } }
+  local n = { target = { exchange = { "Migration" },
+                         when = { ["backend=graph"] = { graph = { "CrossTenantContentMigration.ReadWrite.All" } } } } }
+  lu.assertTrue((declare(n, params)))
+  lu.assertEquals(needs.resolve(n, "target", {}).graph, {})
+  lu.assertEquals(needs.resolve(n, "target", { backend = "exo" }).graph, {})
+  lu.assertEquals(needs.resolve(n, "target", { backend = "graph" }).graph, { "CrossTenantContentMigration.ReadWrite.All" })
+  lu.assertEquals({ needs.when_key("backend=graph") }, { "backend", "graph" })
+  lu.assertEquals({ needs.when_key("bad-item-limit") }, { "bad-item-limit" })
+  local ok, err = declare({ when = { ["nosuch=graph"] = { graph = { "User.Invite.All" } } } }, params)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "needs.when.nosuch=graph names no parameter")
+  ok, err = declare({ when = { ["backend="] = { graph = { "User.Invite.All" } } } }, params)
+  lu.assertFalse(ok)
+  lu.assertStrContains(err, "needs.when: 'backend=' is not PARAM or PARAM=VALUE")
+  -- bootstrap --with backend=graph grants the value's needs; --with backend (no value) does not
+  local bootstrap = require "t2t.roles.bootstrap"
+  local decl = { name = "x", needs = n }
+  local function grants(with)
+    return table.concat(bootstrap.permissions({ decl }, { as = "target", with = with }).graph, ",")
+  end
+  lu.assertStrContains(grants { "backend=graph" }, "CrossTenantContentMigration.ReadWrite.All")
+  lu.assertNotStrContains(grants { "backend" }, "CrossTenantContentMigration")
+end
+
 function TestRolesNeeds.test_catalog()
   lu.assertTrue(catalog.implies("Directory.Read.All", "Application.Read.All"))
   lu.assertFalse(catalog.implies("Application.ReadWrite.All", "Directory.Read.All"))

@@ -30,6 +30,16 @@ end
 function M.open(ctx, p, o)
   o = o or {}
   local run = {}
+  local j, jerr = journal.load(p.batches)
+  if jerr then ctx:fail("--batches %s", tostring(jerr)) end
+  run.journal = j
+  local kind = p.backend or (j and j.doc.backend) or "exo"
+  if kind ~= "exo" and kind ~= "graph" then ctx:usage("--backend is exo or graph, not '%s'", kind) end
+  if j and j.doc.backend and p.backend and p.backend ~= j.doc.backend then
+    ctx:usage("%s was made with --backend %s; use the same backend for its batches", p.batches, j.doc.backend)
+  end
+  -- resolved before a tenant opens: its preflight checks the backend's needs (`backend=graph`)
+  p.backend, run.kind = kind, kind
   local t, err = tsession.open(ctx, "target", p.target)
   if err then ctx:fail("target tenant: %s", tostring(err)) end
   if not t then ctx:usage("which target tenant? pass --target PROFILE (or --sim)") end
@@ -40,15 +50,6 @@ function M.open(ctx, p, o)
     run.source = s
   end
   if o.need_source and not run.source then ctx:usage("this needs the source tenant too: pass --source PROFILE") end
-  local j, jerr = journal.load(p.batches)
-  if jerr then ctx:fail("--batches %s", tostring(jerr)) end
-  run.journal = j
-  local kind = p.backend or (j and j.doc.backend) or "exo"
-  if kind ~= "exo" and kind ~= "graph" then ctx:usage("--backend is exo or graph, not '%s'", kind) end
-  if j and j.doc.backend and p.backend and p.backend ~= j.doc.backend then
-    ctx:usage("%s was made with --backend %s; use the same backend for its batches", p.batches, j.doc.backend)
-  end
-  run.kind = kind
   run.backend = batch.backend(t, { backend = kind, source_id = (run.source and run.source.id) or
     (j and j.doc.source and j.doc.source.tenant_id), journal = j })
   if j then M.use_journal(run, j) end

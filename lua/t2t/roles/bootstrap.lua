@@ -12,11 +12,15 @@ local M = {}
 
 -- permissions(decls, o) -> {graph = {...}, exchange = {...}, entra = {...}, exchange_entra, azure,
 -- runbooks = {names}}: the least privileged union of what the runbooks need, both sides of the
--- two-tenant ones unless o.as names one, with the `when` needs of the parameters in o.with.
+-- two-tenant ones unless o.as names one, with the `when` needs of the parameters in o.with
+-- ("consent", or "backend=graph" for a parameter's value).
 function M.permissions(decls, o)
   o = o or {}
   local params = {}
-  for _, w in ipairs(o.with or {}) do params[(w:gsub("%-", "_"))] = true end
+  for _, w in ipairs(o.with or {}) do                  -- PARAM, or PARAM=VALUE (t2t.roles.needs.when_key)
+    local p, v = w:match("^([^=]+)=(.+)$")
+    params[((p or w):gsub("%-", "_"))] = v or true
+  end
   local list, names = {}, {}
   for _, d in ipairs(decls) do
     names[#names + 1] = d.name

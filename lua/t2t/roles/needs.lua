@@ -5,7 +5,8 @@
 --     graph = { "Application.ReadWrite.All", ... },   -- Microsoft Graph permissions (least privileged)
 --     exchange = { "Federated Sharing", ... },         -- Exchange Online management roles
 --     entra = { "Privileged Role Administrator" },     -- Entra roles beyond what the above imply
---     when = { invite = { graph = { "User.Invite.All" } } },   -- more, when parameter --invite is set
+--     when = { invite = { graph = { "User.Invite.All" } },     -- more, when parameter --invite is set
+--              ["backend=graph"] = { graph = {...} } },        -- more, when --backend is exactly graph
 --     optional = { graph = {...}, exchange = {...} },  -- used when held, reported, never required
 --     azure = { "Contributor on the subscription" },   -- Azure RBAC: listed, not checked
 --   }
@@ -36,6 +37,15 @@ local function check_list(where, k, v)
   return true
 end
 
+-- when_key(key) -> param, value | nil: a `when` key is PARAM (counts when the parameter is set and
+-- not false) or PARAM=VALUE (counts when its value, as a string, is VALUE); nil when malformed.
+function M.when_key(key)
+  if type(key) ~= "string" then return nil end
+  local p, v = key:match("^([%w_%-]+)=(.+)$")
+  if p then return p, v end
+  return key:match("^[%w_%-]+$")
+end
+
 local function check_one(where, n, nested)
   if type(n) ~= "table" then return nil, where .. " must be a table" end
   for k, v in pairs(n) do
@@ -45,6 +55,7 @@ local function check_one(where, n, nested)
     elseif k == "when" and not nested then
       if type(v) ~= "table" then return nil, where .. ".when must map parameter names to needs" end
       for p, sub in pairs(v) do
+        if not M.when_key(p) then return nil, string.format("%s.when: '%s' is not PARAM or PARAM=VALUE", where, tostring(p)) end
         local ok, err = check_one(where .. ".when." .. tostring(p), sub, true)
         if not ok then return nil, err end
       end
@@ -99,7 +110,9 @@ M.HOST_OPTIONAL = { graph = { "Application.Read.All" } }
 
 -- resolve(needs, role, params) -> {graph, exchange, entra, azure, optional = {...}}: the needs for
 -- a tenant opened as `role` ("target" | "source" | nil) with these parameters (a `when` entry
--- counts when its parameter is set and not false).
+-- counts when its parameter is set and not false; a PARAM=VALUE one when the parameter has that
+-- value: a runbook resolves a parameter's default -- say, from its own files -- before it opens a
+-- tenant, as the batch runbooks do with --backend).
 function M.resolve(needs, role, params)
   local out = empty()
   if not needs then return out end
@@ -108,9 +121,12 @@ function M.resolve(needs, role, params)
   merge(out, n)
   merge(out.optional, n.optional)
   merge(out.optional, M.HOST_OPTIONAL)
-  for p, sub in pairs(n.when or {}) do
+  for key, sub in pairs(n.when or {}) do
+    local p, want = M.when_key(key)
     local v = params and params[(p:gsub("%-", "_"))]
-    if v ~= nil and v ~= false then merge(out, sub); merge(out.optional, sub.optional) end
+    local counts
+    if want then counts = v ~= nil and tostring(v) == want else counts = v ~= nil and v ~= false end
+    if counts then merge(out, sub); merge(out.optional, sub.optional) end
   end
   out.graph = catalog.minimal(dedupe(out.graph))
   for _, k in ipairs({ "exchange", "entra", "azure" }) do out[k] = dedupe(out[k]) end
