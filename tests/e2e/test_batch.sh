@@ -59,20 +59,37 @@ K="$D/k.json"
 cp "$D/prepared.json" "$K"
 "$T2T" sim --state "$K" --write-config "$D/cfg.lua" --no-dns > "$D/sim.out" 2>&1 &
 SIMPID=$!
-i=0; while [ ! -s "$D/cfg.lua" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+i=0; while ! grep -q '^config written' "$D/sim.out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 KB="--batches $D/kb.json"
-# kills ARGS AT...: start t2t ARGS and kill -9 it AT seconds in, once per AT; n = the runs killed
-kills() {
-  a=$1; shift; n=0
-  for at in "$@"; do
-    "$T2T" $a >/dev/null 2>&1 &
-    pid=$!; sleep "$at"; kill -9 "$pid" 2>/dev/null && n=$((n + 1)); wait "$pid" 2>/dev/null
-  done
+CA=$(sed -n 's/^CA certificate: //p' "$D/sim.out"); URL=$(sed -n 's/^t2t simulator on \([^ ]*\).*/\1/p' "$D/sim.out")
+# latency MS: every answer of the simulator comes MS late, so a kill lands in the window it aims at
+latency() {
+  curl -s -o /dev/null --cacert "$CA" -H @"$D/cfg.lua.control" -H 'Content-Type: application/json' \
+    -d "{\"latency\":$1}" "$URL/_sim/faults" || notok "the simulator's latency set to $1"
 }
+# n_audit FILE PHASE TEXT: the audit lines of that phase (intent|outcome) naming TEXT
+n_audit() { grep "\"phase\":\"$2\"" "$1" 2>/dev/null | grep -cF "$3"; }
+# kill_at LABEL ARGS COND NOTYET: run t2t --audit A ARGS, kill -9 it as soon as COND (shell) holds;
+# the point is hit when the kill came before NOTYET (shell: true while the next step is not done)
+kill_at() {
+  A="$D/a.jsonl"; rm -f "$A"
+  "$T2T" --audit "$A" $2 >/dev/null 2>&1 &
+  pid=$!; i=0
+  until eval "$3" || [ $i -ge 500 ]; do sleep 0.02; i=$((i + 1)); done
+  kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  if eval "$3" && eval "$4"; then ok "kill -9 at: $1"
+  else notok "kill -9 at: $1"; sed 's/^/#   /' "$A" 2>/dev/null | tail -4; fi
+}
+latency 150
 KARGS="--config $D/cfg.lua run migrate-batch --target fabrikam --source contoso --from $D/coll.jsonl $MAP $KB"
-kills "$KARGS" 0.2 0.35 0.5
+kill_at "migrate-batch, the batches file written, no batch made" "$KARGS" '[ -s "$D/kb.json" ]' '[ "$(n_audit "$A" intent batch)" = 0 ]'
+kill_at "migrate-batch, wave1 made, wave2 not" "$KARGS" '[ "$(n_audit "$A" outcome "batch '"'wave1'"'")" = 1 ]' \
+  '[ "$(n_audit "$A" intent "batch '"'wave2'"'")" = 0 ]'
+kill_at "migrate-batch, New-MigrationBatch wave2 sent, its answer never read" "$KARGS" \
+  '[ "$(n_audit "$A" intent "batch '"'wave2'"'")" = 1 ]' '[ "$(n_audit "$A" outcome batch)" = 0 ]'
+latency 0
 t2t_run $KARGS
-expect_rc 0 "kill -9: migrate-batch after $n kills finishes"
+expect_rc 0 "kill -9: migrate-batch after 3 kills finishes"
 "$T2T" "$STATE" "$K" > "$D/k.txt"
 grep -q '^batches: eac-pilot,wave1,wave2$' "$D/k.txt" && ok "kill -9 (migrate-batch): no batch made twice" \
   || { notok "kill -9 (migrate-batch): no batch made twice"; grep '^batches' "$D/k.txt" | sed 's/^/#   /'; }
@@ -80,11 +97,18 @@ grep -q '^users in two batches: 0$' "$D/k.txt" && grep -q '^users in no batch: 0
   && ok "kill -9 (migrate-batch): every user in one batch, none in two" || notok "kill -9 (migrate-batch): every user in one batch"
 sleep 1
 FARGS="--config $D/cfg.lua run batch-fix --target fabrikam --source contoso $KB"
-kills "$FARGS" 0.35 0.7 1.0
+latency 150
+kill_at "batch-fix, the first fix sent (a scope group member), its answer never read" "$FARGS" \
+  '[ "$(n_audit "$A" intent "of scope group")" -ge 1 ]' '[ "$(n_audit "$A" outcome "of scope group")" = 0 ]'
+kill_at "batch-fix, a failed user taken out of wave1, the retry batch not made" "$FARGS" \
+  '[ "$(n_audit "$A" outcome "(batch wave1)")" -ge 1 ]' '[ "$(n_audit "$A" intent "wave1-retry")" = 0 ]'
+kill_at "batch-fix, New-MigrationBatch of the retry batch sent, its answer never read" "$FARGS" \
+  '[ "$(n_audit "$A" intent "wave1-retry")" -ge 1 ]' '[ "$(n_audit "$A" outcome "wave1-retry")" = 0 ]'
+latency 0
 t2t_run $FARGS
 "$T2T" "$STATE" "$K" > "$D/k.txt"
 grep -q '^users in two batches: 0$' "$D/k.txt" && grep -q '^users in no batch: 0$' "$D/k.txt" \
-  && ok "kill -9 (batch-fix, $n kills): re-run, every user in one batch, none in two" \
+  && ok "kill -9 (batch-fix, 3 kills): re-run, every user in one batch, none in two" \
   || { notok "kill -9 (batch-fix): every user in one batch, none in two"; tail -4 "$D/k.txt" | sed 's/^/#   /'; }
 # ... and the job finishes with nothing lost: the last fixes, completion, every user converted
 sleep 1
