@@ -83,6 +83,8 @@ return runbook {
     { name = "complete-after", type = "string", help = "complete at this time (ISO UTC, +2h, +1d); default: manual (batch-complete)" },
     { name = "notify", type = "list", help = "-NotificationEmails: addresses for the service's reports" },
     { name = "concurrency", type = "integer", default = 16, help = "source mailboxes read at once" },
+    { name = "retry-left-out", type = "boolean", default = false,
+      help = "plan again the users batch-fix --leave-out took out (once their problem is solved, e.g. a hold released)" },
   }, { no_batch = true }),
   run = function(ctx, p)
     if p.complete and p.complete_after then ctx:usage("--complete or --complete-after, not both") end
@@ -105,12 +107,8 @@ return runbook {
     if given then new, info, skipped = users_mod.load(ctx, p, run) end
     local endpoint = S.endpoint(ctx, run, p.endpoint, info.source and info.source.domain)
     local tdd = p.target_delivery_domain or J.doc.tdd or run.target.domain
-    local all = users_mod.from_journal(J)
-    local known = {}
-    for _, u in ipairs(all) do known[u.target:lower()] = true end
-    for _, u in ipairs(new) do
-      if not known[u.target:lower()] then all[#all + 1] = u; known[u.target:lower()] = true end
-    end
+    local all, kept_out = users_mod.merge(J, new, p.retry_left_out)
+    for _, s in ipairs(kept_out) do skipped[#skipped + 1] = s end
     local result = batch.plan(all, { size = p.batch_size, prefix = p.name, keep = p.keep_batches, pinned = J:pinned() })
     head(J, run, p, info, endpoint, tdd)
     for _, b in ipairs(result.batches) do
@@ -137,8 +135,9 @@ return runbook {
       local ok, err = J:save()
       if not ok then ctx:fail("--batches %s: %s", p.batches, tostring(err)) end
     end
-    ctx:say("\n%s %d batches (endpoint %s, target delivery domain %s, backend %s)%s",
-            ctx.opts.plan and "Would make or update" or "Making or updating", #result.batches, endpoint, tdd, run.kind,
+    ctx:say("\n%s %d batch%s (endpoint %s, target delivery domain %s, backend %s)%s",
+            ctx.opts.plan and "Would make or update" or "Making or updating", #result.batches,
+            #result.batches == 1 and "" or "es", endpoint, tdd, run.kind,
             ctx.opts.plan and "   [plan: no changes]" or "")
     local res, err = batch.converge(run.backend, J)
     if not res then ctx:fail("%s", tostring(err)) end

@@ -119,6 +119,32 @@ function TestBatchJournal.test_save_load_and_retry_names()
   lu.assertNil(journal.load(path))
 end
 
+-- migrate-batch's users: the batches file's, then the new ones it does not know.  A user
+-- batch-fix --leave-out took out stays out on a re-run with the same input (a re-run once put
+-- it back into its batch), until --retry-left-out; a user migrated already is known as such by
+-- the ExchangeGuid the batches file keeps when the source no longer reports one (converted).
+function TestBatchJournal.test_merge_keeps_left_out_users_out()
+  local users = require "t2t.batch.users"
+  local J = journal.new("/nonexistent/b.json", { backend = "exo" })
+  J:add_batch { name = "wave1", created_by = "plan" }
+  J:set_user { target = "a@fabrikam.com", batch = "wave1", source = "a@contoso.com", exchange_guid = "G-A" }
+  J:set_user { target = "h@fabrikam.com", source = "h@contoso.com", left_out = "on hold", left_from = "wave1" }
+  local new = { { target = "A@fabrikam.com" }, { target = "h@fabrikam.com" }, { target = "n@fabrikam.com" } }
+  local all, out = users.merge(J, new)
+  local names = {}
+  for _, u in ipairs(all) do names[#names + 1] = u.target end
+  lu.assertEquals(names, { "a@fabrikam.com", "n@fabrikam.com" })
+  lu.assertEquals(#out, 1)
+  lu.assertEquals(out[1].target, "h@fabrikam.com")
+  lu.assertStrContains(out[1].reason, "left out by batch-fix --leave-out (on hold)")
+  lu.assertStrContains(out[1].reason, "--retry-left-out")
+  all, out = users.merge(J, new, true)
+  lu.assertEquals(#all, 3)
+  lu.assertEquals(#out, 0)
+  lu.assertNil(J:user("h@fabrikam.com").left_out)
+  lu.assertEquals(users.known_guid(J, "A@fabrikam.com"), "G-A")
+end
+
 TestBatchStatus = {}
 
 local function entry(addr, st, extra)

@@ -298,7 +298,11 @@ function M.run(fx, snaps)
         results[#results + 1] = r
         if (r.result == "manual" or r.result == "flag") and fx.opts.leave_out and u.state == "Failed" then
           M.leave_out(fx, r)
-          if r.result == "left out" then resume[u.batch] = true end
+          -- the others go on: a batch still syncing is started again; a completed one (with
+          -- errors) has nothing left to start (Start-MigrationBatch would fail on it)
+          if r.result == "left out" and not tostring((snap.batch or {}).status or ""):lower():match("^completed") then
+            resume[u.batch] = true
+          end
         end
         if r.result == "resume" then resume[u.batch] = true
         elseif r.result == "resubmit" then

@@ -63,7 +63,13 @@ local function records(ctx, p, run)
     end })
   if bar then bar:finish() end
   if not users then ctx:fail("reading the source mailboxes: %s", tostring(failures)) end
-  for _, f in ipairs(failures or {}) do skipped[#skipped + 1] = { source = f.entry.source, reason = tostring(f.problem) } end
+  local placed = M.placed_by_source(run.journal_in_use)
+  for _, f in ipairs(failures or {}) do
+    local rec = f.entry.source and placed[lower(f.entry.source)]
+    if rec then        -- no mailbox now: moved (the target is looked up), or gone -- said per user
+      users[#users + 1] = { PrimarySmtpAddress = f.entry.source, TargetUser = rec.target, key = lower(f.entry.source) }
+    else skipped[#skipped + 1] = { source = f.entry.source, reason = tostring(f.problem) } end
+  end
   return users, { source = { name = src.name, tenant_id = src.id, domain = src.domain } }, skipped
 end
 
@@ -107,13 +113,19 @@ end
 
 -- left(u, tgt, found) -> the skipped row of a user whose target is not a mail user (found: what
 -- lookup() saw of it).
-local function left(u, tgt, found)
+-- Migrated already: the target mailbox has the source's ExchangeGuid (the source's record, else
+-- the one the batches file J keeps), or the source no longer reads as a mailbox (the move
+-- converted it: no ExchangeGuid in its record) and J placed the user in a batch.
+local function left(u, tgt, found, J)
   local r, err = found.recipient, found.err
   local why
   if err then why = "the target could not be read: " .. tostring(err) .. " (run migrate-batch again)"
   elseif not r then why = "no target mail user: run prepare-users"
   elseif MAILBOX[r.RecipientTypeDetails] then
-    if C.guid_eq(r.ExchangeGuid, u.ExchangeGuid) then
+    local guid = u.ExchangeGuid or M.known_guid(J, tgt)
+    local rec = J and J:user(tgt)
+    local moved = not u.ExchangeGuid and rec and rec.batch      -- the source no mailbox now, J placed the user
+    if moved or (guid and C.guid_eq(r.ExchangeGuid, guid)) then
       return { source = u.PrimarySmtpAddress, target = tgt, ok = true, reason = "migrated already" }
     end
     why = "the target is a mailbox already (licensed before its ExchangeGuid was stamped? see validate-users)"
@@ -171,7 +183,7 @@ function M.load(ctx, p, run)
       skipped[#skipped + 1] = { source = u.PrimarySmtpAddress, reason = "no target address: " ..
         tostring(m.problems[1] or "give TargetUser or --domain-map") }
     elseif not mu then
-      skipped[#skipped + 1] = left(u, tgt, f or {})
+      skipped[#skipped + 1] = left(u, tgt, f or {}, run.journal_in_use)
     else
       users[#users + 1] = entry(u, mu, tgt)
     end
@@ -190,6 +202,44 @@ function M.from_journal(J)
   end
   table.sort(out, function(a, b) return lower(a.target) < lower(b.target) end)
   return out
+end
+
+-- placed_by_source(J) -> {lower source address = the record} of the users J placed in a batch.
+function M.placed_by_source(J)
+  local out = {}
+  for _, rec in pairs(J and J.doc.users or {}) do
+    if rec.batch and rec.source then out[lower(rec.source)] = rec end
+  end
+  return out
+end
+
+-- known_guid(J, target) -> the source ExchangeGuid the batches file keeps for target | nil.
+function M.known_guid(J, target)
+  local rec = J and target and J:user(target)
+  return rec and rec.exchange_guid or nil
+end
+
+-- merge(J, new, retry) -> all, out: the users to plan -- the batches file's, then those of new
+-- it does not know -- and {source, target, reason} for the users batch-fix --leave-out took out
+-- of their batch: they stay out (a re-run with the same input does not undo --leave-out) unless
+-- retry (--retry-left-out), which puts them back in the plan.
+function M.merge(J, new, retry)
+  local all, out, known = {}, {}, {}
+  for _, u in ipairs(M.from_journal(J)) do
+    local rec = u.rec
+    known[lower(u.target)] = true
+    if rec.left_out and not rec.batch and not retry then
+      out[#out + 1] = { source = rec.source, target = rec.target, reason = fmt("left out by batch-fix --leave-out " ..
+        "(%s); --retry-left-out puts it in a batch again", tostring(rec.left_out)) }
+    else
+      rec.left_out, rec.left_from, rec.left_exception, rec.left_error = nil, nil, nil, nil
+      all[#all + 1] = u
+    end
+  end
+  for _, u in ipairs(new) do
+    if not known[lower(u.target)] then all[#all + 1] = u; known[lower(u.target)] = true end
+  end
+  return all, out
 end
 
 return M
