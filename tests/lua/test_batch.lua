@@ -223,6 +223,30 @@ function TestBatchFixes.test_catalogue()
   lu.assertNil(fixes.command("w1", hold))
 end
 
+-- batch-fix --leave-out: the users nobody can fix now leave their batch, and a batch still moving
+-- is started again for the others; a completed one is not (the service refuses it: the run once
+-- waited 20 s there for an answer that could not come).
+function TestBatchFixes.test_leave_out_starts_only_a_batch_still_moving()
+  local fix = require "t2t.batch.fix"
+  local J = journal.new("/nonexistent/b.json", { backend = "exo" })
+  J:add_batch { name = "w1" }
+  J:add_batch { name = "w2" }
+  J:set_user { target = "a@fabrikam.com", batch = "w1", exchange_guid = "G1" }
+  J:set_user { target = "b@fabrikam.com", batch = "w2", exchange_guid = "G2" }
+  local resumed, removed = {}, {}
+  local B = { remove_user = function(_, u) removed[#removed + 1] = u.address return true end,
+              resume = function(_, name) resumed[#resumed + 1] = name return true end }
+  local function failed(addr, b) return { state = "Failed", batch = b, address = addr, exception = "NoSuchFixException" } end
+  local res = fix.run({ backend = B, journal = J, opts = { leave_out = true } }, {
+    { batch = { name = "w1", status = "CompletedWithErrors" }, users = { failed("a@fabrikam.com", "w1") } },
+    { batch = { name = "w2", status = "Syncing" }, users = { failed("b@fabrikam.com", "w2") } } })
+  lu.assertEquals({ res[1].result, res[2].result }, { "left out", "left out" })
+  lu.assertEquals(removed, { "a@fabrikam.com", "b@fabrikam.com" })
+  lu.assertEquals(resumed, { "w2" })
+  lu.assertNil(J:user("a@fabrikam.com").batch)
+  lu.assertEquals(J:user("a@fabrikam.com").left_from, "w1")
+end
+
 TestBatchReport = {}
 
 local function snap_done()
