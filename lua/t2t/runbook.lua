@@ -55,11 +55,12 @@ local function declare(decl, where)
   decl.params = params
   decl.by_flag = seen
   if decl.needs ~= nil then      -- what it needs in each tenant (docs/roles.md), checked now
-    local ok, err = require("t2t.roles.needs").check(decl.needs)
+    local needs = require "t2t.roles.needs"
+    local ok, err = needs.check(decl.needs)
     if not ok then decl_error(where, "%s", err) end
     for _, n in ipairs({ decl.needs, decl.needs.target or {}, decl.needs.source or {} }) do
       for k in pairs(n.when or {}) do
-        local p = require("t2t.roles.needs").when_key(k)
+        local p = needs.when_key(k)
         if not seen[(p:gsub("_", "-"))] then decl_error(where, "needs.when.%s names no parameter", k) end
       end
     end

@@ -111,9 +111,8 @@ local function lookup(target, addrs, o)
   return out
 end
 
--- left(u, tgt, found) -> the skipped row of a user whose target is not a mail user (found: what
--- lookup() saw of it).
--- Migrated already: the target mailbox has the source's ExchangeGuid (the source's record, else
+-- left(u, tgt, found, J) -> the skipped row of a user whose target is not a mail user (found:
+-- what lookup() saw of it; J: the batches file).  Migrated already: the target mailbox has the source's ExchangeGuid (the source's record, else
 -- the one the batches file J keeps), or the source no longer reads as a mailbox (the move
 -- converted it: no ExchangeGuid in its record) and J placed the user in a batch.
 local function left(u, tgt, found, J)
@@ -122,8 +121,8 @@ local function left(u, tgt, found, J)
   if err then why = "the target could not be read: " .. tostring(err) .. " (run migrate-batch again)"
   elseif not r then why = "no target mail user: run prepare-users"
   elseif MAILBOX[r.RecipientTypeDetails] then
-    local guid = u.ExchangeGuid or M.known_guid(J, tgt)
     local rec = J and J:user(tgt)
+    local guid = u.ExchangeGuid or (rec and rec.exchange_guid)
     local moved = not u.ExchangeGuid and rec and rec.batch      -- the source no mailbox now, J placed the user
     if moved or (guid and C.guid_eq(r.ExchangeGuid, guid)) then
       return { source = u.PrimarySmtpAddress, target = tgt, ok = true, reason = "migrated already" }
@@ -213,12 +212,6 @@ function M.placed_by_source(J)
   return out
 end
 
--- known_guid(J, target) -> the source ExchangeGuid the batches file keeps for target | nil.
-function M.known_guid(J, target)
-  local rec = J and target and J:user(target)
-  return rec and rec.exchange_guid or nil
-end
-
 -- merge(J, new, retry) -> all, out: the users to plan -- the batches file's, then those of new
 -- it does not know -- and {source, target, reason} for the users batch-fix --leave-out took out
 -- of their batch: they stay out (a re-run with the same input does not undo --leave-out) unless
@@ -232,7 +225,9 @@ function M.merge(J, new, retry)
       out[#out + 1] = { source = rec.source, target = rec.target, reason = fmt("left out by batch-fix --leave-out " ..
         "(%s); --retry-left-out puts it in a batch again", tostring(rec.left_out)) }
     else
-      rec.left_out, rec.left_from, rec.left_exception, rec.left_error = nil, nil, nil, nil
+      if rec.left_out and not rec.batch then           -- retried: planned again, no longer left out
+        rec.left_out, rec.left_from, rec.left_exception, rec.left_error = nil, nil, nil, nil
+      end
       all[#all + 1] = u
     end
   end
