@@ -152,6 +152,9 @@ local function run_decl(opts, decl, args)
   local guard, rc = M.prepare(opts, "run", decl)
   if guard == false then return rc end
   local _ <close> = guard
+  -- kill (SIGTERM) or a closed terminal (SIGHUP) ends the run as Ctrl-C does: recorded as
+  -- interrupted, its temporary files and simulator removed
+  require("t2t.core.host").stop_on_term()
   return runbook.execute(decl, params, opts)
 end
 
