@@ -7,8 +7,9 @@
 # batches; every §8 exception appears, is explained with its fix and the command, and batch-fix
 # fixes it where it can be automated (a flag for the irreversible or judged ones); every user
 # ends Completed and converted on both sides; a second migrate-batch changes nothing.  Then: the
-# same flow under the users test's faults ends in the clean run's state; kill -9 during
-# migrate-batch and batch-fix against a standalone simulator, and re-runs: no batch made twice,
+# same flow under the users test's faults ends in the clean run's state; kill -9 at named points
+# of migrate-batch and batch-fix against a standalone simulator (each point asserted as hit: the
+# kill follows the run's own write-ahead audit lines, answers 150 ms late), and re-runs: no batch made twice,
 # no user in two batches, nothing lost; the HTML report in headless Chromium; the Graph backend
 # (tests/e2e/batch_graph.lua) validates, fixes, migrates and completes 20 users.
 . tests/cli/lib.sh
