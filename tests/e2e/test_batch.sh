@@ -79,7 +79,7 @@ kill_at() {
   until eval "$3" || [ $i -ge 500 ]; do sleep 0.02; i=$((i + 1)); done
   kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
   if eval "$3" && eval "$4"; then ok "kill -9 at: $1"
-  else notok "kill -9 at: $1"; sed 's/^/#   /' "$A" 2>/dev/null | tail -4; fi
+  else echo "not ok - $TEST: kill -9 at: $1"; sed 's/^/#   audit: /' "$A" 2>/dev/null | tail -4; fi
 }
 latency 150
 KARGS="--config $D/cfg.lua run migrate-batch --target fabrikam --source contoso --from $D/coll.jsonl $MAP $KB"
