@@ -46,7 +46,8 @@ function M.uuid4() return require("t2t.core.crypto").uuid4() end
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
--- Seconds since the epoch of a UTC civil date (no time zone involved).
+-- Seconds since the epoch of a UTC civil date (no time zone involved); M.utc_epoch for the
+-- timestamps other modules read (Graph's ISO 8601 dates).
 local function epoch(y, mo, d, h, mi, s)
   y = mo <= 2 and y - 1 or y
   local era = (y >= 0 and y or y - 399) // 400
@@ -55,6 +56,7 @@ local function epoch(y, mo, d, h, mi, s)
   local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
   return ((era * 146097 + doe - 719468) * 86400) + h * 3600 + mi * 60 + s
 end
+M.utc_epoch = epoch
 
 -- An HTTP-date (IMF-fixdate, RFC 850 or asctime) as epoch seconds, or nil.
 function M.parse_http_date(v)

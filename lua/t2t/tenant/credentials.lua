@@ -14,15 +14,8 @@ local function parse_iso(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, se = s:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
   if not y then return nil end
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  -- days from civil (Howard Hinnant), no dependence on the local time zone
-  local yy = mo <= 2 and y - 1 or y
-  local era = (yy >= 0 and yy or yy - 399) // 400
-  local yoe = yy - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
+  return require("t2t.http").utc_epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h),
+                                       tonumber(mi), tonumber(se))
 end
 M.parse_iso = parse_iso
 
