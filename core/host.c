@@ -26,7 +26,8 @@ void host_on_sigint(void (*fn)(void *), void *ud) {
 static void stop_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted!");
+    lua_pushliteral(L, "interrupted!");     /* no position: where it stopped is no bug */
+    lua_error(L);
 }
 
 static void on_sigint(int sig) {
@@ -174,11 +175,13 @@ static int l_interrupted(lua_State *L) {
     return 1;
 }
 
-/* host.stop_on_term(): SIGTERM stops the process's work as Ctrl-C does (a long-running server
- * such as `t2t sim` then saves its state and exits); a second SIGTERM kills. */
+/* host.stop_on_term(): SIGTERM and SIGHUP (a service manager, kill, a closed terminal) stop the
+ * process's work as Ctrl-C does: a long-running server such as `t2t sim` saves its state, a
+ * runbook removes its temporary files, and both exit; a second signal kills. */
 static int l_stop_on_term(lua_State *L) {
     (void)L;
     signal(SIGTERM, on_sigint);
+    signal(SIGHUP, on_sigint);
     return 0;
 }
 

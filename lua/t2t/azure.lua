@@ -69,6 +69,8 @@ local function parse_error(service, res, terr, method, path)
   e.status = res.status
   local ok, body = pcall(cjson.decode, res.body or "")
   local ae = ok and type(body) == "table" and type(body.error) == "table" and body.error
+  -- some resource providers answer the CloudError body unwrapped: {"code": ..., "message": ...}
+  if not ae and ok and type(body) == "table" and type(body.code) == "string" then ae = body end
   e.code = ae and ae.code or ("HTTP" .. tostring(res.status))
   e.message = ae and ae.message or ""
   local inner = ae and (ae.innererror or ae.innerError)

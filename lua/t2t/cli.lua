@@ -34,7 +34,8 @@ global options (before or after the command):
   --log-level LEVEL          error, warn, info (default), debug (adds tracebacks), trace
   --audit FILE               append every applied change to FILE (JSON lines)
   --sim[=STATE.json]         run against an in-process simulator (state file: with '=')
-  --dns HOST[:PORT],...      DNS servers for lookups (default: /etc/resolv.conf)
+  --dns HOST[:PORT],...      DNS servers for lookups (default: the config's dns = "...",
+                             else /etc/resolv.conf)
   --warn-expiry DAYS         name a credential a run signs in with that expires within DAYS
                              (default 30; 0: never)
   -h, --help                 this help
@@ -106,6 +107,18 @@ function M.prepare(opts, cmd, decl)
     if guard then getmetatable(guard).__close() end
     return false, failed(prof_err, M.EXIT.usage)
   end
+  -- the config's own resolver (dns = "..."; t2t sim --write-config writes its DNS server's),
+  -- when the run names the config and --dns does not say otherwise
+  if not opts.dns and not opts.sim and (opts.profile or opts.config) then
+    local cfg = require("t2t.config").load(opts.config)
+    if cfg and cfg.dns then
+      local ok, err = require("t2t.dns").configure { servers = cfg.dns }
+      if not ok then
+        if guard then getmetatable(guard).__close() end
+        return false, failed(string.format("%s: dns: %s", cfg.path, tostring(err)), M.EXIT.usage)
+      end
+    end
+  end
   return guard
 end
 
@@ -152,6 +165,9 @@ local function run_decl(opts, decl, args)
   local guard, rc = M.prepare(opts, "run", decl)
   if guard == false then return rc end
   local _ <close> = guard
+  -- kill (SIGTERM) or a closed terminal (SIGHUP) ends the run as Ctrl-C does: recorded as
+  -- interrupted, its temporary files and simulator removed
+  require("t2t.core.host").stop_on_term()
   return runbook.execute(decl, params, opts)
 end
 

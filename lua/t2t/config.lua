@@ -193,7 +193,7 @@ M.PROFILE_FIELDS = {
   ca_file = "string", connect_to = "table", exo_securestring_key = "string",
   exo_concurrency = "number",
 }
-local TOP_FIELDS = { profiles = true, default = true, version = true }
+local TOP_FIELDS = { profiles = true, default = true, version = true, dns = true }
 
 -- looks like a secret value: an Entra client secret, a PEM private key, a JWT
 local function secret_looking(s)
@@ -335,8 +335,13 @@ function M.parse(src, chunkname)
   if type(cfg) ~= "table" then return nil, shown .. ": must return a table" end
   for k in pairs(cfg) do
     if not TOP_FIELDS[k] then
-      return nil, string.format("%s: unknown top-level field '%s' (profiles, default)", shown, tostring(k))
+      return nil, string.format("%s: unknown top-level field '%s' (profiles, default, dns)", shown, tostring(k))
     end
+  end
+  if cfg.dns ~= nil and (type(cfg.dns) ~= "string" or not cfg.dns:find("%S")) then
+    return nil, string.format("%s: dns = the DNS servers every lookup uses, as --dns takes them " ..
+                              "(\"127.0.0.1:5353\" or \"10.0.0.53,10.0.0.54\"): a string expected, got %s",
+                              shown, type(cfg.dns))
   end
   local profiles = cfg.profiles or {}
   if type(profiles) ~= "table" then return nil, shown .. ": profiles must be a table of name = {...}" end
@@ -348,7 +353,7 @@ function M.parse(src, chunkname)
   if cfg.default ~= nil and (type(cfg.default) ~= "string" or not profiles[cfg.default]) then
     return nil, string.format("%s: default = '%s' names no profile", shown, tostring(cfg.default))
   end
-  return { profiles = profiles, default = cfg.default, path = shown }
+  return { profiles = profiles, default = cfg.default, dns = cfg.dns, path = shown }
 end
 
 -- path(explicit) -> the config file path: explicit, else $XDG_CONFIG_HOME/t2t/config.lua, else

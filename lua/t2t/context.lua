@@ -253,10 +253,17 @@ local function save_sim(self)
   return true
 end
 
+local depth = 0          -- runs in progress in this process: a runbook may run others (demo)
+
 function M:execute(decl, params)
   self.params = params
   local host = require "t2t.core.host"
+  local signals = host.interrupted()
+  depth = depth + 1
   local ok, value = host.pcall(decl.run, self, params)
+  depth = depth - 1
+  -- Ctrl-C, kill or a closed terminal: this run stops, and so does the one that ran it
+  local interrupted = not ok and host.interrupted() > signals
   for _, dir in ipairs(self.tempdirs or {}) do remove_tree(dir) end
   self.plan:close()
   if ok then
@@ -278,6 +285,7 @@ function M:execute(decl, params)
   end
   if self.json then json_result(self, status, value, err and log.redact(err))
   else print_summary(self, status) end
+  if interrupted and depth > 0 then error("interrupted!", 0) end
   return code
 end
 

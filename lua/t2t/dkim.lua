@@ -38,15 +38,6 @@ function M.verify(raw, o) return require("t2t.dkim.verify").new(o):verify(raw) e
 ---------------------------------------------------------------------------------------------
 -- Exchange Online
 
--- Days since 1970-01-01 of a civil date (proleptic Gregorian; no time zone involved).
-local function days_from_civil(y, m, d)
-  y = m <= 2 and y - 1 or y
-  local era = y // 400
-  local yoe = y - era * 400
-  local doy = (153 * (m > 2 and m - 3 or m + 9) + 2) // 5 + d - 1
-  return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-end
-
 -- parse_time("2024-05-01T10:00:00.0000000+00:00" | "...Z" | "/Date(ms)/") -> epoch | nil
 function M.parse_time(s)
   if type(s) == "number" then return s end
@@ -58,8 +49,8 @@ function M.parse_time(s)
   local off = 0
   local sign, oh, om = s:match("([%+%-])(%d%d):?(%d%d)$")
   if sign and not s:match("Z$") then off = (tonumber(oh) * 3600 + tonumber(om) * 60) * (sign == "+" and 1 or -1) end
-  return days_from_civil(tonumber(y), tonumber(mo), tonumber(d)) * 86400 + tonumber(h) * 3600 +
-         tonumber(mi) * 60 + tonumber(sec) - off
+  return require("t2t.time").epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi),
+                                   tonumber(sec)) - off
 end
 
 -- format(cname) -> "legacy" | "new" | "other" (dkim.md §1.4: classify by suffix).

@@ -46,18 +46,6 @@ function M.uuid4() return require("t2t.core.crypto").uuid4() end
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                  Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
--- Seconds since the epoch of a UTC civil date (no time zone involved); M.utc_epoch for the
--- timestamps other modules read (Graph's ISO 8601 dates).
-local function epoch(y, mo, d, h, mi, s)
-  y = mo <= 2 and y - 1 or y
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  return ((era * 146097 + doe - 719468) * 86400) + h * 3600 + mi * 60 + s
-end
-M.utc_epoch = epoch
-
 -- An HTTP-date (IMF-fixdate, RFC 850 or asctime) as epoch seconds, or nil.
 function M.parse_http_date(v)
   if type(v) ~= "string" then return nil end
@@ -71,7 +59,7 @@ function M.parse_http_date(v)
   end
   mo = mo and MONTHS[mo]
   if not mo then return nil end
-  return epoch(tonumber(y), mo, tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
+  return require("t2t.time").epoch(tonumber(y), mo, tonumber(d), tonumber(h), tonumber(mi), tonumber(s))
 end
 
 -- Retry-After as seconds to wait (>= 0), or nil.  An HTTP-date is measured against the

@@ -65,12 +65,33 @@ dir=$(sed -n 's/^DIR=//p' "$OUT")
 if [ -n "$dir" ] && [ ! -e "$dir" ]; then ok "a runbook's temporary directory is removed at the end"; else notok "a runbook's temporary directory is removed at the end ($dir)"; fi
 TMPDIR="$D" "$T2T" run "$D/tmp.lua" --wait 30 >"$OUT" 2>"$ERR" </dev/null &
 pid=$!
-i=0; while [ $i -lt 50 ] && ! grep -q '^DIR=' "$OUT"; do sleep 0.1; i=$((i + 1)); done
+i=0; while [ $i -lt 150 ] && ! grep -q '^DIR=' "$OUT"; do sleep 0.1; i=$((i + 1)); done
 dir=$(sed -n 's/^DIR=//p' "$OUT")
 case "$dir" in "$D"/t2t-tmp-*) ok "under \$TMPDIR" ;; *) notok "under \$TMPDIR ($dir)" ;; esac
 kill -INT $pid; wait $pid; RC=$?
 if [ -n "$dir" ] && [ ! -e "$dir" ]; then ok "and removed on Ctrl-C too"; else notok "and removed on Ctrl-C too ($dir)"; fi
 expect_rc 1 "an interrupted run fails"
+TMPDIR="$D" "$T2T" run "$D/tmp.lua" --wait 30 >"$OUT" 2>"$ERR" </dev/null &
+pid=$!
+i=0; while [ $i -lt 150 ] && ! grep -q '^DIR=' "$OUT"; do sleep 0.1; i=$((i + 1)); done
+dir=$(sed -n 's/^DIR=//p' "$OUT")
+kill -TERM $pid; wait $pid; RC=$?
+if [ -n "$dir" ] && [ ! -e "$dir" ]; then ok "kill (SIGTERM) removes it too"; else notok "kill (SIGTERM) removes it too ($dir)"; fi
+expect_rc 1 "a killed run fails"; expect_err "t2t: tmp: interrupted!" "and says it was interrupted (no source position)"
+
+# kill during the demo: the runbook it is running stops, and so does the demo (no later step
+# runs on a half-done one), its simulator and hand-off directory removed
+TMPDIR="$D" "$T2T" run demo --users 3 >"$OUT" 2>"$ERR" </dev/null &
+pid=$!
+i=0; while [ $i -lt 100 ] && ! grep -q '^Hand-off and secret files in' "$OUT"; do sleep 0.1; i=$((i + 1)); done
+dir=$(sed -n 's/^Hand-off and secret files in \([^ ]*\).*/\1/p' "$OUT")
+kill -TERM $pid; wait $pid; RC=$?
+expect_rc 1 "the demo, killed, fails"
+if [ "$(tail -1 "$ERR")" = "t2t: demo: interrupted!" ] && ! grep -v ': interrupted!$' "$ERR" | grep -q '^t2t: '; then
+  ok "the demo stops with the step it was running (no later step fails on a half-done one)"
+else notok "the demo stops with the step it was running"; sed 's/^/#   /' "$ERR" | head -5; fi
+case "$dir" in "$D"/t2t-demo-*) [ ! -e "$dir" ] && ok "and its hand-off directory is removed" || notok "and its hand-off directory is removed ($dir)" ;;
+  *) notok "the demo's hand-off directory under \$TMPDIR ($dir)" ;; esac
 
 # the demo's hand-off and (simulated) secret files go with it
 t2t_run run demo --users 3

@@ -23,6 +23,10 @@ for f in corrupt empty dir; do
     corrupt) expect_err "is not a simulator state file" "a corrupt one is called that" ;;
   esac
 done
+t2t_run sim --state "$D/corrupt.json"
+expect_rc 1 "t2t sim --state CORRUPT"
+expect_err "t2t: sim: $D/corrupt.json is not a simulator state file" "t2t sim --state CORRUPT: one line that names the file (no server: prefix)"
+one_line "t2t sim --state CORRUPT"
 
 # t2t run <directory>, an unknown runbook, a runbook file run as a script
 t2t_run run "$D"

@@ -38,6 +38,23 @@ else ok "a simulator profile's tokens stay out of the token cache"; fi
 secret=$(cat "$D/config.lua.contoso.secret")
 if grep -qF -- "$secret" "$OUT" "$ERR"; then notok "no secret in its output, even at trace level"; else ok "no secret in its output, even at trace level"; fi
 
+# the config names the simulator's DNS server, so a run with it looks the tenants' domains up
+# there without --dns (dns = "..." at the top; --dns still wins)
+addr=$(sed -n 's/^  dns = "\([^"]*\)".*/\1/p' "$D/config.lua")
+if [ -z "$addr" ]; then ok "the config names the simulator's DNS server # SKIP no DNS server (Knot) here"
+else
+  t2t_run --config "$D/config.lua" --profile contoso -e '
+    local dns = require "t2t.dns"
+    local txt = assert(dns.txt("_dmarc.contoso.com"))
+    print("servers", dns.servers())
+    for _, t in ipairs(txt) do print("txt", t) end'
+  expect_rc 0 "a run with the config looks up DNS"
+  expect_out "servers	$addr" "at the DNS server the config names"
+  expect_out "v=DMARC1; p=reject" "and finds the seeded domain's DMARC record there"
+  t2t_run --config "$D/config.lua" --profile contoso --dns 192.0.2.1 -e 'print(require("t2t.dns").servers())'
+  expect_out "192.0.2.1" "--dns wins over the config's"
+fi
+
 # the curl lines it prints work as printed: a token from the simulated login, then Graph
 grep -A2 '^-- curl' "$D/sim.out" | tail -2 > "$D/curl.sh"
 sh "$D/curl.sh" > "$OUT" 2>"$ERR"; RC=$?

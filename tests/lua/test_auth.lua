@@ -554,4 +554,10 @@ function TestConfig.test_inline_secrets_are_refused()
   lu.assertStrContains(err, "no credential")
   _, err = config.parse("return { default = 'x', profiles = {} }", "c.lua")
   lu.assertStrContains(err, "names no profile")
+  -- dns: the resolver for every lookup of a run with this config, as --dns takes it
+  lu.assertEquals(config.parse("return { dns = '127.0.0.1:5353', profiles = {} }", "c.lua").dns, "127.0.0.1:5353")
+  _, err = config.parse("return { dns = 5353, profiles = {} }", "c.lua")
+  lu.assertStrContains(err, "c.lua: dns = the DNS servers every lookup uses")
+  _, err = config.parse("return { dnss = '1.1.1.1', profiles = {} }", "c.lua")
+  lu.assertStrContains(err, "unknown top-level field 'dnss' (profiles, default, dns)")
 end

@@ -109,6 +109,18 @@ function TestAzureClient.test_errors()
   lu.assertStrContains(e4.www_authenticate, T1)
 end
 
+-- Both CloudError shapes: wrapped in "error", and the unwrapped one some providers answer.
+function TestAzureClient.test_error_bodies()
+  local azure = require "t2t.azure"
+  local function res(status, body) return { status = status, headers = {}, body = require("cjson").encode(body) } end
+  local e = azure.parse_error("arm", res(409, { error = { code = "Conflict", message = "busy" } }), nil, "PUT", "/x?a=1")
+  lu.assertEquals({ e.code, e.message, e.path }, { "Conflict", "busy", "/x" })
+  e = azure.parse_error("arm", res(400, { code = "InvalidRecordSet", message = "TXT value too long" }), nil, "PUT", "/x")
+  lu.assertEquals({ e.code, e.message }, { "InvalidRecordSet", "TXT value too long" })
+  e = azure.parse_error("arm", res(502, { whatever = 1 }), nil, "GET", "/x")
+  lu.assertEquals({ e.code, e.message }, { "HTTP502", "" })
+end
+
 function TestAzureClient.test_role_assignment_is_idempotent()
   local sim = world()
   local az = client(sim)

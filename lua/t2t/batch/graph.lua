@@ -27,7 +27,7 @@ function M.new(target, o)
                         journal = o.journal, now = o.now or os.time }, B)
 end
 
-local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
+local iso = require("t2t.time").iso
 
 -- The family of batch name: the job named name, and name+2, name+3 ... (users added later).
 local function family_of(jobs, name)

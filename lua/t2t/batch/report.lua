@@ -14,7 +14,7 @@ M.COLUMNS = { "Batch", "TargetUser", "SourceUser", "State", "Status", "Percent",
               "ItemsTransferred", "SkippedItems", "DataConsistencyScore", "Exception", "Error", "Fix", "Queued",
               "Started", "Synced", "Completed", "Failed" }
 
-local function iso(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) or nil end
+local function iso(t) return t and require("t2t.time").iso(t) or nil end
 
 -- rows(snaps, journal) -> flat rows (M.COLUMNS), batches' order then address; then the users
 -- batch-fix --leave-out took out of their batches (State LeftOut, the batch they left).

@@ -111,7 +111,7 @@ function M.parse_time(s, now)
   return t
 end
 
-function M.iso(t) return t and os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) or nil end
+function M.iso(t) return t and require("t2t.time").iso(t) or nil end
 
 -- endpoint(ctx, run, name) -> the migration endpoint's name: --endpoint, the batches file's, or
 -- the target's one cross-tenant (ExchangeRemoteMove) endpoint for the source.

@@ -9,6 +9,7 @@ M.TEXT = [==[
 -- Check it with: t2t doctor
 return {
   -- default = "contoso",            -- the profile used when none is named
+  -- dns = "10.0.0.53",               -- DNS servers for lookups (DKIM, SPF, DMARC), as --dns; default /etc/resolv.conf
 
   profiles = {
     -- An app registration with a client secret (Entra ID > App registrations > your app):

@@ -110,7 +110,7 @@ local function current(t, pid, rid, scope)
   return out
 end
 
-local function iso(epoch) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(epoch)) end
+local iso = require("t2t.time").iso
 
 local function schedule(o)
   local info = { startDateTime = o.start and iso(o.start) or nil }

@@ -124,6 +124,9 @@ function M.config(p, config_path)
     p.target or "fabrikam", ")")
   w("return {")
   w("  default = ", lua_string(p.source or "contoso"), ",")
+  if p.dns and p.dns.address then
+    w("  dns = ", lua_string(p.dns.address), ",      -- the simulator's DNS server (Knot): every lookup asks it")
+  end
   w("  profiles = {")
   for _, n in ipairs(sorted_tenants(p)) do
     local t = p.tenants[n]

@@ -125,7 +125,9 @@ function M.start(o)
   }
   if not srv then
     os.remove(ca_file)
-    return nil, (tostring(err):gsub("\nstack traceback:.*$", ""))   -- the reason, not the server's stack
+    -- the reason, not the server's stack, and without the server's own "server: " prefix: the
+    -- caller names the simulator already
+    return nil, (tostring(err):gsub("\nstack traceback:.*$", ""):gsub("^server: ", ""))
   end
   local port = srv:port()
   local self = setmetatable({ server = srv, port = port, ca_file = ca_file, ca_pem = certs.ca_pem,

@@ -282,7 +282,7 @@ local function key_cert(sim, k)
   return c or nil
 end
 
-local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) end
+local iso = require("t2t.time").iso
 
 local function check_assertion(sim, req, t, app, appid, assertion, tenant_key)
   local jwt = require "t2t.jwt"

@@ -6,18 +6,9 @@ local log = require "t2t.log"
 return function(M, H)
 local failure = H.failure
 
-local function iso(epoch) return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(epoch)) end
-M.iso = iso
-
--- "2026-01-02T03:04:05Z" (fractions and offsets tolerated) -> epoch seconds (UTC).
-local function parse_iso(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, se = s:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
-  if not y then return nil end
-  return require("t2t.http").utc_epoch(tonumber(y), tonumber(mo), tonumber(d), tonumber(h),
-                                       tonumber(mi), tonumber(se))
-end
-M.parse_iso = parse_iso
+local time = require "t2t.time"
+local iso, parse_iso = time.iso, time.parse_iso
+M.iso, M.parse_iso = iso, parse_iso
 
 -- Credentials of the app that expire within `window_days` (or already did): list of
 -- {kind, name, ends (epoch), expired}.

@@ -97,25 +97,8 @@ function M.query_string(q)
   return table.concat(out, "&")
 end
 
-function M.iso(t)
-  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
-end
-
--- Parse an ISO 8601 UTC time (the forms Graph sends); nil when unparsable.
-function M.parse_iso(s)
-  if type(s) ~= "string" then return nil end
-  local y, mo, d, h, mi, se = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)")
-  if not y then return nil end
-  -- days from civil (Howard Hinnant), so the result does not depend on the local time zone
-  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
-  if mo <= 2 then y = y - 1 end
-  local era = (y >= 0 and y or y - 399) // 400
-  local yoe = y - era * 400
-  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + d - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(se)
-end
+-- ISO 8601 UTC times as Graph writes them (t2t.time)
+M.iso, M.parse_iso = require("t2t.time").iso, require("t2t.time").parse_iso
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
