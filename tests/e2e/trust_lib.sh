@@ -8,8 +8,8 @@
 #                            KILL_TORN (audit files with half a line, a partial state file, or
 #                            a killed save's temporary file left after the re-run), KILL_HIT
 # Both print one line per run, "# run NAME: ..." for the log, and never fail by themselves.
-# Runs go TRUST_PAR at a time: each mostly waits (lag, backoff), the simulator's keys are made
-# at once (trust_run.lua), so a few at a time keep two cores busy without crowding them.
+# Runs go TRUST_PAR at a time (run_par): each mostly waits (lag, backoff), the simulator's keys
+# are made at once (trust_run.lua), so a few at a time keep two cores busy without crowding them.
 TRUST_SPECS="lost=0.4,reset=0.05,429=0.05,lag=0.2s,retry_after=0
 500=0.05,502=0.03,503=0.05,504=0.05,lost=0.1,mid=0.02,lag=0.2s,retry_after=0,token_lifetime=2s"
 TRUST_PAR=${TRUST_PAR:-5}
@@ -27,18 +27,20 @@ trust_init() {
   trust_summary "$d/clean.json" >"$d/clean.sum"
 }
 
-# run_par N CMD...: CMD with each of 1..N as its last argument, TRUST_PAR at a time.
+# run_par N CMD...: CMD with each of 1..N as its last argument, in TRUST_PAR lanes (lane j runs
+# j, j + TRUST_PAR, ...), so a slow run holds up only its own lane.  It waits for its lanes
+# only, not for what else the caller has running in the background (test_trust.sh's matrix).
 run_par() {
-  n=$1; shift
-  i=1
-  while [ $i -le "$n" ]; do
-    j=0
-    while [ $j -lt "$TRUST_PAR" ] && [ $i -le "$n" ]; do
-      "$@" $i &
-      i=$((i + 1)); j=$((j + 1))
-    done
-    wait
+  rp_n=$1; shift
+  rp_pids=""
+  rp_j=1
+  while [ $rp_j -le "$TRUST_PAR" ] && [ $rp_j -le "$rp_n" ]; do
+    ( rp_i=$rp_j
+      while [ $rp_i -le "$rp_n" ]; do "$@" $rp_i; rp_i=$((rp_i + TRUST_PAR)); done ) &
+    rp_pids="$rp_pids $!"
+    rp_j=$((rp_j + 1))
   done
+  [ -z "$rp_pids" ] || wait $rp_pids
 }
 
 # One fault run: DIR I (seed I, the specs in turn)

@@ -2,24 +2,29 @@
 -- each run once against an in-process simulator whose tokens last LIFETIME seconds and whose
 -- every answer takes LATENCY ms, so that each run spans several token lifetimes:
 --   build/t2t tests/e2e/trust_long.lua STATE HANDOFF [LATENCY_MS [LIFETIME]]
--- Besides, before every 4th Graph or Exchange call the simulator's clock jumps LIFETIME + 1 s
+-- Besides, before every 2nd Graph or Exchange call the simulator's clock jumps LIFETIME + 1 s
 -- ahead (a laptop that slept, a clock set by NTP): every token the client holds is then expired
--- although the client cannot know it.
+-- although the client cannot know it.  The client renews a token when half its lifetime has
+-- passed (its own clock), so a jump finds a token in hand younger than that -- refused -- unless
+-- the client renewed it just then.
 -- Prints one line per runbook, "long NAME: rc=N failed=N lifetimes=N tokens=N refused=N seen=N":
--- lifetimes = the run's span in the simulator's log / LIFETIME, tokens = tokens the simulator
--- issued during it, refused = 401s it answered, seen = 401s that reached the runbook through
--- the Graph or Exchange client (each refreshes its token before it expires, and once on a 401).
+-- lifetimes = the run's span in real time (the simulator's log, less the jumps and the time the
+-- jump requests themselves took) / LIFETIME, tokens = tokens the simulator issued during it,
+-- refused = 401s it answered, seen = 401s that reached the runbook through the Graph or Exchange
+-- client (each renews its token before it expires, and once on a 401).
 local state, handoff = arg[1], arg[2]
-local latency, lifetime = tonumber(arg[3]) or 150, tonumber(arg[4]) or 2
+local latency, lifetime = tonumber(arg[3]) or 150, tonumber(arg[4]) or 3
+local mono = require("t2t.core.sched").now
 
 local seen, calls, jumped, s = 0, 0, 0, nil
 local function count_401(obj, method)
   local inner = obj[method]
   obj[method] = function(self, ...)
     calls = calls + 1
-    if calls % 4 == 0 then
+    if calls % 2 == 0 then
+      local t0 = mono()
       assert(s:control("POST", "/_sim/clock", { advance = lifetime + 1 }))
-      jumped = jumped + lifetime + 1
+      jumped = jumped + lifetime + 1 + (mono() - t0)
     end
     local r, err = inner(self, ...)
     if r == nil and type(err) == "table" and tonumber(err.status) == 401 then seen = seen + 1 end
