@@ -20,6 +20,23 @@ TEST=trust
 D=$(mktemp -d)
 trap 'kill -9 $SIM 2>/dev/null; rm -rf "$D" "$OUT" "$ERR"' EXIT
 
+# report_runs PREFIX N GOOD LABEL SAYS SHOW: one ok line per run PREFIX1..PREFIXn whose line in
+# the log ("# kill k3 ...", "# run m3 ...") holds GOOD; else how its state differs from the clean
+# run's and its output's lines matching SHOW.
+report_runs() {
+  i=1
+  while [ $i -le "$2" ]; do
+    line=$(grep -h "^# [a-z]* $1$i " "$D/kills.log" "$D/matrix.log")
+    case "$line" in
+      *"$3"*) ok "$4 $i: $5" ;;
+      *) echo "not ok - $TEST: $4 $i: ${line:-no result}"
+         diff "$D/clean.sum" "$D/$1$i.sum" | sed 's/^/#   /' | head -10
+         grep -E "$6" "$D/$1$i.out" | sed 's/^/#   /' | head -10 ;;
+    esac
+    i=$((i + 1))
+  done
+}
+
 trust_init "$D"
 if [ "$TRUST_CLEAN_RC" = 0 ]; then ok "clean run of the setup sequence ($TRUST_CLEAN_LINES audit lines)"
 else notok "clean run of the setup sequence"; tail -20 "$D/clean.out" | sed 's/^/#   /'; fi
@@ -134,16 +151,8 @@ expect_err "'soon' is not a number of days" "it says so"
 # --- kill -9 at 20 points, then a re-run ---------------------------------------------------------
 wait $KPID
 KILL_HIT=$(grep -c "^# kill k[0-9]* (killed " "$D/kills.log")
-i=1
-while [ $i -le "${TRUST_KILLS:-20}" ]; do
-  line=$(grep "^# kill k$i " "$D/kills.log")
-  case "$line" in
-    *"rc=0 divergent=0 torn=0"*) ok "kill -9 point $i: the re-run converges to the clean state, nothing torn" ;;
-    *) echo "not ok - $TEST: kill -9 point $i: $line"; diff "$D/clean.sum" "$D/k$i.sum" | sed 's/^/#   /' | head -10
-       grep -E "^torn|^trust|t2t:" "$D/k$i.out" | sed 's/^/#   /' | head -10 ;;
-  esac
-  i=$((i + 1))
-done
+report_runs k "${TRUST_KILLS:-20}" "rc=0 divergent=0 torn=0" "kill -9 point" \
+  "the re-run converges to the clean state, nothing torn" "^torn|^trust|t2t:"
 if [ "$KILL_HIT" -ge $(( ${TRUST_KILLS:-20} * 3 / 4 )) ]; then ok "the kill points hit a running process ($KILL_HIT)"
 else notok "the kill points hit a running process ($KILL_HIT of ${TRUST_KILLS:-20})"; fi
 
@@ -164,14 +173,5 @@ done
 
 # --- the fault matrix ---------------------------------------------------------------------------
 wait $MPID
-i=1
-while [ $i -le "${TRUST_SEEDS:-10}" ]; do
-  line=$(grep "^# run m$i " "$D/matrix.log")
-  case "$line" in
-    *"rc=0 duplicates=0 divergent=0 resent=0"*) ok "faults seed $i: the clean state, no duplicate, nothing re-sent" ;;
-    *) echo "not ok - $TEST: faults seed $i: $line"; diff "$D/clean.sum" "$D/m$i.sum" | sed 's/^/#   /' | head -10
-       grep -E "re-sent|exited|t2t:" "$D/m$i.out" | sed 's/^/#   /' | head -10 ;;
-  esac
-  i=$((i + 1))
-done
-
+report_runs m "${TRUST_SEEDS:-10}" "rc=0 duplicates=0 divergent=0 resent=0" "faults seed" \
+  "the clean state, no duplicate, nothing re-sent" "re-sent|exited|t2t:"
