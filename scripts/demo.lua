@@ -107,7 +107,8 @@ return runbook {
     local ok, sim = pcall(require, "t2t.sim")
     if not ok or not sim.start then ctx:fail("the simulator (t2t.sim) is not in this build yet") end
     local started = os.time()
-    local s, serr = sim.start { users = p.users, seed = p.seed, scenario = PROBLEMS, speed = p.speed }
+    local s, serr = sim.start { users = p.users, seed = p.seed, scenario = PROBLEMS, speed = p.speed,
+                                key_type = "ed25519" }       -- only t2t talks to it: keys at once
     if not s then ctx:fail("cannot start the simulator: %s", tostring(serr)) end
     local rb = require "t2t.runbook"
     local dir = p.dir or ctx:tempdir()        -- a temporary one goes when the run ends, Ctrl-C too

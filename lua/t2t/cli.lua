@@ -63,7 +63,9 @@ end
 -- saved when given.  Returns a to-be-closed guard, nil without --sim, or false after reporting.
 local function start_sim(opts, cmd)
   if not opts.sim or cmd == "sim" then return nil end
-  local s, err = require("t2t.sim").start { state = type(opts.sim) == "string" and opts.sim or nil }
+  -- Ed25519 keys: made at once, and only t2t talks to this simulator (`t2t sim` keeps RSA)
+  local s, err = require("t2t.sim").start { state = type(opts.sim) == "string" and opts.sim or nil,
+                                            key_type = "ed25519" }
   if not s then
     failed("--sim: " .. tostring(err):gsub("^server: ", ""))
     return false

@@ -1,6 +1,7 @@
 #!/bin/sh
 # bench: the fault matrix over 30 runs and kill -9 at 20 points of the setup sequence (issue 9),
-# each compared with a clean run (tests/e2e/trust_lib.sh).  Prints bench: lines only.
+# each compared with a clean run (tests/e2e/trust_lib.sh).  Prints bench: lines only; kill9_hit
+# counts the kills that found the run still going (the rest came after it had finished).
 T2T=${T2T:-build/t2t}
 . tests/e2e/trust_lib.sh
 D=$(mktemp -d)
@@ -14,5 +15,6 @@ echo "bench: fault_matrix_divergent = $MATRIX_DIV"
 echo "bench: fault_matrix_resent = $MATRIX_RESENT"
 echo "bench: fault_matrix_failed_runs = $MATRIX_FAILED"
 echo "bench: kill9_runs = $KILL_RUNS"
+echo "bench: kill9_hit = $KILL_HIT"
 echo "bench: kill9_divergent = $KILL_DIV"
 echo "bench: kill9_torn = $KILL_TORN"

@@ -4,23 +4,50 @@
 #     under injected faults (lost=0.4 among them) for 10 seeds ends in the clean run's state,
 #     with no duplicate, and no non-idempotent request reaching the simulator more often than t2t
 #     attempted it (the simulator's request log, by client-request-id);
-#   - kill -9 at 20 points of the same sequence against --sim=STATE, then a re-run: the clean
-#     run's state, no torn audit line, no partial state file;
+#   - kill -9 at 20 points of the same sequence against --sim=STATE (after each audit line, and
+#     during start-up), then a re-run: the clean run's state, no torn audit line, no partial
+#     state file, no temporary file of a killed save left;
+#   - a runbook that outlives its tokens (3 s lifetime, 350 ms answers, clock jumps that expire the
+#     token in hand) succeeds and no 401 reaches it;
 #   - outputs that cannot be written stop a run before its first change, with exit 1;
-#   - `t2t sim` saves its state on SIGTERM.
+#   - `t2t sim` saves its state on SIGTERM;
+#   - credentials expiring within --warn-expiry are named by every runbook.
+# The fault runs, the kills and the long run mostly wait: they run in the background while the
+# rest does.
 . tests/cli/lib.sh
 . tests/e2e/trust_lib.sh
 TEST=trust
 D=$(mktemp -d)
 trap 'kill -9 $SIM 2>/dev/null; rm -rf "$D" "$OUT" "$ERR"' EXIT
 
+# report_runs PREFIX N GOOD LABEL SAYS SHOW: one ok line per run PREFIX1..PREFIXn whose line in
+# the log ("# kill k3 ...", "# run m3 ...") holds GOOD; else how its state differs from the clean
+# run's and its output's lines matching SHOW.
+report_runs() {
+  i=1
+  while [ $i -le "$2" ]; do
+    line=$(grep -h "^# [a-z]* $1$i " "$D/kills.log" "$D/matrix.log")
+    case "$line" in
+      *"$3"*) ok "$4 $i: $5" ;;
+      *) echo "not ok - $TEST: $4 $i: ${line:-no result}"
+         diff "$D/clean.sum" "$D/$1$i.sum" | sed 's/^/#   /' | head -10
+         grep -E "$6" "$D/$1$i.out" | sed 's/^/#   /' | head -10 ;;
+    esac
+    i=$((i + 1))
+  done
+}
+
 trust_init "$D"
-if [ "$TRUST_CLEAN_RC" = 0 ]; then ok "clean run of the setup sequence (${TRUST_CLEAN_MS} ms)"
+if [ "$TRUST_CLEAN_RC" = 0 ]; then ok "clean run of the setup sequence ($TRUST_CLEAN_LINES audit lines)"
 else notok "clean run of the setup sequence"; tail -20 "$D/clean.out" | sed 's/^/#   /'; fi
 
-# The fault runs mostly wait: start them now, check them at the end.
 trust_matrix "$D" "${TRUST_SEEDS:-10}" >"$D/matrix.log" 2>&1 &
 MPID=$!
+cp "$D/seed.json" "$D/long.json"
+"$T2T" tests/e2e/trust_long.lua "$D/long.json" "$D/long.h" 350 3 >"$D/long.out" 2>&1 &
+LPID=$!
+trust_kills "$D" "${TRUST_KILLS:-20}" >"$D/kills.log" 2>&1 &
+KPID=$!
 
 # --- outputs checked before the first change ---------------------------------------------------
 : >"$D/afile"
@@ -68,41 +95,12 @@ else notok "the audit has an intent and an outcome line per change ($intents int
 # --- t2t sim saves its state on SIGTERM ---------------------------------------------------------
 "$T2T" sim --state "$D/term.json" --users 2 >"$D/sim.out" 2>&1 &
 SIM=$!
-i=0; while [ $i -lt 100 ] && ! grep -q "CA certificate" "$D/sim.out"; do sleep 0.1; i=$((i + 1)); done
+i=0; while [ $i -lt 300 ] && ! grep -q "CA certificate" "$D/sim.out"; do sleep 0.1; i=$((i + 1)); done
 kill -TERM $SIM
-i=0; while [ $i -lt 100 ] && kill -0 $SIM 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+i=0; while [ $i -lt 300 ] && kill -0 $SIM 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 wait $SIM; rc=$?
 if [ "$rc" = 0 ] && [ -s "$D/term.json" ]; then ok "t2t sim saves --state on SIGTERM (exit 0)"
 else notok "t2t sim saves --state on SIGTERM (exit $rc)"; sed 's/^/#   /' "$D/sim.out" | tail -5; fi
-
-# --- kill -9 at 20 points, then a re-run ---------------------------------------------------------
-trust_kills "$D" "${TRUST_KILLS:-20}" >"$D/kills.log" 2>&1
-i=1
-while [ $i -le "${TRUST_KILLS:-20}" ]; do
-  line=$(grep "^# kill k$i " "$D/kills.log")
-  case "$line" in
-    *"rc=0 divergent=0 torn=0"*) ok "kill -9 point $i: the re-run converges to the clean state, nothing torn" ;;
-    *) echo "not ok - $TEST: kill -9 point $i: $line"; cat "$D/k$i.torn" "$D/k$i.sum" 2>/dev/null | sed 's/^/#   /' | head -20
-       tail -5 "$D/k$i.out" | sed 's/^/#   /' ;;
-  esac
-  i=$((i + 1))
-done
-killed=$(grep -c "(killed)" "$D/kills.log")
-if [ "$killed" -ge $(( ${TRUST_KILLS:-20} * 3 / 4 )) ]; then ok "most kill points hit a running process ($killed)"
-else notok "most kill points hit a running process ($killed of ${TRUST_KILLS:-20})"; fi
-
-# --- the fault matrix ---------------------------------------------------------------------------
-wait $MPID
-i=1
-while [ $i -le "${TRUST_SEEDS:-10}" ]; do
-  line=$(grep "^# run m$i " "$D/matrix.log")
-  case "$line" in
-    *"rc=0 duplicates=0 divergent=0 resent=0"*) ok "faults seed $i: the clean state, no duplicate, nothing re-sent" ;;
-    *) echo "not ok - $TEST: faults seed $i: $line"; diff "$D/clean.sum" "$D/m$i.sum" | sed 's/^/#   /' | head -10
-       grep -E "re-sent|exited|t2t:" "$D/m$i.out" | sed 's/^/#   /' | head -10 ;;
-  esac
-  i=$((i + 1))
-done
 
 # --- a credential expiring within --warn-expiry is named with its date ----------------------------
 cp "$D/clean.json" "$D/x.json"
@@ -149,3 +147,31 @@ else notok "connect() in a runbook file names the expiring secret, once per run"
 t2t_run --sim="$D/x.json" --warn-expiry soon run access-check
 expect_rc 2 "--warn-expiry takes a number of days"
 expect_err "'soon' is not a number of days" "it says so"
+
+# --- kill -9 at 20 points, then a re-run ---------------------------------------------------------
+wait $KPID
+KILL_HIT=$(grep -c "^# kill k[0-9]* (killed " "$D/kills.log")
+report_runs k "${TRUST_KILLS:-20}" "rc=0 divergent=0 torn=0" "kill -9 point" \
+  "the re-run converges to the clean state, nothing torn" "^torn|^trust|t2t:"
+if [ "$KILL_HIT" -ge $(( ${TRUST_KILLS:-20} * 3 / 4 )) ]; then ok "the kill points hit a running process ($KILL_HIT)"
+else notok "the kill points hit a running process ($KILL_HIT of ${TRUST_KILLS:-20})"; fi
+
+# --- a run that outlives its tokens ---------------------------------------------------------------
+wait $LPID
+for rb in setup-target setup-source; do
+  line=$(grep "^long $rb:" "$D/long.out")
+  lifetimes=$(echo "$line" | sed -n 's/.* lifetimes=\([0-9]*\) .*/\1/p')
+  refused=$(echo "$line" | sed -n 's/.* refused=\([0-9]*\) .*/\1/p')
+  case "$line" in
+    *"rc=0 failed=0 "*" seen=0") if [ "${lifetimes:-0}" -ge 3 ] && [ "${refused:-0}" -ge 1 ]; then
+        ok "$rb outlives its tokens ($lifetimes lifetimes; $refused tokens a clock jump expired were refused, then renewed) and no 401 reaches it"
+      else notok "$rb outlives its tokens: ${lifetimes:-0} lifetimes (3 or more wanted), ${refused:-0} refused (1 or more wanted)"; fi ;;
+    *) echo "not ok - $TEST: $rb outlives its tokens: ${line:-no result}"
+       grep -E "t2t:|401" "$D/long.out" | sed 's/^/#   /' | head -10 ;;
+  esac
+done
+
+# --- the fault matrix ---------------------------------------------------------------------------
+wait $MPID
+report_runs m "${TRUST_SEEDS:-10}" "rc=0 duplicates=0 divergent=0 resent=0" "faults seed" \
+  "the clean state, no duplicate, nothing re-sent" "re-sent|exited|t2t:"

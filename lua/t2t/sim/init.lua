@@ -31,15 +31,17 @@ end
 
 -- One CA and one server certificate naming every simulated host (router.CERT_HOSTS) plus the
 -- loopback names, so both real URLs (via connect_to) and https://127.0.0.1:PORT verify.
-local function make_certs(crypto, hosts)
+-- key_type: "rsa" (default: every TLS client takes it) or "ed25519" (made in a fraction of the
+-- time; for a simulator only t2t itself talks to, such as the tests' in-process ones).
+local function make_certs(crypto, hosts, key_type)
   local ca, ca_key = crypto.new_ca { subject = "CN=t2t simulator CA,O=t2t", days = 30,
-                                     name_constraints = M.ca_constraints(hosts) }
+                                     key_type = key_type, name_constraints = M.ca_constraints(hosts) }
   if not ca then return nil, "simulator CA: " .. tostring(ca_key) end
   local san = {}
   for i, h in ipairs(hosts) do san[i] = "DNS:" .. h end
   san[#san + 1] = "IP:127.0.0.1"
   local cert, key = crypto.new_cert { subject = "CN=t2t simulator,O=t2t", san = san, days = 30,
-                                      issuer_cert = ca, issuer_key = ca_key }
+                                      key_type = key_type, issuer_cert = ca, issuer_key = ca_key }
   if not cert then return nil, "simulator certificate: " .. tostring(key) end
   return { ca_pem = ca:pem(), cert_pem = cert:pem(), key_pem = key:private_pem() }
 end
@@ -89,7 +91,8 @@ local function start_proxy(self, port)
 end
 
 -- start{users, seed, state, faults, latency, log, log_bodies, port, target_users, dns, scenario,
---       connect_proxy = PORT (0: any), speed = N (migration speed factor, kept in the state)} -> instance | nil, err.
+--       connect_proxy = PORT (0: any), speed = N (migration speed factor, kept in the state),
+--       key_type = "rsa" | "ed25519" (see make_certs)} -> instance | nil, err.
 -- dns = true: serve the tenants' domains from a real DNS server at once (Knot, when
 -- installed); otherwise instance:dns() starts it on first use.  scenario: a population scenario
 -- (path of a JSON file, or a table) applied after seeding (docs/simulator.md "Population").
@@ -105,7 +108,7 @@ function M.start(o)
   if ferr then return nil, ferr end
   local _, lerr = ctx.parse_latency(o.latency)
   if lerr then return nil, lerr end
-  local certs, cerr = make_certs(crypto, router.CERT_HOSTS)
+  local certs, cerr = make_certs(crypto, router.CERT_HOSTS, o.key_type)
   if not certs then return nil, cerr end
   local ca_file = os.tmpname()
   assert(require("t2t.core.fs").write_private(ca_file, certs.ca_pem))
