@@ -23,6 +23,12 @@ void host_on_sigint(void (*fn)(void *), void *ud) {
     sig_wake = fn;
 }
 
+/* Set by the signal, cleared when the interruption reaches a host_pcall (its reporter).  Until
+ * then the main state's pcall and xpcall (host_guard_pcall) pass every error on: Lua code that
+ * catches errors -- a decoder's pcall, a retry loop -- cannot swallow the interruption and carry
+ * on as if nothing happened.  Cleanup code (__close, code after a pcall) still runs. */
+static volatile sig_atomic_t stopping;
+
 static void stop_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
@@ -34,7 +40,10 @@ static void on_sigint(int sig) {
     int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
     signal(sig, SIG_DFL);                    /* a second Ctrl-C kills the process */
     host_sigint++;
-    if (sig_L) lua_sethook(sig_L, stop_hook, flag, 1);
+    if (sig_L) {
+        stopping = 1;
+        lua_sethook(sig_L, stop_hook, flag, 1);
+    }
     if (sig_wake) sig_wake(sig_wake_ud);
 }
 
@@ -58,6 +67,7 @@ int host_pcall(lua_State *L, int nargs, int nresults) {
     sig_L = L;
     void (*old)(int) = signal(SIGINT, on_sigint);
     int status = lua_pcall(L, nargs, nresults, base);
+    if (status != LUA_OK) stopping = 0;     /* the interruption reached its reporter */
     signal(SIGINT, old == SIG_ERR ? SIG_DFL : old);
     sig_L = prev;
     lua_remove(L, base);
@@ -195,10 +205,12 @@ static int l_pcall(lua_State *L) {
     return lua_gettop(L);
 }
 
+static int l_xpcall(lua_State *L);
+
 static int luaopen_host(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"embedded", l_embedded}, {"source", l_source}, {"interrupted", l_interrupted},
-        {"pcall", l_pcall}, {"stop_on_term", l_stop_on_term},
+        {"pcall", l_pcall}, {"xpcall", l_xpcall}, {"stop_on_term", l_stop_on_term},
         {NULL, NULL}};
     luaL_newlib(L, fns);
     lua_pushstring(L, T2T_VERSION);
@@ -250,6 +262,69 @@ static void drop_relative(lua_State *L, const char *field, const char *env54, co
     luaL_pushresult(&b);
     lua_setfield(L, -3, field);
     lua_pop(L, 2);
+}
+
+/* pcall and xpcall as the base library's (luaB_pcall, luaB_xpcall: the same results, yields
+ * across them included), except that while an interruption is on its way to its host_pcall any
+ * error they catch goes on as "interrupted!". */
+static int finish_guarded(lua_State *L, int status, lua_KContext extra) {
+    if (status != LUA_OK && status != LUA_YIELD) {
+        if (stopping) {
+            lua_pushliteral(L, "interrupted!");
+            return lua_error(L);
+        }
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int guarded_pcall(lua_State *L) {
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    int status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_guarded);
+    return finish_guarded(L, status, 0);
+}
+
+static int guarded_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_guarded);
+    return finish_guarded(L, status, 2);
+}
+
+/* host.xpcall(f, msgh, ...): the base library's xpcall for a reporter (t2t.cli's main): it
+ * catches an interruption too, and the interruption has then reached its reporter. */
+static int finish_reporting(lua_State *L, int status, lua_KContext extra) {
+    if (status != LUA_OK && status != LUA_YIELD) {
+        stopping = 0;
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+static int l_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_reporting);
+    return finish_reporting(L, status, 2);
+}
+
+void host_guard_pcall(lua_State *L) {
+    lua_pushcfunction(L, guarded_pcall);
+    lua_setglobal(L, "pcall");
+    lua_pushcfunction(L, guarded_xpcall);
+    lua_setglobal(L, "xpcall");
 }
 
 void host_openlibs(lua_State *L) {

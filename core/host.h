@@ -28,6 +28,10 @@ extern const int host_embedded_count;
 /* Open the standard libraries, cjson, and preload every C module and embedded Lua module.
  * With T2T_LUA_DIR set, Lua modules come from that source tree instead. */
 void host_openlibs(lua_State *L);
+/* Replace pcall and xpcall in L's globals by ones that, while an interruption (Ctrl-C, SIGTERM)
+ * is on its way to its host_pcall, pass every error they catch on as "interrupted!" (the main
+ * state only: a simulator's server state serves on). */
+void host_guard_pcall(lua_State *L);
 
 /* lua_pcall with a traceback message handler; SIGINT during the call raises "interrupted!". */
 int host_pcall(lua_State *L, int nargs, int nresults);

@@ -10,6 +10,7 @@ static int pmain(lua_State *L) {
     char **argv = (char **)lua_touserdata(L, 2);
     luaL_checkversion(L);
     host_openlibs(L);
+    host_guard_pcall(L);
     lua_createtable(L, argc, 1);             /* arg, as lua.c builds it */
     for (int i = 0; i < argc; i++) {
         lua_pushstring(L, argv[i]);

@@ -125,7 +125,9 @@ return runbook {
       if code ~= 0 and not (accept and accept[code]) then failed = failed or (name .. " exited " .. code) end
       return code
     end
-    local okr, err = pcall(function()
+    -- host.pcall: after Ctrl-C or kill, the simulator is still stopped below (a plain pcall's
+    -- catch would be interrupted again at once)
+    local okr, err = require("t2t.core.host").pcall(function()
       ctx:say("Simulated cloud on 127.0.0.1:%s -- source contoso (%d mailboxes), target fabrikam", tostring(s.port), p.users)
       ctx:say("Hand-off and secret files in %s%s", dir, p.dir and "" or " (removed at the end; --dir DIR keeps them)")
       -- t2t's own identity first: an app per tenant with exactly what the setup runbooks need; they

@@ -326,7 +326,8 @@ function M.main(argv)
   if not opts then return rest end
   options.set(opts)
   if opts.log_level then require("t2t.log").set_level(opts.log_level) end
-  local ok, rc = xpcall(dispatch, on_error, opts, rest, code)
+  -- host.xpcall: this is where an interruption (Ctrl-C, kill) is reported, once
+  local ok, rc = require("t2t.core.host").xpcall(dispatch, on_error, opts, rest, code)
   if ok then return rc end
   return failed(rc.text, rc.usage and M.EXIT.usage or M.EXIT.failure)
 end

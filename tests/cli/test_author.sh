@@ -79,6 +79,27 @@ kill -TERM $pid; wait $pid; RC=$?
 if [ -n "$dir" ] && [ ! -e "$dir" ]; then ok "kill (SIGTERM) removes it too"; else notok "kill (SIGTERM) removes it too ($dir)"; fi
 expect_rc 1 "a killed run fails"; expect_err "t2t: tmp: interrupted!" "and says it was interrupted (no source position)"
 
+# a plain pcall cannot swallow the interruption: the run stops, it does not carry on
+cat > "$D/swallow.lua" <<'EOF'
+return runbook { name = "swallow", description = "d",
+  run = function(ctx)
+    local t2t = require "t2t"
+    ctx:say("READY"); io.stdout:flush()
+    local t0, caught = t2t.now(), 0
+    while t2t.now() - t0 < 10 do
+      local ok = pcall(function() local x = 0 for j = 1, 1000 do x = x + j end return x end)
+      if not ok then caught = caught + 1 end
+    end
+    ctx:say("carried on after catching %d", caught)
+  end }
+EOF
+"$T2T" run "$D/swallow.lua" >"$OUT" 2>"$ERR" </dev/null &
+pid=$!
+i=0; while [ $i -lt 150 ] && ! grep -q '^READY' "$OUT"; do sleep 0.1; i=$((i + 1)); done
+kill -TERM $pid; wait $pid; RC=$?
+expect_rc 1 "a run whose pcall catches the interruption still stops"
+expect_no "carried on" "and does not carry on"; expect_err "t2t: swallow: interrupted!" "it says it was interrupted"
+
 # kill during the demo: the runbook it is running stops, and so does the demo (no later step
 # runs on a half-done one), its simulator and hand-off directory removed
 TMPDIR="$D" "$T2T" run demo --users 3 >"$OUT" 2>"$ERR" </dev/null &

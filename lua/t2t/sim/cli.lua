@@ -292,17 +292,12 @@ function M.main(_, args)
   io.stdout:flush()
   local host = require "t2t.core.host"
   local t2t = require "t2t"
-  -- Ctrl-C is the stop signal.  It raises "interrupted!" twice: from the event loop (woken by
-  -- the signal) and from host's hook at the next Lua instruction; both are caught here.
+  -- Ctrl-C is the stop signal: "interrupted!", raised from the event loop (woken by the signal)
+  -- or by host's hook, ends the wait; host.pcall takes the hook off, so the save below runs.
   host.stop_on_term()                 -- SIGTERM (a service manager, kill) saves the state too
   local seen = host.interrupted()
-  pcall(function()
-    pcall(function()
-      while host.interrupted() == seen do t2t.sleep(0.25) end
-    end)
-    local settle = 0
-    for i = 1, 4 do settle = settle + i end   -- the hook, if still pending, fires in here
-    return settle
+  host.pcall(function()
+    while host.interrupted() == seen do t2t.sleep(0.25) end
   end)
   local ok, stop_err = s:stop()
   os.remove(control_file)                                 -- the key dies with the instance
