@@ -266,18 +266,33 @@ static void drop_relative(lua_State *L, const char *field, const char *env54, co
 
 /* pcall and xpcall as the base library's (luaB_pcall, luaB_xpcall: the same results, yields
  * across them included), except that while an interruption is on its way to its host_pcall any
- * error they catch goes on as "interrupted!". */
-static int finish_guarded(lua_State *L, int status, lua_KContext extra) {
+ * error they catch goes on as "interrupted!".
+ *
+ * The end of a protected call, as the base library's finishpcall; `extra` is how many stack
+ * slots below the results are not results. */
+static int finish_call(lua_State *L, int status, lua_KContext extra) {
     if (status != LUA_OK && status != LUA_YIELD) {
-        if (stopping) {
-            lua_pushliteral(L, "interrupted!");
-            return lua_error(L);
-        }
         lua_pushboolean(L, 0);
         lua_pushvalue(L, -2);
         return 2;
     }
     return lua_gettop(L) - (int)extra;
+}
+
+/* ... while an interruption is on its way to its reporter, an error caught goes on as it. */
+static int finish_guarded(lua_State *L, int status, lua_KContext extra) {
+    if (status != LUA_OK && status != LUA_YIELD && stopping) {
+        lua_pushliteral(L, "interrupted!");
+        return lua_error(L);
+    }
+    return finish_call(L, status, extra);
+}
+
+/* ... for a reporter (host.xpcall: t2t.cli's main): it catches an interruption too, which has
+ * then reached its reporter. */
+static int finish_reporting(lua_State *L, int status, lua_KContext extra) {
+    if (status != LUA_OK && status != LUA_YIELD) stopping = 0;
+    return finish_call(L, status, extra);
 }
 
 static int guarded_pcall(lua_State *L) {
@@ -288,37 +303,19 @@ static int guarded_pcall(lua_State *L) {
     return finish_guarded(L, status, 0);
 }
 
-static int guarded_xpcall(lua_State *L) {
+/* xpcall(f, msgh, ...) as luaB_xpcall, ending in finish. */
+static int xpcall_with(lua_State *L, lua_KFunction finish) {
     int n = lua_gettop(L);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     lua_pushboolean(L, 1);
     lua_pushvalue(L, 1);
     lua_rotate(L, 3, 2);
-    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_guarded);
-    return finish_guarded(L, status, 2);
+    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish);
+    return finish(L, status, 2);
 }
 
-/* host.xpcall(f, msgh, ...): the base library's xpcall for a reporter (t2t.cli's main): it
- * catches an interruption too, and the interruption has then reached its reporter. */
-static int finish_reporting(lua_State *L, int status, lua_KContext extra) {
-    if (status != LUA_OK && status != LUA_YIELD) {
-        stopping = 0;
-        lua_pushboolean(L, 0);
-        lua_pushvalue(L, -2);
-        return 2;
-    }
-    return lua_gettop(L) - (int)extra;
-}
-
-static int l_xpcall(lua_State *L) {
-    int n = lua_gettop(L);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_pushboolean(L, 1);
-    lua_pushvalue(L, 1);
-    lua_rotate(L, 3, 2);
-    int status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_reporting);
-    return finish_reporting(L, status, 2);
-}
+static int guarded_xpcall(lua_State *L) { return xpcall_with(L, finish_guarded); }
+static int l_xpcall(lua_State *L) { return xpcall_with(L, finish_reporting); }
 
 void host_guard_pcall(lua_State *L) {
     lua_pushcfunction(L, guarded_pcall);
