@@ -69,6 +69,15 @@ static inline void fuzz_do(lua_State *L, const char *code) {
     }
 }
 
+/* Run `code`, which starts a server and sets global `fuzz_port`; its port. */
+static inline int fuzz_start(lua_State *L, const char *code) {
+    fuzz_do(L, code);
+    lua_getglobal(L, "fuzz_port");
+    int port = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return port;
+}
+
 /* The Lua function stored in global `name`, called with the input as a string in a protected
  * call.  An error is a finding only when it is not a string or a table with a message: the
  * services answer errors, they must not raise nonsense; a harness may be stricter. */

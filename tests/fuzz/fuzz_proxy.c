@@ -12,15 +12,12 @@ static int port;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;
     L = fuzz_state();
-    fuzz_do(L, "local srv = assert(require('t2t.core.server').start { port = 0, timeout = 1,\n"
-               "  handler_module = 'tests.fuzz.handler_server', log_errors = false })\n"
-               "fuzz_srv = srv\n"
-               "fuzz_proxy = assert(require('t2t.core.proxy').start { port = 0, upstream_port = srv:port(),\n"
-               "  hosts = { 'login.microsoftonline.com', 'graph.microsoft.com', '*.vault.azure.net' } })\n"
-               "fuzz_port = fuzz_proxy:port()");
-    lua_getglobal(L, "fuzz_port");
-    port = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
+    port = fuzz_start(L, "local srv = assert(require('t2t.core.server').start { port = 0, timeout = 1,\n"
+                         "  handler_module = 'tests.fuzz.handler_server', log_errors = false })\n"
+                         "fuzz_srv = srv\n"
+                         "fuzz_proxy = assert(require('t2t.core.proxy').start { port = 0, upstream_port = srv:port(),\n"
+                         "  hosts = { 'login.microsoftonline.com', 'graph.microsoft.com', '*.vault.azure.net' } })\n"
+                         "fuzz_port = fuzz_proxy:port()");
     return 0;
 }
 

@@ -13,12 +13,9 @@ static int port;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc; (void)argv;
     L = fuzz_state();
-    fuzz_do(L, "fuzz_srv = assert(require('t2t.core.server').start { port = 0, timeout = 1,\n"
-               "  max_body = 65536, handler_module = 'tests.fuzz.handler_server', log_errors = false })\n"
-               "fuzz_port = fuzz_srv:port()");
-    lua_getglobal(L, "fuzz_port");
-    port = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
+    port = fuzz_start(L, "fuzz_srv = assert(require('t2t.core.server').start { port = 0, timeout = 1,\n"
+                         "  max_body = 65536, handler_module = 'tests.fuzz.handler_server', log_errors = false })\n"
+                         "fuzz_port = fuzz_srv:port()");
     return 0;
 }
 

@@ -192,8 +192,17 @@ function B:snapshot(name, o)
   if not entries then return nil, err end
   local users = {}
   for i, e in ipairs(entries) do users[i] = status.user(e) end
+  local read = M.refresh(users, o, function(addr) return self:stats(addr) end)
+  return { batch = status.batch(b), users = users, read = read }
+end
+
+-- refresh(users, o, stats) -> how many were read: the statistics (stats(address) ->
+-- Get-MigrationUserStatistics' object | nil, err) of the users status.pick chooses, read in
+-- parallel and merged into them; o.cache keeps them for the next refresh, and gives the others
+-- their last read.  Both backends' snapshots (the Graph one reads them through Exchange too).
+function M.refresh(users, o, stats)
   local want = status.pick(users, o)
-  local res = t2t.parallel(want, function(u) return { self:stats(u.address) } end,
+  local res = t2t.parallel(want, function(u) return { stats(u.address) } end,
                            { concurrency = o.concurrency or 16 })
   for i, r in ipairs(res) do
     local st = r.ok and r.value[1]
@@ -201,7 +210,7 @@ function B:snapshot(name, o)
     if o.cache then o.cache[lower(want[i].address)] = { stats = st, at = t2t.now() } end
   end
   if o.cache then status.from_cache(users, o.cache) end
-  return { batch = status.batch(b), users = users, read = #want }
+  return #want
 end
 
 return M

@@ -7,7 +7,6 @@
 -- this backend reads as part of the batch.  Resources are the SOURCE users' object ids [inferred:
 -- the pages say "object IDs"], from the batches file.  Progress per user comes from the target's
 -- move requests (Get-MoveRequestStatistics) when the profile can read Exchange.
-local t2t = require "t2t"
 local status = require "t2t.batch.status"
 
 local M = {}
@@ -288,14 +287,7 @@ function B:snapshot(name, o)
   local users = {}
   for i, e in ipairs(entries) do users[i] = status.user(e) end
   if self.t.exo then
-    local want = status.pick(users, o)
-    local res = t2t.parallel(want, function(u) return { self:stats(u.address) } end, { concurrency = 16 })
-    for i, r in ipairs(res) do
-      local st = r.ok and r.value[1]
-      if st then status.merge(want[i], st) end
-      if o.cache then o.cache[lower(want[i].address)] = { stats = st, at = t2t.now() } end
-    end
-    if o.cache then status.from_cache(users, o.cache) end
+    require("t2t.batch.exo").refresh(users, o, function(addr) return self:stats(addr) end)
   end
   local sb = status.batch(b)
   sb.status = b.Status

@@ -237,17 +237,23 @@ end
 
 -- Vaults (wire.md §4.4) ------------------------------------------------------------------------
 
-local function all_vaults(state)
-  local out = {}
+-- each_rg(state, fn): fn(tenant, subscription id, resource group name, resource group) for every
+-- resource group of every tenant's subscriptions.
+function M.each_rg(state, fn)
   for _, t in pairs(state.tenants) do
     for sid, sub in pairs(t.azure and t.azure.subscriptions or {}) do
-      for rgname, rg in pairs(sub.resource_groups or {}) do
-        for vname, v in pairs(rg.vaults or {}) do
-          out[#out + 1] = { vault = v, name = vname, tenant = t, sub = sid, rg = rgname }
-        end
-      end
+      for rgname, rg in pairs(sub.resource_groups or {}) do fn(t, sid, rgname, rg) end
     end
   end
+end
+
+local function all_vaults(state)
+  local out = {}
+  M.each_rg(state, function(t, sid, rgname, rg)
+    for vname, v in pairs(rg.vaults or {}) do
+      out[#out + 1] = { vault = v, name = vname, tenant = t, sub = sid, rg = rgname }
+    end
+  end)
   return out
 end
 M.all_vaults = all_vaults

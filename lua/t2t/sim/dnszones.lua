@@ -264,13 +264,9 @@ end
 -- all(state) -> { [zone name] = zone } over every tenant's subscriptions.
 function M.all(state)
   local out = {}
-  for _, t in pairs(state.tenants) do
-    for _, sub in pairs(t.azure and t.azure.subscriptions or {}) do
-      for _, rg in pairs(sub.resource_groups or {}) do
-        for name, z in pairs(rg.dns_zones or {}) do out[name] = z end
-      end
-    end
-  end
+  require("t2t.sim.arm").each_rg(state, function(_, _, _, rg)
+    for name, z in pairs(rg.dns_zones or {}) do out[name] = z end
+  end)
   return out
 end
 
